@@ -1,0 +1,49 @@
+// The catalogue of diagnostic codes. A code, once published, keeps its meaning: tests and
+// users' scripts match on it. Ranges:
+//   GY1xxx  model DSL: lexing and parsing
+//   GY2xxx  model semantics: names, constants, shapes, op arguments (DSL and IR text)
+//   GY3xxx  passes: capacity and mapping (later issues)
+//   GY4xxx  hardware descriptions
+//   GY5xxx  ONNX frontend (later issues)
+//   GY6xxx  IR text form
+//   GY9xxx  command line and files
+
+export const CODES = {
+  GY1001: 'unexpected character',
+  GY1002: 'syntax error',
+  GY1003: 'unterminated string',
+
+  GY2001: 'undefined name',
+  GY2002: 'name defined twice',
+  GY2003: 'unknown op',
+  GY2004: 'wrong number of operands',
+  GY2005: 'unknown attribute',
+  GY2006: 'attribute has the wrong type',
+  GY2007: 'missing required attribute',
+  GY2008: 'shape mismatch',
+  GY2009: 'bad repeat count',
+  GY2010: 'constant is not a whole number where one is needed',
+  GY2011: 'division by zero in a constant expression',
+  GY2012: 'a value is used where a constant is needed, or the reverse',
+  GY2013: 'dtype mismatch',
+  GY2014: 'bad dimension',
+  GY2015: 'wrong number of results',
+  GY2016: 'model has no outputs',
+  GY2017: 'unknown dtype',
+  GY2018: 'override names no constant of the model',
+  GY2019: 'bad attribute value',
+
+  GY4001: 'hardware description: field has a bad value',
+  GY4002: 'hardware description: unknown preset',
+  GY4003: 'hardware description: malformed file',
+  GY4004: 'hardware description: unknown field',
+
+  GY6001: 'IR text: syntax error',
+  GY6002: 'IR text: verification failed',
+
+  GY9001: 'command-line usage',
+  GY9002: 'cannot read file',
+  GY9003: 'unsupported model file type',
+} as const satisfies Record<string, string>;
+
+export type DiagnosticCode = keyof typeof CODES;

@@ -1,0 +1,82 @@
+// Diagnostics: every user-facing error is a `GygesError` with a stable code from the
+// catalogue (codes.ts) and, where one exists, a source location. The CLI prints it as one
+// line (`file:line:col: error GY1001: message`) and exits 1; anything else that escapes is
+// an internal fault and exits 2.
+
+import { CODES, type DiagnosticCode } from './codes.js';
+
+/** A position in a source file; lines and columns count from 1. */
+export interface SourceLoc {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+}
+
+/** Where a diagnostic points: a text position, or a named node (ONNX node, hardware field). */
+export type DiagnosticSite =
+  | { readonly kind: 'loc'; readonly loc: SourceLoc }
+  | { readonly kind: 'node'; readonly file: string; readonly node: string }
+  | { readonly kind: 'none' };
+
+export class GygesError extends Error {
+  readonly code: DiagnosticCode;
+  readonly site: DiagnosticSite;
+  readonly detail: string;
+
+  constructor(code: DiagnosticCode, detail: string, site: DiagnosticSite = { kind: 'none' }) {
+    super(formatDiagnostic(code, detail, site));
+    this.name = 'GygesError';
+    this.code = code;
+    this.site = site;
+    this.detail = detail;
+  }
+}
+
+export function formatLoc(loc: SourceLoc): string {
+  return `${loc.file}:${loc.line}:${loc.col}`;
+}
+
+export function formatDiagnostic(code: DiagnosticCode, detail: string, site: DiagnosticSite): string {
+  const text = `error ${code}: ${detail}`;
+  switch (site.kind) {
+    case 'loc':
+      return `${formatLoc(site.loc)}: ${text}`;
+    case 'node':
+      return `${site.file}: node '${site.node}': ${text}`;
+    case 'none':
+      return text;
+    default:
+      return assertNever(site);
+  }
+}
+
+/** Raise a user error at a source location. */
+export function errorAt(loc: SourceLoc | undefined, code: DiagnosticCode, detail: string): GygesError {
+  return new GygesError(code, detail, loc ? { kind: 'loc', loc } : { kind: 'none' });
+}
+
+/** Raise a user error with no location (command-line usage, missing files). */
+export function error(code: DiagnosticCode, detail: string): GygesError {
+  return new GygesError(code, detail);
+}
+
+/** Internal invariant: a failure here is a bug in Gyges, never bad input (exit 2). */
+export function assert(cond: unknown, message: string): asserts cond {
+  if (!cond) throw new InternalError(message);
+}
+
+export function assertNever(x: never): never {
+  throw new InternalError(`unexpected value ${JSON.stringify(x)}`);
+}
+
+export class InternalError extends Error {
+  constructor(message: string) {
+    super(`internal error: ${message}`);
+    this.name = 'InternalError';
+  }
+}
+
+/** The catalogue's one-line summary of a code, for `--help` and docs. */
+export function describeCode(code: DiagnosticCode): string {
+  return CODES[code];
+}

@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // The suite must stay under five minutes on two cores (DEVELOPERS.md).
+    pool: 'threads',
+    maxWorkers: 2,
+  },
+});
