@@ -1,0 +1,183 @@
+// The `gyges` command: a thin layer that parses flags (commander) and calls the library.
+// Exit codes: 0 success, 1 user error (one line on stderr, no stack trace), 2 internal error.
+// `--json` prints exactly one JSON object on stdout.
+
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { GygesError } from '../diagnostics/diagnostic.js';
+import { loadModel, type LoadOptions } from '../frontend/load.js';
+import { printModule } from '../ir/print.js';
+import { verifyModule } from '../ir/verify.js';
+import { modelStats, type ModelStats } from '../ir/stats.js';
+import { OPS } from '../ir/ops.js';
+import { loadTarget, describeTarget, targetToJSON } from '../target/index.js';
+import { bytes, si, table } from '../util/format.js';
+
+export interface CliIO {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const processIO: CliIO = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+};
+
+/** Run the CLI on `argv` (without node and script); resolves to the exit code. */
+export async function main(argv: readonly string[], io: CliIO = processIO): Promise<number> {
+  const program = buildProgram(io);
+  if (argv.length === 0) {
+    io.out(program.helpInformation());
+    return 1;
+  }
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (e) {
+    return reportFailure(e, io);
+  }
+}
+
+function reportFailure(e: unknown, io: CliIO): number {
+  if (e instanceof CommanderError) {
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+    const text = e.message.replace(/^error: /, '').replace(/\n[\s\S]*$/, '');
+    io.err(`error GY9001: ${text} (see 'gyges --help')\n`);
+    return 1;
+  }
+  if (e instanceof GygesError) {
+    io.err(`${e.message}\n`);
+    return 1;
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  io.err(`${message.startsWith('internal error') ? message : `internal error: ${message}`}\n`);
+  if (process.env.GYGES_DEBUG && e instanceof Error && e.stack) io.err(`${e.stack}\n`);
+  return 2;
+}
+
+// -- option parsers ---------------------------------------------------------------------
+
+function positiveInt(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1.');
+  return n;
+}
+
+function collectSetting(text: string, acc: Record<string, number>): Record<string, number> {
+  const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.+)$/.exec(text);
+  const value = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isFinite(value)) throw new InvalidArgumentError('expected NAME=NUMBER.');
+  return { ...acc, [m[1]!]: value };
+}
+
+interface ModelFlags {
+  batch?: number;
+  seq?: number;
+  set?: Record<string, number>;
+  json?: boolean;
+}
+
+function withModelFlags(cmd: Command): Command {
+  return cmd
+    .option('--batch <B>', "batch size (sets the model's `batch` constant)", positiveInt)
+    .option('--seq <L>', "sequence length (sets the model's `seq` constant)", positiveInt)
+    .option('--set <NAME=VALUE>', 'set a top-level constant of a .gy model (repeatable)', collectSetting, {});
+}
+
+function loadOptions(flags: ModelFlags): LoadOptions {
+  return { batch: flags.batch, seq: flags.seq, set: flags.set };
+}
+
+function json(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+// -- commands ---------------------------------------------------------------------------
+
+function buildProgram(io: CliIO): Command {
+  const program = new Command('gyges')
+    .description('Compile transformer models to per-die programs for chiplet packages.')
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err, outputError: () => {} })
+    .showHelpAfterError(false);
+
+  withModelFlags(program.command('stats').argument('<MODEL>', 'a .gy or .gyir model'))
+    .description('Parameters, layers, op counts and FLOPs per training iteration of a model.')
+    .option('--json', 'print one JSON object')
+    .action((model: string, flags: ModelFlags) => {
+      const m = loadModel(model, loadOptions(flags));
+      const stats = modelStats(m);
+      io.out(flags.json ? json(stats) : formatStats(stats));
+    });
+
+  withModelFlags(program.command('compile').argument('<MODEL>', 'a .gy or .gyir model'))
+    .description('Lower a model to the IR for a hardware target and report it.')
+    .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
+    .option('--print-ir', 'print the IR after lowering')
+    .action((model: string, flags: ModelFlags & { hw: string; printIr?: boolean }) => {
+      const target = loadTarget(flags.hw);
+      const m = loadModel(model, loadOptions(flags));
+      verifyModule(m, 'lowering');
+      if (flags.printIr) {
+        io.out(printModule(m));
+        return;
+      }
+      io.out(`${describeTarget(target)}\n\n${formatStats(modelStats(m))}`);
+    });
+
+  program
+    .command('target')
+    .argument('<HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
+    .description('Describe a hardware target after validation.')
+    .option('--json', 'print one JSON object')
+    .action((hw: string, flags: { json?: boolean }) => {
+      const t = loadTarget(hw);
+      io.out(flags.json ? json(targetToJSON(t)) : `${describeTarget(t)}\n`);
+    });
+
+  program
+    .command('ops')
+    .description('List the IR ops: operands, attributes and what each computes.')
+    .option('--json', 'print one JSON object')
+    .action((flags: { json?: boolean }) => io.out(flags.json ? json(opTableJSON()) : formatOps()));
+
+  return program;
+}
+
+function formatStats(s: ModelStats): string {
+  const rows: string[][] = [
+    ['model', s.model],
+    ['parameters', `${si(s.params)} (${bytes(s.param_bytes)})`],
+    ['layers', String(s.layers)],
+    ['linear ops', String(s.linear)],
+    ['attention cores', String(s.attention)],
+    ['ops', String(s.ops)],
+    ['inputs', s.inputs.map((i) => `${i.name}: ${i.dtype}[${i.shape.join(', ')}]`).join('; ')],
+    ['FLOPs forward', si(s.flops_forward, 'FLOP')],
+    ['FLOPs backward', si(s.flops_backward, 'FLOP')],
+    ['FLOPs update (SGD)', si(s.flops_update, 'FLOP')],
+    ['FLOPs per iteration', si(s.flops_per_iteration, 'FLOP')],
+  ];
+  return `${table(rows)}\n`;
+}
+
+function opTableJSON() {
+  return {
+    ops: Object.values(OPS).map((d) => ({
+      name: d.name,
+      summary: d.summary,
+      category: d.category,
+      operands: d.operands.map((o) => ({ name: o.name, optional: !!o.optional, variadic: !!o.variadic, weight: !!o.weight })),
+      attrs: Object.entries(d.attrs).map(([name, a]) => ({ name, kind: a.kind, default: a.default ?? null, optional: !!a.optional, one_of: a.oneOf ?? null, doc: a.doc })),
+    })),
+  };
+}
+
+function formatOps(): string {
+  return Object.values(OPS)
+    .map((d) => {
+      const operands = d.operands.map((o) => (o.variadic ? `${o.name}...` : o.optional ? `${o.name}?` : o.name)).join(', ');
+      const attrs = Object.entries(d.attrs).map(([n, a]) => `    ${n}: ${a.kind}${a.default !== undefined ? ` = ${JSON.stringify(a.default)}` : a.optional ? ' (optional)' : ''}${a.oneOf ? ` one of ${a.oneOf.join('|')}` : ''} — ${a.doc}`);
+      return [`${d.name}(${operands})  [${d.category}]  ${d.summary}`, ...attrs].join('\n');
+    })
+    .join('\n') + '\n';
+}

@@ -1,0 +1,50 @@
+// The canonical text form of a module. Values are renumbered %0, %1, ... in definition order
+// (inputs, params, consts, then op results in the module's topological order), attributes
+// print in op-table order, numbers print as the shortest text that reads back exactly. The
+// parser (parse.ts) reads this text back, and print(parse(print(m))) === print(m).
+//
+//   module "tiny" {
+//     input %0 "ids" : i64[2, 32] loc("tiny.gy":9:1)
+//     param %1 "tok_emb" : f32[256, 64] loc("tiny.gy":10:1)
+//     %2 "x" = embedding(%0, %1) : f32[2, 32, 64] loc("tiny.gy":12:5)
+//     %3 "layer.0.q", %4 "layer.0.k" = split(%2) {axis = -1, sizes = [32, 32]} : f32[2, 32, 32], f32[2, 32, 32] layer 0 loc("tiny.gy":14:3)
+//     output %3
+//   }
+
+import { formatAttr } from './attrs.js';
+import type { Module, Op, Value } from './module.js';
+import { formatType } from './types.js';
+import type { SourceLoc } from '../diagnostics/diagnostic.js';
+
+export function printModule(m: Module): string {
+  const ids = new Map<Value, number>();
+  const ref = (v: Value): string => `%${ids.get(v)}`;
+  const def = (v: Value): string => {
+    ids.set(v, ids.size);
+    return `${ref(v)} ${JSON.stringify(v.name)}`;
+  };
+  const lines: string[] = [`module ${JSON.stringify(m.name)} {`];
+  for (const v of m.inputs) lines.push(`  input ${def(v)} : ${formatType(v.type)}${locSuffix(v.loc)}`);
+  for (const v of m.params) lines.push(`  param ${def(v)} : ${formatType(v.type)}${locSuffix(v.loc)}`);
+  for (const v of m.consts) {
+    lines.push(`  const ${def(v)} : ${formatType(v.type)} = ${formatAttr(v.data ?? [])}${locSuffix(v.loc)}`);
+  }
+  for (const op of m.ops()) lines.push(`  ${printOp(op, def, ref)}`);
+  lines.push(`  output ${m.outputs.map(ref).join(', ')}`);
+  lines.push('}');
+  return lines.join('\n') + '\n';
+}
+
+function printOp(op: Op, def: (v: Value) => string, ref: (v: Value) => string): string {
+  const operands = op.operands.map(ref).join(', ');
+  const results = op.results.map(def).join(', ');
+  const attrs = Object.entries(op.attrs);
+  const attrText = attrs.length ? ` {${attrs.map(([k, v]) => `${k} = ${formatAttr(v)}`).join(', ')}}` : '';
+  const types = op.results.map((r) => formatType(r.type)).join(', ');
+  const layer = op.layer !== undefined ? ` layer ${op.layer}` : '';
+  return `${results} = ${op.kind}(${operands})${attrText} : ${types}${layer}${locSuffix(op.loc)}`;
+}
+
+function locSuffix(loc: SourceLoc | undefined): string {
+  return loc ? ` loc(${JSON.stringify(loc.file)}:${loc.line}:${loc.col})` : '';
+}
