@@ -157,7 +157,7 @@ function formatStats(s: ModelStats): string {
     ['FLOPs update (SGD)', si(s.flops_update, 'FLOP')],
     ['FLOPs per iteration', si(s.flops_per_iteration, 'FLOP')],
   ];
-  return `${table(rows)}\n`;
+  return `${table(rows, true)}\n`;
 }
 
 function opTableJSON() {

@@ -25,11 +25,10 @@ export function bytes(n: number): string {
   return i === 0 ? `${x} B` : `${x.toFixed(2)} ${units[i]}`;
 }
 
-/** Left-aligned first column, right-aligned others. */
-export function table(rows: readonly (readonly string[])[]): string {
+/** Columns separated by two spaces; the first left-aligned, the others right-aligned unless `left`. */
+export function table(rows: readonly (readonly string[])[], left = false): string {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows
-    .map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd())
-    .join('\n');
+  const pad = (c: string, i: number) => (i === 0 || left ? c.padEnd(widths[i]!) : c.padStart(widths[i]!));
+  return rows.map((r) => r.map(pad).join('  ').trimEnd()).join('\n');
 }
