@@ -32,6 +32,7 @@ export const CODES = {
   GY2017: 'unknown dtype',
   GY2018: 'override names no constant of the model',
   GY2019: 'bad attribute value',
+  GY2020: 'a constant expression needs a number',
 
   GY4001: 'hardware description: field has a bad value',
   GY4002: 'hardware description: unknown preset',

@@ -1,0 +1,124 @@
+// The command line: exit codes, one-line errors, JSON contracts (DESIGN.md §4). Most cases
+// run `main` in-process; one runs the real executable to see what a shell sees.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t) });
+  return { code, out, err };
+}
+
+function oneLine(text: string): void {
+  expect(text.endsWith('\n')).toBe(true);
+  expect(text.trimEnd()).not.toContain('\n');
+  expect(text).not.toMatch(/\bat .*\(.*:\d+:\d+\)/); // no stack frames
+}
+
+describe('gyges stats', () => {
+  it('prints the JSON fields of the contract', async () => {
+    const r = await run('stats', 'models/bert-large.gy', '--json');
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.out);
+    for (const k of ['params', 'layers', 'linear', 'attention', 'flops_per_iteration']) expect(typeof s[k]).toBe('number');
+    expect(s.layers).toBe(24);
+    expect(s.linear).toBe(24 * 4 + 1);
+    expect(s.attention).toBe(24);
+  });
+
+  it('prints a readable table without --json', async () => {
+    const r = await run('stats', 'models/tiny-llama.gy');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^model\s+tiny-llama$/m);
+    expect(r.out).toMatch(/^layers\s+2$/m);
+  });
+
+  it('honours --batch and --seq', async () => {
+    const r = await run('stats', 'models/tiny-gpt.gy', '--batch', '5', '--seq', '7', '--json');
+    expect(JSON.parse(r.out).inputs[0].shape).toEqual([5, 7]);
+  });
+});
+
+describe('gyges compile', () => {
+  it('prints IR that parses back', async () => {
+    const r = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--print-ir');
+    expect(r.code).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), 'gyges-'));
+    writeFileSync(join(dir, 'tiny.gyir'), r.out);
+    const again = await run('compile', join(dir, 'tiny.gyir'), '--hw', 'hecaton-2x2-standard', '--print-ir');
+    expect(again.code).toBe(0);
+    expect(again.out).toBe(r.out);
+  });
+
+  it('summarises model and target', async () => {
+    const r = await run('compile', 'models/bert-large.gy', '--hw', 'hecaton-4x4-standard');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('bert-large');
+    expect(r.out).toMatch(/4\s*[x×]\s*4/);
+  });
+});
+
+describe('user errors exit 1 with one line', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['missing model file', ['stats', 'models/nope.gy'], /^error GY9002: cannot read 'models\/nope.gy': no such file$/],
+    ['unknown extension', ['stats', 'README.md'], /GY9003/],
+    ['unknown command', ['frobnicate'], /^error GY9001: unknown command 'frobnicate'/],
+    ['unknown option', ['stats', 'models/tiny-gpt.gy', '--frob'], /^error GY9001: unknown option '--frob'/],
+    ['bad batch', ['stats', 'models/tiny-gpt.gy', '--batch', '0'], /^error GY9001: .*--batch/],
+    ['missing --hw', ['compile', 'models/tiny-gpt.gy'], /^error GY9001: required option '--hw <HW>' not specified/],
+    ['unknown preset', ['compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-4x4-deluxe'], /GY4002/],
+    ['override of an undeclared constant', ['stats', 'models/tiny-gpt.gy', '--set', 'depth=3'], /GY2018/],
+  ];
+  for (const [name, argv, pattern] of cases) {
+    it(name, async () => {
+      const r = await run(...argv);
+      expect(r.code).toBe(1);
+      expect(r.out).toBe('');
+      oneLine(r.err);
+      expect(r.err.trimEnd()).toMatch(pattern);
+    });
+  }
+
+  it('every malformed DSL case fails with its located one-line error', async () => {
+    const dir = 'test/frontend/dsl-errors';
+    const files = readdirSync(dir).filter((f) => f.endsWith('.gy'));
+    expect(files.length).toBeGreaterThanOrEqual(12);
+    for (const f of files) {
+      const r = await run('stats', join(dir, f));
+      expect(r.code, f).toBe(1);
+      oneLine(r.err);
+      expect(r.err, f).toMatch(new RegExp(`^${join(dir, f).replace(/[.]/g, '\\.')}:\\d+:\\d+: error GY\\d{4}: `));
+    }
+  });
+
+  it('a malformed hardware file names the field', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gyges-'));
+    const hw = join(dir, 'hw.yaml');
+    writeFileSync(hw, 'base: hecaton-4x4-standard\npackage:\n  link:\n    lanes: -3\n');
+    const r = await run('compile', 'models/tiny-gpt.gy', '--hw', hw);
+    expect(r.code).toBe(1);
+    oneLine(r.err);
+    expect(r.err).toContain(`${hw}:4:12: error GY4001: package.link.lanes`);
+  });
+});
+
+describe('the installed executable', () => {
+  it('exits 1 with one line and no stack trace on a user error', () => {
+    const r = spawnSync(process.execPath, ['bin/gyges.js', 'stats', 'test/frontend/dsl-errors/undefined-name.gy'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    oneLine(r.stderr);
+  });
+
+  it('prints help and exits 0', () => {
+    const out = execFileSync(process.execPath, ['bin/gyges.js', '--help'], { encoding: 'utf8' });
+    expect(out).toContain('stats');
+    expect(out).toContain('compile');
+  });
+});
