@@ -6,12 +6,19 @@
 // printing and every pass see the same sequence on every run.
 
 import { Graph } from '@dagrejs/graphlib';
-import { OpError, resolveAttrs, type Attrs } from './attrs.js';
+import { OpError, resolveAttrs, type AttrValue, type Attrs } from './attrs.js';
 import { checkArity, opDef, type OpKind } from './ops.js';
 import type { TensorType } from './types.js';
 import { assert, errorAt, type SourceLoc } from '../diagnostics/diagnostic.js';
 
-export type ValueKind = 'input' | 'param' | 'const' | 'result';
+/**
+ * input: fed by the host each iteration; param: a trainable weight; state: optimizer state
+ * kept in DRAM beside the weights (Adam moments); const: known numbers; result: an op's.
+ */
+export type ValueKind = 'input' | 'param' | 'state' | 'const' | 'result';
+
+/** Pass-owned annotations (fusion group, tiling, ...): printed and parsed, never semantic. */
+export type Notes = Record<string, AttrValue>;
 
 export interface Value {
   readonly id: number;
@@ -34,6 +41,8 @@ export interface Op {
   loc?: SourceLoc;
   /** Index of the Transformer layer the op belongs to, when the frontend knows it. */
   layer?: number;
+  /** Annotations added by passes, keyed `pass.field` (e.g. `fuse.group`). */
+  notes?: Notes;
 }
 
 export interface OpOptions {
@@ -48,7 +57,10 @@ type Node = { value: Value } | { op: Op };
 export class Module {
   readonly inputs: Value[] = [];
   readonly params: Value[] = [];
+  readonly states: Value[] = [];
   readonly consts: Value[] = [];
+  /** Module-level annotations added by passes (e.g. `minibatch.size`). */
+  readonly notes: Notes = {};
   outputs: Value[] = [];
 
   private readonly graph = new Graph<unknown, Node, number>({ directed: true, multigraph: true });
@@ -69,6 +81,12 @@ export class Module {
   addParam(name: string, type: TensorType, loc?: SourceLoc): Value {
     const v = this.newValue('param', name, type, loc);
     this.params.push(v);
+    return v;
+  }
+
+  addState(name: string, type: TensorType, loc?: SourceLoc): Value {
+    const v = this.newValue('state', name, type, loc);
+    this.states.push(v);
     return v;
   }
 
@@ -136,9 +154,14 @@ export class Module {
     return ids.map((k) => opOf(this.graph.node(k))).sort((a, b) => a.id - b.id);
   }
 
-  /** Every value, in definition order: inputs, params, consts, then op results. */
+  /** Values that are not op results, in definition order: inputs, params, states, consts. */
+  declarations(): Value[] {
+    return [...this.inputs, ...this.params, ...this.states, ...this.consts];
+  }
+
+  /** Every value, in definition order: the declarations, then op results. */
   values(): Value[] {
-    return [...this.inputs, ...this.params, ...this.consts, ...this.ops().flatMap((o) => o.results)];
+    return [...this.declarations(), ...this.ops().flatMap((o) => o.results)];
   }
 
   hasValue(v: Value): boolean {

@@ -17,7 +17,7 @@ interface Tok {
   col: number;
 }
 
-const PUNCT = new Set(['{', '}', '(', ')', '[', ']', ',', ':', '=']);
+const PUNCT = new Set(['{', '}', '(', ')', '[', ']', ',', ':', '=', '#']);
 
 function scan(text: string, file: string): Tok[] {
   const toks: Tok[] = [];
@@ -137,7 +137,8 @@ class Reader {
     this.module.name = this.str('the module name');
     this.expect('{', 'after the module name');
     for (;;) {
-      if (this.is('input') || this.is('param') || this.is('const')) this.declaration();
+      if (this.is('note')) this.moduleNote();
+      else if (this.is('input') || this.is('param') || this.is('state') || this.is('const')) this.declaration();
       else if (this.is('output')) {
         this.output();
         break;
@@ -170,13 +171,39 @@ class Reader {
       data = this.numberList();
     }
     const loc = this.optionalLoc();
+    const m = this.module;
     const v =
       kw === 'input'
-        ? this.module.addInput(name, type, loc)
+        ? m.addInput(name, type, loc)
         : kw === 'param'
-          ? this.module.addParam(name, type, loc)
-          : this.module.addConst(name, type, data!, loc);
+          ? m.addParam(name, type, loc)
+          : kw === 'state'
+            ? m.addState(name, type, loc)
+            : m.addConst(name, type, data!, loc);
     this.refs.set(ref.text, v);
+  }
+
+  /** `note "key" = value` at module level. */
+  private moduleNote(): void {
+    this.next();
+    const key = this.str('a note key');
+    this.expect('=', 'after the note key');
+    this.module.notes[key] = this.attrValue();
+  }
+
+  /** `#{"key" = value, ...}` after an op's types. */
+  private opNotes(): Record<string, AttrValue> {
+    this.expect('#', 'to start notes');
+    this.expect('{', "after '#'");
+    const notes: Record<string, AttrValue> = {};
+    while (!this.is('}')) {
+      if (Object.keys(notes).length) this.expect(',', 'between notes');
+      const key = this.str('a note key');
+      this.expect('=', 'after the note key');
+      notes[key] = this.attrValue();
+    }
+    this.next();
+    return notes;
   }
 
   private operation(): void {
@@ -212,9 +239,11 @@ class Reader {
       this.next();
       layer = this.num('a layer index');
     }
+    const notes = this.is('#') ? this.opNotes() : undefined;
     const loc = this.optionalLoc();
     if (types.length !== defs.length) this.fail(`${defs.length} results but ${types.length} types`, typeToks[0]);
     const op = this.module.addOp(opTok.text, operands, attrs, { names: defs.map((d) => d.name), loc: loc ?? this.loc(opTok), layer });
+    if (notes) op.notes = notes;
     if (!loc) {
       delete op.loc;
       for (const r of op.results) delete r.loc;

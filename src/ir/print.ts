@@ -10,9 +10,12 @@
 //     %3 "layer.0.q", %4 "layer.0.k" = split(%2) {axis = -1, sizes = [32, 32]} : f32[2, 32, 32], f32[2, 32, 32] layer 0 loc("tiny.gy":14:3)
 //     output %3
 //   }
+//
+// Passes annotate with notes: `note "minibatch.size" = 4` at module level, and
+// `#{"fuse.group" = 2}` after an op's types. Notes print sorted by key.
 
-import { formatAttr } from './attrs.js';
-import type { Module, Op, Value } from './module.js';
+import { formatAttr, type AttrValue } from './attrs.js';
+import type { Module, Notes, Op, Value } from './module.js';
 import { formatType } from './types.js';
 import type { SourceLoc } from '../diagnostics/diagnostic.js';
 
@@ -24,8 +27,10 @@ export function printModule(m: Module): string {
     return `${ref(v)} ${JSON.stringify(v.name)}`;
   };
   const lines: string[] = [`module ${JSON.stringify(m.name)} {`];
+  for (const [k, v] of sortedEntries(m.notes)) lines.push(`  note ${JSON.stringify(k)} = ${formatAttr(v)}`);
   for (const v of m.inputs) lines.push(`  input ${def(v)} : ${formatType(v.type)}${locSuffix(v.loc)}`);
   for (const v of m.params) lines.push(`  param ${def(v)} : ${formatType(v.type)}${locSuffix(v.loc)}`);
+  for (const v of m.states) lines.push(`  state ${def(v)} : ${formatType(v.type)}${locSuffix(v.loc)}`);
   for (const v of m.consts) {
     lines.push(`  const ${def(v)} : ${formatType(v.type)} = ${formatAttr(v.data ?? [])}${locSuffix(v.loc)}`);
   }
@@ -42,7 +47,14 @@ function printOp(op: Op, def: (v: Value) => string, ref: (v: Value) => string): 
   const attrText = attrs.length ? ` {${attrs.map(([k, v]) => `${k} = ${formatAttr(v)}`).join(', ')}}` : '';
   const types = op.results.map((r) => formatType(r.type)).join(', ');
   const layer = op.layer !== undefined ? ` layer ${op.layer}` : '';
-  return `${results} = ${op.kind}(${operands})${attrText} : ${types}${layer}${locSuffix(op.loc)}`;
+  const notes = op.notes ? sortedEntries(op.notes) : [];
+  const noteText = notes.length ? ` #{${notes.map(([k, v]) => `${JSON.stringify(k)} = ${formatAttr(v)}`).join(', ')}}` : '';
+  return `${results} = ${op.kind}(${operands})${attrText} : ${types}${layer}${noteText}${locSuffix(op.loc)}`;
+}
+
+/** Notes print sorted by key, so the order passes added them in does not matter. */
+function sortedEntries(notes: Notes): [string, AttrValue][] {
+  return Object.entries(notes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 function locSuffix(loc: SourceLoc | undefined): string {

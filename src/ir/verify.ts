@@ -38,7 +38,7 @@ export function verifyProblems(m: Module): string[] {
   } catch (e) {
     problems.push(e instanceof Error ? e.message : String(e));
   }
-  const defined = new Set([...m.inputs, ...m.params, ...m.consts]);
+  const defined = new Set(m.declarations());
   for (const op of ops) {
     const where = `${op.kind} defining '${op.results[0]?.name ?? '?'}'`;
     for (const v of op.operands) {

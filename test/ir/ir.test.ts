@@ -89,6 +89,19 @@ describe('text form', () => {
     verifyModule(parseModule(text));
   });
 
+  it('round-trips optimizer state and pass notes', () => {
+    const m = tinyBlock();
+    m.addState('w_o.adam_m', tensor('f32', [16, 16]));
+    m.notes['minibatch.size'] = 2;
+    const lin = m.ops().find((o) => o.kind === 'linear')!;
+    lin.notes = { 'tile2d.map': 'T', 'fuse.group': 1 };
+    const text = printModule(m);
+    expect(text).toContain('  note "minibatch.size" = 2\n');
+    expect(text).toContain('  state %4 "w_o.adam_m" : f32[16, 16]\n');
+    expect(text).toContain('layer 0 #{"fuse.group" = 1, "tile2d.map" = "T"} loc("hand.gy":6:3)');
+    expect(printModule(parseModule(text))).toBe(text);
+  });
+
   it('prints in canonical form', () => {
     const text = printModule(tinyBlock());
     expect(text).toContain('%5 "qkv" = linear(%0, %1) : f32[2, 8, 48] layer 0 loc("hand.gy":6:3)');
