@@ -34,6 +34,11 @@ export const CODES = {
   GY2019: 'bad attribute value',
   GY2020: 'a constant expression needs a number',
 
+  GY3001: 'a layer cannot fit the weight buffers',
+  GY3002: 'the activations of one sample cannot fit the activation buffers',
+  GY3003: 'the strategy cannot map the model onto this grid',
+  GY3004: 'the module cannot go through this pass again',
+
   GY4001: 'hardware description: field has a bad value',
   GY4002: 'hardware description: unknown preset',
   GY4003: 'hardware description: malformed file',

@@ -188,6 +188,16 @@ export class Module {
     this.orderCache = undefined;
   }
 
+  /** Make operand `index` of `op` read `to` (one use, where replaceAllUses rewires all). */
+  setOperand(op: Op, index: number, to: Value): void {
+    const from = op.operands[index];
+    assert(from !== undefined && this.graph.hasNode(vkey(to)), `setOperand: bad operand ${index} of ${op.kind}`);
+    op.operands[index] = to;
+    this.graph.removeEdge(vkey(from), okey(op), String(index));
+    this.graph.setEdge(vkey(to), okey(op), index, String(index));
+    this.orderCache = undefined;
+  }
+
   /** Remove an op whose results are no longer used. */
   removeOp(op: Op): void {
     for (const r of op.results) {

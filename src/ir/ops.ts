@@ -2,13 +2,19 @@
 // printer, the parser, the DSL and the statistics all read it; later the autodiff and cost
 // models do too. An op is transformer-level where the hardware cares (Linear, attention,
 // norms) and generic where it does not (elementwise, reductions, data movement), so anything
-// a frontend cannot raise still has a faithful, costable form.
+// a frontend cannot raise still has a faithful, costable form. The gradient and optimizer ops
+// the training pass emits are defined in grads.ts and join the same table here.
 
 import { fail, type AttrSpec, type Attrs } from './attrs.js';
+import { adam, gradientOps, sgd } from './grads.js';
+import { all_gather, all_reduce, broadcast, reduce_scatter } from './collective-ops.js';
 import { isFloat, isInteger, numel, formatShape, type DType, type TensorType } from './types.js';
 
-/** How the hardware runs an op: on the GEMM array, on the vector unit, or as pure data movement. */
-export type OpCategory = 'gemm' | 'attention' | 'vector' | 'movement';
+/**
+ * How the hardware runs an op: on the GEMM array, on the vector unit, as data movement, or
+ * as a collective between dies (inserted by the collectives pass).
+ */
+export type OpCategory = 'gemm' | 'attention' | 'vector' | 'movement' | 'collective';
 
 export interface OperandSpec {
   readonly name: string;
@@ -580,6 +586,13 @@ export const OPS = {
   slice,
   gather,
   expand,
+  ...gradientOps({ linear, attention, layernorm, rmsnorm, gelu, silu, softmax, rope, unary, binary, embedding, gather, slice, reduce }),
+  sgd,
+  adam,
+  all_gather,
+  reduce_scatter,
+  all_reduce,
+  broadcast,
 } as const satisfies Record<string, OpDef>;
 
 export type OpKind = keyof typeof OPS;

@@ -1,0 +1,84 @@
+// How many bytes a die puts on the network for one collective, and how many sequential steps
+// it takes: the one place the algorithms' volumes are written down. `linkBytes` is the load
+// of the busiest outgoing link of a die — transmission time × bandwidth, the quantity of the
+// paper's Table III — and `sentBytes` all bytes a die sends. Sizes are per die: `tile` is the
+// bytes a die holds before the collective.
+//
+//   ring over g dies (a row or column bypass ring, or a snake ring over all dies):
+//     all-gather     g−1 steps, each sending one tile:           (g−1)·tile
+//     reduce-scatter g−1 steps, each sending 1/g of the partial: (g−1)·tile/g   (§II-C, Fig. 3b)
+//     all-reduce     reduce-scatter then all-gather:             2(g−1)·tile/g  (eq. 1)
+//   torus2d over an R×C grid (Mikami et al. / Ying et al. 2018, the paper's [33], [63]): the data
+//     is halved; one half goes row-wise first, the other column-wise, at the same time, so a
+//     die's horizontal and vertical links share the work. For an all-reduce of P bytes the
+//     horizontal link carries (C−1)(R+1)/(RC)·P; on a square grid (N−1)/N·P, half a flat ring.
+//     An all-gather of tile T: (C−1)(R+1)·T/2 horizontally.
+//   recursive_doubling broadcast over g dies (Optimus, the paper's [60]): log₂g rounds; over the
+//     g SUMMA steps of a product each die roots once and forwards in the others, sending
+//     tile·log₂g/2 per step on average (Table III's log₂N/(2√N) factor per block).
+
+import { assertNever } from '../diagnostics/diagnostic.js';
+import type { CollectiveAlgo } from '../ir/collective-ops.js';
+import type { Grid } from './sharding.js';
+
+export type CollectiveKind = 'all_gather' | 'reduce_scatter' | 'all_reduce' | 'broadcast';
+
+export interface CollectiveCost {
+  readonly sentBytes: number;
+  readonly linkBytes: number;
+  /** Sequential communication steps (each pays the link latency once). */
+  readonly steps: number;
+}
+
+/** `groupSize` is the number of dies in each group; `grid` matters for torus2d only. */
+export function collectiveCost(kind: CollectiveKind, algo: CollectiveAlgo, tile: number, groupSize: number, grid: Grid): CollectiveCost {
+  const g = groupSize;
+  if (g <= 1) return { sentBytes: 0, linkBytes: 0, steps: 0 };
+  switch (algo) {
+    case 'ring':
+      return ringCost(kind, tile, g);
+    case 'torus2d':
+      return torusCost(kind, tile, grid);
+    case 'recursive_doubling': {
+      const bytes = (tile * Math.log2(g) * g) / 2;
+      return { sentBytes: bytes, linkBytes: bytes, steps: g * Math.ceil(Math.log2(g)) };
+    }
+    default:
+      return assertNever(algo);
+  }
+}
+
+function ringCost(kind: CollectiveKind, tile: number, g: number): CollectiveCost {
+  switch (kind) {
+    case 'all_gather':
+    case 'broadcast':
+      return same((g - 1) * tile, g - 1);
+    case 'reduce_scatter':
+      return same(((g - 1) * tile) / g, g - 1);
+    case 'all_reduce':
+      return same((2 * (g - 1) * tile) / g, 2 * (g - 1));
+    default:
+      return assertNever(kind);
+  }
+}
+
+function torusCost(kind: CollectiveKind, tile: number, grid: Grid): CollectiveCost {
+  const { rows: R, cols: C } = grid;
+  const N = R * C;
+  const busiest = Math.max((C - 1) * (R + 1), (R - 1) * (C + 1));
+  switch (kind) {
+    case 'all_reduce':
+      return { sentBytes: (2 * (N - 1) * tile) / N, linkBytes: (busiest * tile) / N, steps: 2 * (R - 1) + 2 * (C - 1) };
+    case 'all_gather':
+    case 'broadcast':
+      return { sentBytes: (N - 1) * tile, linkBytes: (busiest * tile) / 2, steps: R - 1 + C - 1 };
+    case 'reduce_scatter':
+      return { sentBytes: ((N - 1) * tile) / N, linkBytes: (busiest * tile) / (2 * N), steps: R - 1 + C - 1 };
+    default:
+      return assertNever(kind);
+  }
+}
+
+function same(bytes: number, steps: number): CollectiveCost {
+  return { sentBytes: bytes, linkBytes: bytes, steps };
+}

@@ -1,0 +1,181 @@
+// collectives: make every change of sharding explicit. For each operand, the spec its
+// producer left (tile2d.out) is converted to the spec the consumer reads (tile2d.in) by
+// reduce-scatters, all-reduces and all-gathers inserted as IR ops, each with its group, its
+// algorithm, and the bytes a die sends (collective-cost.ts). Values crossing a fusion group or
+// a phase come from DRAM: weights and other DRAM-side values are read straight into the
+// consumer's tiles; activations are scattered and then all-gathered over the NoP when the
+// strategy does so (hecaton always, Algorithm 1 steps 2-3 and 6-7; the 1-D baselines for
+// the activations a weight gradient needs, the "additional all-gather" of Table III's
+// backward columns), otherwise read replicated.
+
+import type { Module, Op, Value } from '../ir/module.js';
+import type { CollectiveAlgo } from '../ir/collective-ops.js';
+import { assert } from '../diagnostics/diagnostic.js';
+import type { Pass, Strategy } from './pass.js';
+import { collectiveCost, type CollectiveKind } from './collective-cost.js';
+import { activationValues } from './activations.js';
+import { formatSharding, parseSharding, sameSharding, sharding, span, tileBytes, type Axis, type Grid, type Sharding } from './sharding.js';
+
+interface Step {
+  readonly kind: CollectiveKind;
+  readonly axes: readonly Axis[];
+  readonly dim?: 'rows' | 'cols';
+  readonly from: Sharding;
+  readonly to: Sharding;
+}
+
+/** The algorithm each strategy uses for a collective over `axes` (see collective-cost.ts). */
+export function algorithmFor(strategy: Strategy, kind: CollectiveKind, axes: readonly Axis[]): CollectiveAlgo {
+  if (kind === 'broadcast') return 'recursive_doubling';
+  if (axes.length === 2) return strategy === 'torus' ? 'torus2d' : 'ring';
+  return 'ring';
+}
+
+/** Collectives that turn `from` into `to`: reduce partial sums, then gather what `to` does not split. */
+export function conversionSteps(from: Sharding, to: Sharding, strategy: Strategy): Step[] {
+  const steps: Step[] = [];
+  let cur = from;
+  const push = (kind: CollectiveKind, axes: readonly Axis[], next: Sharding, dim?: 'rows' | 'cols') => {
+    steps.push({ kind, axes, from: cur, to: next, ...(dim ? { dim } : {}) });
+    cur = next;
+  };
+  const pending = cur.partial.filter((a) => !to.partial.includes(a));
+  if (pending.length) {
+    const rest = cur.partial.filter((a) => to.partial.includes(a));
+    const ontoRows = pending.every((a) => to.rows.includes(a) && !cur.rows.includes(a));
+    const ontoCols = pending.every((a) => to.cols.includes(a) && !cur.cols.includes(a));
+    if (ontoRows) push('reduce_scatter', pending, sharding([...cur.rows, ...pending], cur.cols, rest), 'rows');
+    else if (ontoCols) push('reduce_scatter', pending, sharding(cur.rows, [...cur.cols, ...pending], rest), 'cols');
+    else push('all_reduce', pending, sharding(cur.rows, cur.cols, rest));
+  }
+  for (const dim of ['rows', 'cols'] as const) {
+    const have = cur[dim];
+    const want = to[dim];
+    let keep = 0;
+    while (keep < have.length && have[keep] === want[keep]) keep++;
+    const drop = have.slice(keep);
+    if (drop.length === 0) continue;
+    const next = dim === 'rows' ? sharding(have.slice(0, keep), cur.cols, cur.partial) : sharding(cur.rows, have.slice(0, keep), cur.partial);
+    // Single-axis groups run on a row or column ring; hecaton gathers one axis at a time.
+    if (drop.length === 2 && strategy === 'hecaton') {
+      const mid = dim === 'rows' ? sharding(have.slice(0, keep + 1), cur.cols, cur.partial) : sharding(cur.rows, have.slice(0, keep + 1), cur.partial);
+      push('all_gather', [drop[1]!], mid, dim);
+      push('all_gather', [drop[0]!], next, dim);
+    } else push('all_gather', drop, next, dim);
+  }
+  // What remains (axes `to` splits and `cur` does not) is a local slice: no data moves.
+  return steps;
+}
+
+/** The scattered layout a DRAM read starts from: axes `to` leaves replicated split the rows. */
+export function scatteredFrom(to: Sharding): Sharding {
+  const free = (['r', 'c'] as const).filter((a) => ![...to.rows, ...to.cols, ...to.partial].includes(a));
+  return sharding([...to.rows, ...free], to.cols);
+}
+
+interface Placement {
+  readonly group: unknown;
+  readonly phase: unknown;
+}
+
+function placement(op: Op): Placement {
+  return { group: op.notes?.['fuse.group'], phase: op.notes?.['train.phase'] ?? 'fwd' };
+}
+
+function specsOf(op: Op, key: 'tile2d.in' | 'tile2d.out'): (Sharding | undefined)[] {
+  const text = op.notes?.[key];
+  assert(typeof text === 'string', `${op.kind} has no ${key} note: run tile2d first`);
+  return text.split('; ').map((t) => (t === 'dram' ? undefined : parseSharding(t)));
+}
+
+export interface CollectiveTotals {
+  count: number;
+  sentBytes: number;
+  linkBytes: number;
+}
+
+export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): CollectiveTotals {
+  const totals: CollectiveTotals = { count: 0, sentBytes: 0, linkBytes: 0 };
+  const acts = activationValues(m);
+  const made = new Map<string, Value>();
+  for (const op of [...m.ops()]) {
+    if (op.notes?.['tile2d.dram'] === true) continue;
+    const wants = specsOf(op, 'tile2d.in');
+    op.operands.forEach((v, k) => {
+      const want = wants[k];
+      if (!want) return;
+      const steps = stepsFor(v, op, k, want, strategy, acts);
+      if (steps.length === 0) return;
+      const key = `${v.id}|${formatSharding(want)}|${placementKey(op)}|${steps.map((s) => s.kind + s.axes.join('')).join(',')}`;
+      let out = made.get(key);
+      if (!out) {
+        out = emit(m, v, op, steps, grid, strategy, totals);
+        made.set(key, out);
+      }
+      m.setOperand(op, k, out);
+    });
+  }
+  return totals;
+}
+
+function placementKey(op: Op): string {
+  const p = placement(op);
+  return `${String(p.group)}/${String(p.phase)}`;
+}
+
+function stepsFor(v: Value, op: Op, k: number, want: Sharding, strategy: Strategy, acts: ReadonlySet<Value>): Step[] {
+  const producer = v.def;
+  // Weights and weight views are read straight into the tiles wanted.
+  if (!acts.has(v)) return [];
+  const besideDram = producer?.notes?.['tile2d.dram'] === true;
+  if (producer && !besideDram && placementKey(producer) === placementKey(op)) {
+    const have = specsOf(producer, 'tile2d.out')[producer.results.indexOf(v)]!;
+    return sameSharding(have, want) ? [] : conversionSteps(have, want, strategy);
+  }
+  const gathers = strategy === 'hecaton' || (op.kind === 'linear_grad' && k === 0);
+  return gathers ? conversionSteps(scatteredFrom(want), want, strategy) : [];
+}
+
+function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], grid: Grid, strategy: Strategy, totals: CollectiveTotals): Value {
+  let cur = v;
+  for (const s of steps) {
+    const axis = s.axes.join('');
+    const algo = algorithmFor(strategy, s.kind, s.axes);
+    const attrs: Record<string, string> = s.kind === 'all_reduce' ? { axis, algo } : { axis, dim: s.dim!, algo };
+    const op = m.addOp(s.kind, [cur], attrs, { names: [`${v.name}@${formatSharding(s.to)}`], loc: consumer.loc, layer: consumer.layer });
+    const cost = collectiveCost(s.kind, algo, tileBytes(v.type, s.from, grid), span(s.axes, grid), grid);
+    op.notes = {
+      ...pick(consumer.notes, ['train.phase', 'fuse.group', 'fuse.block']),
+      'tile2d.in': formatSharding(s.from),
+      'tile2d.out': formatSharding(s.to),
+      'collective.sent_bytes': cost.sentBytes,
+      'collective.link_bytes': cost.linkBytes,
+      'collective.steps': cost.steps,
+    };
+    totals.count++;
+    totals.sentBytes += cost.sentBytes;
+    totals.linkBytes += cost.linkBytes;
+    cur = op.results[0]!;
+  }
+  return cur;
+}
+
+function pick(notes: Op['notes'], keys: readonly string[]): Record<string, string | number | boolean | readonly number[]> {
+  const out: Record<string, string | number | boolean | readonly number[]> = {};
+  for (const k of keys) if (notes?.[k] !== undefined) out[k] = notes[k]!;
+  return out;
+}
+
+export const collectives: Pass = {
+  name: 'collectives',
+  summary: 'insert the all-gathers, reduce-scatters and all-reduces that sharding changes need',
+  options: {},
+  requires: ['tile2d.grid'],
+  establishes: ['collectives.count'],
+  run(m, ctx) {
+    const grid = { rows: ctx.target.package.rows, cols: ctx.target.package.cols };
+    const t = insertCollectives(m, grid, ctx.strategy);
+    m.notes['collectives.count'] = t.count;
+    ctx.report('collectives', `${t.count} collectives; per die ${Math.round(t.linkBytes)} bytes on the busiest link, ${Math.round(t.sentBytes)} bytes sent in all`);
+  },
+};

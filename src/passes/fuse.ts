@@ -1,0 +1,151 @@
+// fuse: group consecutive fusion units so that a group's weights — and in training its
+// weight gradients, accumulated on-die across mini-batches (Algorithm 1) — fit the weight
+// buffers of the whole package (paper §III-B b: "the fusion depth is constrained by the
+// capacity of weight buffers"). The groups follow from the buffer size: with tight buffers an
+// attention block is fused and the FFN layers run apart; with room, attention and FFN fuse.
+// Every op gets `fuse.group`: Linears by their unit, other forward ops by the last Linear
+// before them, backward ops by the Linear whose weight they share or the last before them.
+
+import { errorAt } from '../diagnostics/diagnostic.js';
+import type { Module, Op } from '../ir/module.js';
+import { byteSize } from '../ir/types.js';
+import type { Target } from '../target/target.js';
+import { bytes } from '../util/format.js';
+import type { Pass, Strategy } from './pass.js';
+import { findUnits, isForward, type Unit } from './units.js';
+
+export interface FusionGroup {
+  readonly units: readonly Unit[];
+  /** Weight-buffer bytes per die the group needs in all. */
+  readonly bytesPerDie: number;
+  /** Column chunks its weights stream through the buffers in (1: resident). */
+  readonly chunks: number;
+}
+
+/**
+ * Weight-buffer bytes per die for a unit. Every strategy spreads each weight over all N dies
+ * (2-D tiles for hecaton and optimus, column or row slices for the 1-D ones); training keeps
+ * a weight-gradient tile beside each weight tile; optimus also holds the block it receives
+ * from a peer during each broadcast step (§V-A b: "Optimus needs extra storage for segments
+ * broadcast from other dies").
+ */
+export function unitWeightBytesPerDie(unit: Unit, dies: number, training: boolean, strategy: Strategy): number {
+  const perDie = unit.linears
+    .flatMap((l) => l.operands.slice(1))
+    .reduce((sum, w) => sum + Math.ceil(byteSize(w.type) / dies), 0);
+  return perDie * (training ? 2 : 1) * (strategy === 'optimus' ? 2 : 1);
+}
+
+/**
+ * Greedy grouping of consecutive units under the per-die weight-buffer capacity. A unit too
+ * large for the buffers on its own gets a group to itself and streams its weight through them
+ * in column chunks (the output columns of a Linear are independent, and its gathered input
+ * stays resident, so only the weight reads are split); it is an error only when even a chunk
+ * of one output column per die cannot fit.
+ */
+export function groupUnits(units: readonly Unit[], target: Target, training: boolean, strategy: Strategy): FusionGroup[] {
+  const capacity = target.die.weightBufferBytes;
+  const dies = target.package.dies;
+  const groups: FusionGroup[] = [];
+  let current: Unit[] = [];
+  let used = 0;
+  const close = () => {
+    if (current.length) groups.push({ units: current, bytesPerDie: used, chunks: 1 });
+    current = [];
+    used = 0;
+  };
+  for (const unit of units) {
+    const need = unitWeightBytesPerDie(unit, dies, training, strategy);
+    if (need > capacity) {
+      close();
+      groups.push({ units: [unit], bytesPerDie: need, chunks: chunksFor(unit, need, capacity, dies, training) });
+      continue;
+    }
+    if (used + need > capacity) close();
+    current.push(unit);
+    used += need;
+  }
+  close();
+  return groups;
+}
+
+function chunksFor(unit: Unit, need: number, capacity: number, dies: number, training: boolean): number {
+  const chunks = Math.ceil(need / capacity);
+  const l = unit.linears[0]!;
+  const columns = Math.min(...unit.linears.map((x) => x.results[0]!.type.shape.at(-1)!));
+  if (columns / chunks < dies) {
+    throw errorAt(
+      l.loc,
+      'GY3001',
+      `layer '${l.results[0]!.name}' needs ${bytes(need)} of weight buffer per die${training ? ' (weights and their gradients)' : ''}; a die holds ${bytes(capacity)}, and even split into chunks of one output column per die over all ${dies} dies it does not fit`,
+    );
+  }
+  return chunks;
+}
+
+export function fuseModule(m: Module, target: Target, strategy: Strategy, report: (line: string) => void): FusionGroup[] {
+  const training = m.notes['train.mode'] === 'train';
+  const groups = groupUnits(findUnits(m), target, training, strategy);
+  const groupOfLinear = new Map<Op, Placement>();
+  groups.forEach((g, i) =>
+    g.units.forEach((u) => u.linears.forEach((l) => groupOfLinear.set(l, { group: i, block: u.kind === 'attention' ? 'attention' : 'ffn' }))),
+  );
+  assignGroups(m, groupOfLinear);
+  for (const g of groups.filter((x) => x.chunks > 1)) {
+    for (const l of g.units.flatMap((u) => u.linears)) l.notes = { ...l.notes, 'fuse.chunks': g.chunks };
+  }
+  m.notes['fuse.groups'] = groups.length;
+  const capacity = target.die.weightBufferBytes;
+  groups.forEach((g, i) => {
+    const what = g.units.map((u) => `${u.kind === 'attention' ? 'attention block' : 'linear'} ${u.linears.map((l) => l.results[0]!.name).join('+')}`);
+    const next = groups[i + 1]?.units[0];
+    const why = next
+      ? `; adding ${next.linears[0]!.results[0]!.name} needs ${bytes(unitWeightBytesPerDie(next, target.package.dies, training, strategy))} more`
+      : '';
+    const size = g.chunks > 1 ? `${bytes(g.bytesPerDie)} per die, streamed in ${g.chunks} column chunks through the ${bytes(capacity)} weight buffer` : `${bytes(g.bytesPerDie)} of ${bytes(capacity)} weight buffer per die`;
+    report(`group ${i}: ${what.join(', ')} — ${size}${g.chunks > 1 ? '' : why}`);
+  });
+  return groups;
+}
+
+/** Where an op runs: its fusion group, and the Transformer block it belongs to (for reports). */
+interface Placement {
+  readonly group: number;
+  readonly block: 'attention' | 'ffn';
+}
+
+/**
+ * Give every op a placement (see the header). `fuse.block` says whether an op belongs to an
+ * attention or an FFN block, so traffic can be reported per block as Table III does.
+ */
+function assignGroups(m: Module, groupOfLinear: ReadonlyMap<Op, Placement>): void {
+  const groupOfWeight = new Map([...groupOfLinear].map(([l, g]) => [l.operands[1]!, g]));
+  const ops = m.ops();
+  let fwd: Placement = { group: 0, block: 'attention' };
+  let bwd: Placement | undefined;
+  for (const op of ops) {
+    let g: Placement;
+    if (isForward(op)) {
+      g = groupOfLinear.get(op) ?? fwd;
+      fwd = g;
+    } else {
+      // linear_grad(x, w, ...) and the optimizer's update(w, dw, ...) find theirs by weight.
+      const weight = op.kind === 'linear_grad' ? op.operands[1] : op.operands[0];
+      const viaWeight = weight ? groupOfWeight.get(weight) : undefined;
+      g = viaWeight ?? bwd ?? fwd;
+      if (op.kind === 'linear_grad') bwd = g;
+    }
+    op.notes = { ...op.notes, 'fuse.group': g.group, 'fuse.block': g.block };
+  }
+}
+
+export const fuse: Pass = {
+  name: 'fuse',
+  summary: 'group consecutive linear layers whose weights (and weight gradients) fit the weight buffers',
+  options: {},
+  requires: ['train.mode'],
+  establishes: ['fuse.groups'],
+  run(m, ctx) {
+    fuseModule(m, ctx.target, ctx.strategy, (line) => ctx.report('fuse', line));
+  },
+};

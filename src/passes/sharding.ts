@@ -1,0 +1,142 @@
+// Sharding specs: how a tensor is spread over the R×C die grid. Every tensor is seen as a
+// 2-D matrix — rows are all leading dimensions flattened (a [b, s, h] activation is the
+// paper's [bs, h]), columns the last dimension — and a spec says which grid axes split the
+// rows and which split the columns, and over which axes the tensor is a partial sum still to
+// be reduced. Grid axis `r` indexes die rows (i), `c` die columns (j); an axis list such as
+// `rc` splits a dimension over all dies, row-major.
+//
+//   [r, c]     die [i, j] holds row block i and column block j   (Algorithm 1's X[i, j])
+//   [-, c]     die [i, j] holds all rows of column block j         (after all-gather within a column)
+//   [-, r]~c   die [i, j] holds a partial sum over column index j  (before reduce-scatter within a row)
+//   [c, r]     the transposed layout (Algorithm 1's Y[j, i])
+//   [-, -]     replicated on every die
+//
+// The text form above is what tile2d writes into notes and what collectives reads back.
+
+import { assert } from '../diagnostics/diagnostic.js';
+import { byteSize, numel, type TensorType } from '../ir/types.js';
+
+export type Axis = 'r' | 'c';
+export const AXES: readonly Axis[] = ['r', 'c'];
+
+export interface Sharding {
+  readonly rows: readonly Axis[];
+  readonly cols: readonly Axis[];
+  readonly partial: readonly Axis[];
+}
+
+export interface Grid {
+  readonly rows: number;
+  readonly cols: number;
+}
+
+export const REPLICATED: Sharding = { rows: [], cols: [], partial: [] };
+
+export function sharding(rows: readonly Axis[], cols: readonly Axis[], partial: readonly Axis[] = []): Sharding {
+  const used = [...rows, ...cols];
+  assert(new Set(used).size === used.length, `axis used twice in sharding [${rows.join('')}, ${cols.join('')}]`);
+  assert(partial.every((a) => !used.includes(a)), 'a partial-sum axis cannot also split a dimension');
+  return { rows: [...rows], cols: [...cols], partial: [...partial] };
+}
+
+export function formatSharding(s: Sharding): string {
+  const dim = (axes: readonly Axis[]) => (axes.length ? axes.join('') : '-');
+  return `[${dim(s.rows)}, ${dim(s.cols)}]${s.partial.length ? `~${s.partial.join('')}` : ''}`;
+}
+
+export function parseSharding(text: string): Sharding {
+  const m = /^\[([rc-]+), ([rc-]+)\](?:~([rc]+))?$/.exec(text);
+  assert(m, `bad sharding text '${text}'`);
+  const axes = (t: string) => (t === '-' ? [] : ([...t] as Axis[]));
+  return sharding(axes(m[1]!), axes(m[2]!), m[3] ? axes(m[3]) : []);
+}
+
+export function sameSharding(a: Sharding, b: Sharding): boolean {
+  return formatSharding(a) === formatSharding(b);
+}
+
+/** Number of dies an axis list spans. */
+export function span(axes: readonly Axis[], grid: Grid): number {
+  return axes.reduce((n, a) => n * (a === 'r' ? grid.rows : grid.cols), 1);
+}
+
+/** The 2-D view of a type: rows = product of leading dims (1 for vectors), cols = last dim. */
+export function matrixView(t: TensorType): { rows: number; cols: number } {
+  const cols = t.shape[t.shape.length - 1] ?? 1;
+  return { rows: cols === 0 ? 0 : numel(t) / cols, cols };
+}
+
+/** Bytes of the largest tile one die holds (tiles are as even as the sizes allow). */
+export function tileBytes(t: TensorType, s: Sharding, grid: Grid): number {
+  const { rows, cols } = matrixView(t);
+  const elemBytes = byteSize(t) / Math.max(1, numel(t));
+  return Math.ceil(rows / span(s.rows, grid)) * Math.ceil(cols / span(s.cols, grid)) * elemBytes;
+}
+
+/** Whether every tile has the same size (the dimensions divide by the axis spans). */
+export function evenTiles(t: TensorType, s: Sharding, grid: Grid): boolean {
+  const { rows, cols } = matrixView(t);
+  return rows % span(s.rows, grid) === 0 && cols % span(s.cols, grid) === 0;
+}
+
+/** The grid axis other than `a`. */
+export function otherAxis(a: Axis): Axis {
+  return a === 'r' ? 'c' : 'r';
+}
+
+/** The sharding with rows and columns swapped: Algorithm 1's mapping for the next fused layer. */
+export function transposeMapping(s: Sharding): Sharding {
+  const swap = (axes: readonly Axis[]) => axes.map(otherAxis);
+  return sharding(swap(s.rows), swap(s.cols), swap(s.partial));
+}
+
+// -- per-die geometry -----------------------------------------------------------------------
+
+/** A die's coordinates: row i, column j. */
+export interface Die {
+  readonly i: number;
+  readonly j: number;
+}
+
+/** Index of the block die (i, j) holds along an axis list, row-major over the listed axes. */
+export function blockIndex(axes: readonly Axis[], grid: Grid, die: Die): number {
+  let idx = 0;
+  for (const a of axes) idx = idx * (a === 'r' ? grid.rows : grid.cols) + (a === 'r' ? die.i : die.j);
+  return idx;
+}
+
+/** Half-open range [start, end) of block `index` when `n` items split into `parts` blocks of ceil(n/parts). */
+export function blockRange(n: number, parts: number, index: number): readonly [number, number] {
+  const size = Math.ceil(n / parts);
+  const start = Math.min(n, index * size);
+  return [start, Math.min(n, start + size)];
+}
+
+/** The rows and columns of a tensor's 2-D view that die `die` holds under `s`. */
+export function tileOf(t: TensorType, s: Sharding, grid: Grid, die: Die): { rows: readonly [number, number]; cols: readonly [number, number] } {
+  const { rows, cols } = matrixView(t);
+  return {
+    rows: blockRange(rows, span(s.rows, grid), blockIndex(s.rows, grid, die)),
+    cols: blockRange(cols, span(s.cols, grid), blockIndex(s.cols, grid, die)),
+  };
+}
+
+/**
+ * The dies of `die`'s group over `axes`, in ring order. One axis: the die's column (axis r)
+ * or row (axis c), in index order — the bypass ring (§III-A b). Both axes: every die, in a
+ * snake order (row 0 left to right, row 1 right to left, ...), so ring neighbours are
+ * adjacent dies wherever the grid allows.
+ */
+export function groupOf(axes: readonly Axis[], grid: Grid, die: Die): Die[] {
+  if (axes.length === 0) return [die];
+  if (axes.length === 1) {
+    return axes[0] === 'r'
+      ? Array.from({ length: grid.rows }, (_, i) => ({ i, j: die.j }))
+      : Array.from({ length: grid.cols }, (_, j) => ({ i: die.i, j }));
+  }
+  const out: Die[] = [];
+  for (let i = 0; i < grid.rows; i++) {
+    for (let k = 0; k < grid.cols; k++) out.push({ i, j: i % 2 === 0 ? k : grid.cols - 1 - k });
+  }
+  return out;
+}

@@ -1,0 +1,309 @@
+// tile2d: map every op onto the R×C die grid by giving each operand and result a sharding
+// (sharding.ts). A Linear y = x·w with w sharded [b, a] reads x as [-, b] and produces a
+// partial sum [-, a]~b; its gradients follow from the same w tiling (dx = dy·wᵀ is partial
+// over a; dw = xᵀ·dy lands exactly on w's tile, so it accumulates in place, Algorithm 1):
+//
+//   hecaton   stage N: w [c, r]  (W[j, i] on die [i, j])   stage T: w [r, c]  (transposed)
+//   megatron  column-parallel: w [-, rc]                  row-parallel: w [rc, -]
+//   torus     as megatron (only the all-reduce algorithm differs, in collectives)
+//   optimus   every Linear as a 2-D SUMMA product: x, w and y all [r, c]
+//
+// Stages alternate along the dataflow — each Linear takes the orientation opposite to the
+// Linear its input comes from — so Algorithm 1's "next fused layer uses the transposed
+// mapping" and Megatron's column/row pairs both fall out. Hecaton restarts the alternation
+// at every fusion group (its inputs come from DRAM in any layout) and picks the start that
+// moves fewer bytes on a non-square grid (Fig. 11). Attention cores keep whole heads on a
+// die: heads are split over all dies, in the order the producing reduce-scatter leaves them.
+// Elementwise ops follow their first operand; data movement other than a last-axis split runs
+// on replicated data. Ops that only touch weights in DRAM (embedding lookups, weight views)
+// run beside DRAM and are marked `tile2d.dram`.
+
+import type { Module, Op, Value } from '../ir/module.js';
+import { opDef } from '../ir/ops.js';
+import type { Target } from '../target/target.js';
+import type { Pass, Strategy } from './pass.js';
+import { formatSharding, REPLICATED, sharding, span, type Axis, type Grid, type Sharding } from './sharding.js';
+import { isForward } from './units.js';
+import { activationValues } from './activations.js';
+
+export type Orientation = 'N' | 'T';
+
+export interface OpTiling {
+  /** One spec per operand; undefined where the operand is read from DRAM as it lies (weights in DRAM, ids). */
+  readonly in: readonly (Sharding | undefined)[];
+  readonly out: readonly Sharding[];
+  readonly orient?: Orientation;
+  /** Runs beside DRAM, not on the dies' buffers (embedding lookups, weight views). */
+  readonly dram?: boolean;
+}
+
+export type TilingPlan = Map<Op, OpTiling>;
+
+/** Weight sharding [b, a] for a Linear of the given orientation. */
+export function weightSpec(strategy: Strategy, orient: Orientation): Sharding {
+  switch (strategy) {
+    case 'hecaton':
+      return orient === 'N' ? sharding(['c'], ['r']) : sharding(['r'], ['c']);
+    case 'megatron':
+    case 'torus':
+      return orient === 'N' ? sharding([], ['r', 'c']) : sharding(['r', 'c'], []);
+    case 'optimus':
+      return sharding(['r'], ['c']);
+  }
+}
+
+/** Where activations live when a strategy has no other reason: Algorithm 1's X[i, j], or replicated for 1-D TP. */
+export function homeSpec(strategy: Strategy): Sharding {
+  return strategy === 'megatron' || strategy === 'torus' ? REPLICATED : sharding(['r'], ['c']);
+}
+
+/** A partial sum made whole: hecaton and optimus reduce-scatter onto the rows, 1-D TP all-reduces. */
+export function resolvePartial(s: Sharding, strategy: Strategy): Sharding {
+  if (s.partial.length === 0) return s;
+  if (strategy === 'megatron' || strategy === 'torus') return sharding(s.rows, s.cols);
+  if (s.rows.length === 0) return sharding(s.partial, s.cols);
+  return sharding(s.rows, [...s.cols, ...s.partial]);
+}
+
+export function planTiling(m: Module, target: Target, strategy: Strategy): TilingPlan {
+  const grid: Grid = { rows: target.package.rows, cols: target.package.cols };
+  const plan: TilingPlan = new Map();
+  const orient = orientations(m, strategy, grid);
+  const acts = activationValues(m);
+  // Values made beside DRAM are read into whatever tiles their consumer wants.
+  const outOf = (v: Value): Sharding | undefined => {
+    const t = v.def && plan.get(v.def);
+    return t && !t.dram ? t.out[v.def!.results.indexOf(v)] : undefined;
+  };
+  // Declarations (inputs, weights, optimizer state) live in DRAM until an op reads them.
+  const dramSide = (v: Value): boolean => (v.def ? plan.get(v.def)?.dram === true : true);
+  for (const op of m.ops()) {
+    const dram = runsBesideDram(op, (v) => acts.has(v), dramSide);
+    plan.set(op, dram ? { in: op.operands.map(() => undefined), out: op.results.map(() => REPLICATED), dram } : tileOp(op, strategy, orient, outOf));
+  }
+  return plan;
+}
+
+/**
+ * Ops that run beside DRAM rather than on the dies: embedding lookups and their scatter-add
+ * gradients (the tables never enter the buffers), updates of such tables, and anything else
+ * that touches no activation (weight views such as a tied head's transpose, sums of weight
+ * gradients). GEMMs and attention always run on the dies.
+ */
+function runsBesideDram(op: Op, isAct: (v: Value) => boolean, dramSide: (v: Value) => boolean): boolean {
+  switch (op.kind) {
+    case 'embedding':
+    case 'embedding_grad':
+    case 'gather_grad':
+      return true;
+    case 'linear':
+    case 'linear_grad':
+    case 'attention':
+    case 'attention_grad':
+      return false;
+    case 'sgd':
+    case 'adam':
+      return dramSide(op.operands[1]!);
+    default:
+      return !op.operands.some(isAct);
+  }
+}
+
+function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>, outOf: (v: Value) => Sharding | undefined): OpTiling {
+  const weightStage = (w: Value | undefined) => (w ? orient.get(stageOfWeight(op, w, orient)!) : undefined);
+  switch (op.kind) {
+    case 'linear': {
+      const o = orient.get(op) ?? 'N';
+      return linearTiling(op, strategy, o);
+    }
+    case 'linear_grad': {
+      const o = weightStage(op.operands[1]) ?? 'N';
+      return linearGradTiling(op, strategy, o);
+    }
+    case 'attention':
+    case 'attention_grad': {
+      const s = headSpec(outOf(op.operands[0]!));
+      const maskAt = op.operands.length === (op.kind === 'attention' ? 4 : 5) ? 3 : -1;
+      return { in: op.operands.map((_, i) => (i === maskAt ? REPLICATED : s)), out: op.results.map(() => s) };
+    }
+    default:
+      break;
+  }
+  // Splitting or joining the last axis keeps the sharding: a Linear's output columns are
+  // arranged (by permuting its weight's columns) so each die's block holds its share of
+  // every piece, as Megatron arranges Q, K and V per head.
+  if ((op.kind === 'split' || op.kind === 'concat') && isLastAxis(op)) {
+    const s = outOf(op.operands[0]!) ?? homeSpec(strategy);
+    return { in: op.operands.map(() => s), out: op.results.map(() => s) };
+  }
+  if (opDef(op.kind).category === 'vector' || op.kind === 'sgd' || op.kind === 'adam') return vectorTiling(op, strategy, outOf);
+  // Generic data movement on replicated data.
+  return { in: op.operands.map(() => REPLICATED), out: op.results.map(() => REPLICATED) };
+}
+
+function linearTiling(op: Op, strategy: Strategy, o: Orientation): OpTiling {
+  const w = weightSpec(strategy, o);
+  if (strategy === 'optimus') return { in: op.operands.map((_, i) => (i === 2 ? sharding([], w.cols) : w)), out: [w], orient: o };
+  const x = sharding([], w.rows);
+  const y = sharding([], w.cols, w.rows);
+  // A bias is added once per reduction group (by the die at index 0 of it), so it joins the partial sum.
+  return { in: [x, w, ...(op.operands[2] ? [sharding([], w.cols)] : [])], out: [y], orient: o };
+}
+
+function linearGradTiling(op: Op, strategy: Strategy, o: Orientation): OpTiling {
+  const w = weightSpec(strategy, o);
+  const opt = strategy === 'optimus';
+  const x = opt ? w : sharding([], w.rows);
+  const dy = opt ? w : sharding([], w.cols);
+  // dx = dy·wᵀ is partial over w's column axes; dw = xᵀ·dy lands on w's tile; db sums dy's rows.
+  const grads: Sharding[] = [opt ? w : sharding([], w.rows, w.cols), w, sharding([], w.cols, opt ? w.rows : [])];
+  const hasBias = op.operands.length === 4;
+  const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
+  return {
+    in: [x, w, ...(hasBias ? [sharding([], w.cols)] : []), dy],
+    out: wrt.map((i) => grads[Math.min(i, 2)]!),
+    orient: o,
+  };
+}
+
+/**
+ * Attention keeps whole heads on a die: the head axis is split over every die, in the order
+ * the producing reduce-scatter leaves it ([-, r]~c becomes [-, rc], §IV-C Step 10).
+ */
+function headSpec(q: Sharding | undefined): Sharding {
+  if (q && q.rows.length === 0 && q.cols.length + q.partial.length === 2) return sharding([], [...q.cols, ...q.partial]);
+  return sharding([], ['r', 'c']);
+}
+
+/**
+ * Elementwise and row-wise ops run where their data already is. The layout comes from an
+ * operand made in the same fusion group and phase when there is one — an operand reloaded
+ * from DRAM can be read into any layout for free — else from any tiled operand.
+ */
+function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding | undefined): OpTiling {
+  const rank = Math.max(...op.results.map((r) => r.type.shape.length));
+  const tiled = op.operands.filter((v) => v.type.shape.length === rank && outOf(v));
+  const lead = tiled.find((v) => samePlacement(v.def!, op)) ?? tiled[0];
+  const from = lead ? outOf(lead)! : homeSpec(strategy);
+  // Rotary embeddings sit between the Q/K projections and attention: reduce their partial
+  // sums straight into attention's head layout rather than onto the rows.
+  const s = op.kind === 'rope' || op.kind === 'rope_grad' ? headSpec(from) : resolvePartial(from, strategy);
+  const lower = (t: Value) => sharding([], t.type.shape.length >= 1 ? s.cols : []);
+  return {
+    in: op.operands.map((v) => (v.type.shape.length === rank ? s : lower(v))),
+    // A lower-rank result (a norm's gamma gradient) sums over the rows: partial over their axes.
+    out: op.results.map((r) => (r.type.shape.length === rank ? s : sharding([], s.cols, s.rows))),
+  };
+}
+
+function samePlacement(a: Op, b: Op): boolean {
+  const key = (op: Op) => `${String(op.notes?.['fuse.group'])}/${String(op.notes?.['train.phase'] ?? 'fwd')}`;
+  return key(a) === key(b);
+}
+
+function isLastAxis(op: Op): boolean {
+  const rank = op.operands[0]!.type.shape.length;
+  const axis = op.attrs.axis as number;
+  return axis === -1 || axis === rank - 1;
+}
+
+/** The forward Linear whose weight a backward op uses. */
+function stageOfWeight(_op: Op, w: Value, orient: ReadonlyMap<Op, Orientation>): Op | undefined {
+  for (const l of orient.keys()) if (l.operands[1] === w) return l;
+  return undefined;
+}
+
+// -- orientations ---------------------------------------------------------------------------
+
+/** Orientation of every forward Linear (see the header). */
+export function orientations(m: Module, strategy: Strategy, grid: Grid): Map<Op, Orientation> {
+  const linears = m.ops().filter((op) => op.kind === 'linear' && isForward(op));
+  const perGroup = strategy === 'hecaton';
+  const groupOf = (op: Op) => (op.notes?.['fuse.group'] as number | undefined) ?? 0;
+  const chain = new Map<Op, { prev: Op | undefined }>();
+  for (const l of linears) {
+    const prev = previousLinear(l.operands[0]!, new Set());
+    chain.set(l, { prev: prev && (!perGroup || groupOf(prev) === groupOf(l)) ? prev : undefined });
+  }
+  const starts = new Map<number, Orientation>();
+  if (perGroup) {
+    for (const g of new Set(linears.map(groupOf))) starts.set(g, cheaperStart(linears.filter((l) => groupOf(l) === g), chain, grid));
+  }
+  const out = new Map<Op, Orientation>();
+  for (const l of linears) {
+    const prev = chain.get(l)!.prev;
+    out.set(l, prev ? flip(out.get(prev)!) : (starts.get(groupOf(l)) ?? 'N'));
+  }
+  return out;
+}
+
+function flip(o: Orientation): Orientation {
+  return o === 'N' ? 'T' : 'N';
+}
+
+/** The latest forward Linear whose output reaches `v` without passing another Linear. */
+function previousLinear(v: Value, seen: Set<Value>): Op | undefined {
+  if (seen.has(v)) return undefined;
+  seen.add(v);
+  const op = v.def;
+  if (!op || !isForward(op)) return undefined;
+  if (op.kind === 'linear') return op;
+  if (op.kind === 'embedding') return undefined;
+  let best: Op | undefined;
+  for (const x of op.operands) {
+    const p = previousLinear(x, seen);
+    if (p && (!best || p.id > best.id)) best = p;
+  }
+  return best;
+}
+
+/** Hecaton on a non-square grid: start the group in whichever orientation sends fewer bytes. */
+function cheaperStart(group: readonly Op[], chain: ReadonlyMap<Op, { prev: Op | undefined }>, grid: Grid): Orientation {
+  if (grid.rows === grid.cols) return 'N';
+  const cost = (start: Orientation) => {
+    const o = new Map<Op, Orientation>();
+    let total = 0;
+    for (const l of group) {
+      const prev = chain.get(l)!.prev;
+      const mine = prev && o.has(prev) ? flip(o.get(prev)!) : start;
+      o.set(l, mine);
+      const [gather, reduce]: Axis[] = mine === 'N' ? ['r', 'c'] : ['c', 'r'];
+      const xBytes = l.operands[0]!.type.shape.reduce((a, b) => a * b, 1);
+      const yBytes = l.results[0]!.type.shape.reduce((a, b) => a * b, 1);
+      total += (span([gather], grid) - 1) * xBytes + (span([reduce], grid) - 1) * yBytes;
+    }
+    return total;
+  };
+  return cost('T') < cost('N') ? 'T' : 'N';
+}
+
+// -- the pass ---------------------------------------------------------------------------------
+
+export function writeTiling(plan: TilingPlan): void {
+  for (const [op, t] of plan) {
+    const notes: Record<string, string | boolean> = {
+      'tile2d.in': t.in.map((s) => (s ? formatSharding(s) : 'dram')).join('; '),
+      'tile2d.out': t.out.map(formatSharding).join('; '),
+    };
+    if (t.orient) notes['tile2d.orient'] = t.orient;
+    if (t.dram) notes['tile2d.dram'] = true;
+    op.notes = { ...op.notes, ...notes };
+  }
+}
+
+export const tile2d: Pass = {
+  name: 'tile2d',
+  summary: 'shard every op over the R×C grid (Algorithm 1 for hecaton; 1-D or SUMMA tiling for the baselines)',
+  options: {},
+  requires: ['fuse.groups'],
+  establishes: ['tile2d.grid'],
+  run(m, ctx) {
+    const plan = planTiling(m, ctx.target, ctx.strategy);
+    writeTiling(plan);
+    const { rows, cols } = ctx.target.package;
+    m.notes['tile2d.grid'] = [rows, cols];
+    const counts = { N: 0, T: 0 };
+    for (const t of plan.values()) if (t.orient && t.out.length) counts[t.orient]++;
+    ctx.report('tile2d', `${ctx.strategy} on ${rows}x${cols}: ${counts.N} GEMMs in orientation N, ${counts.T} in T`);
+  },
+};
