@@ -45,6 +45,8 @@ interface GradSpec {
   readonly differentiable: readonly number[];
   /** Attribute specs that replace the forward op's (same position), e.g. a narrower `fn`. */
   readonly attrs?: Readonly<Record<string, AttrSpec>>;
+  /** Forward operands whose type alone the gradient needs (slice_grad's x: only its shape). */
+  readonly shapeOnly?: readonly number[];
   /** Backward FLOPs of the gradients in `wrt`, from the forward op's signature. */
   work(fwd: OpSignature, wrt: readonly number[]): number;
 }
@@ -81,7 +83,7 @@ function gradOf(fwd: OpDef, spec: GradSpec): OpDef {
     name: spec.name,
     summary: spec.summary,
     category: fwd.category,
-    operands: [...fwd.operands, { name: 'dy' }],
+    operands: [...fwd.operands.map((o, i) => (spec.shapeOnly?.includes(i) ? { ...o, shapeOnly: true } : o)), { name: 'dy' }],
     attrs: { ...fwd.attrs, ...spec.attrs, wrt: WRT },
     infer(operands, attrs) {
       const xs = operands.slice(0, -1);
@@ -295,6 +297,7 @@ function gatherGrad(f: ForwardDefs): OpDef {
     name: 'gather_grad',
     summary: 'gradient of gather for x: dy scatter-added at the indices',
     differentiable: [0],
+    shapeOnly: [0],
     work: scatterWork,
   });
 }
@@ -305,6 +308,7 @@ function sliceGrad(f: ForwardDefs): OpDef {
     name: 'slice_grad',
     summary: 'gradient of slice: dy padded with zeros back to the input shape',
     differentiable: [0],
+    shapeOnly: [0],
     work: () => 0,
   });
 }

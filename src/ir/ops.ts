@@ -23,6 +23,8 @@ export interface OperandSpec {
   readonly variadic?: boolean;
   /** Normally a trainable weight (a `param`); used by statistics and the training pass. */
   readonly weight?: boolean;
+  /** Only the operand's type is used, never its data (it need not be resident). */
+  readonly shapeOnly?: boolean;
 }
 
 export interface OpSignature {

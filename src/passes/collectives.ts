@@ -179,3 +179,18 @@ export const collectives: Pass = {
     ctx.report('collectives', `${t.count} collectives; per die ${Math.round(t.linkBytes)} bytes on the busiest link, ${Math.round(t.sentBytes)} bytes sent in all`);
   },
 };
+
+/** Collective traffic per die summed per Transformer block: key `${layer}|${phase}/${block}`. */
+export function trafficByBlock(m: Module): Map<string, { linkBytes: number; sentBytes: number }> {
+  const out = new Map<string, { linkBytes: number; sentBytes: number }>();
+  for (const op of m.ops()) {
+    const link = op.notes?.['collective.link_bytes'];
+    if (typeof link !== 'number') continue;
+    const key = `${op.layer ?? '-'}|${String(op.notes?.['train.phase'] ?? 'fwd')}/${String(op.notes?.['fuse.block'])}`;
+    const t = out.get(key) ?? { linkBytes: 0, sentBytes: 0 };
+    t.linkBytes += link;
+    t.sentBytes += op.notes?.['collective.sent_bytes'] as number;
+    out.set(key, t);
+  }
+  return out;
+}

@@ -3,7 +3,8 @@
 // adapt the fixed hardware to arbitrary batch sizes"). The footprint of an op on a die is the
 // tiles of its activation operands and results under the tiling plan, plus an attention
 // core's score matrix; it grows linearly with the mini-batch, so the largest mini-batch that
-// fits is capacity ÷ per-sample peak. Weights are loaded once per group and reused by every
+// fits is capacity ÷ per-sample peak. A Linear whose output (or, backward, whose dy) would set
+// the peak — a vocabulary projection — streams it in column chunks (`fuse.chunks`). Weights are loaded once per group and reused by every
 // mini-batch. A strategy whose single sample overflows is still compiled (the paper marks
 // such baselines with *): the overflow is recorded, not raised.
 
@@ -14,8 +15,8 @@ import { DTYPES } from '../ir/types.js';
 import type { Target } from '../target/target.js';
 import { bytes } from '../util/format.js';
 import type { Pass, Strategy } from './pass.js';
-import { span, tileBytes, type Grid, type Sharding } from './sharding.js';
-import { planTiling, type OpTiling } from './tile2d.js';
+import { sameSharding, span, tileBytes, type Grid, type Sharding } from './sharding.js';
+import { planTiling, type OpTiling, type TilingPlan } from './tile2d.js';
 
 export interface MinibatchPlan {
   readonly batch: number;
@@ -29,30 +30,57 @@ export interface MinibatchPlan {
 }
 
 /**
- * Activation bytes one die holds while `op` runs, for the whole batch. A Linear's backward
- * follows Algorithm 1: dx = dy·wᵀ is computed and reduce-scattered (steps 2-5) before x is
- * gathered for dw (steps 6-7), so x and dx are never resident together.
+ * Activation bytes one die holds while `op` runs, for the whole batch: a part that stays
+ * resident and a part a Linear can stream in column chunks (its output forward, its dy
+ * backward). A Linear's backward follows Algorithm 1: dx = dy·wᵀ is computed and
+ * reduce-scattered (steps 2-5) before x is gathered for dw (steps 6-7), so x and dx are
+ * never resident together.
  */
-export function opFootprint(op: Op, t: OpTiling, grid: Grid, acts: ReadonlySet<Value>): number {
+export function opFootprint(op: Op, t: OpTiling, grid: Grid, acts: ReadonlySet<Value>): { fixed: number; streamed: number } {
+  const tile = (v: Value, s: Sharding | undefined) => (s && acts.has(v) ? tileBytes(v.type, s, grid) : 0);
   if (op.kind === 'linear_grad') {
-    const tile = (v: Value, s: Sharding | undefined) => (s && acts.has(v) ? tileBytes(v.type, s, grid) : 0);
     const wrt = op.attrs.wrt as readonly number[];
     const dx = wrt[0] === 0 ? tile(op.results[0]!, t.out[0]) : 0;
     const last = op.operands.length - 1;
-    return tile(op.operands[last]!, t.in[last]) + Math.max(dx, tile(op.operands[0]!, t.in[0]));
+    return { fixed: Math.max(dx, tile(op.operands[0]!, t.in[0])), streamed: tile(op.operands[last]!, t.in[last]) };
   }
-  let total = 0;
+  if (op.kind === 'linear') return { fixed: tile(op.operands[0]!, t.in[0]), streamed: tile(op.results[0]!, t.out[0]) };
+  // A last-axis split or concat that keeps the sharding is a view of its operand's tiles.
+  if ((op.kind === 'split' || op.kind === 'concat') && isView(t)) return { fixed: 0, streamed: 0 };
+  let fixed = 0;
+  const specs = opDef(op.kind).operands;
   op.operands.forEach((v, i) => {
-    const s = t.in[i];
-    if (s && acts.has(v)) total += tileBytes(v.type, s, grid);
+    if (!specs[Math.min(i, specs.length - 1)]?.shapeOnly) fixed += tile(v, t.in[i]);
   });
-  // A Linear streamed in column chunks (fuse.chunks) holds one chunk of its output at a time.
-  const chunks = (op.notes?.['fuse.chunks'] as number | undefined) ?? 1;
-  op.results.forEach((r, i) => {
-    if (acts.has(r)) total += tileBytes(r.type, t.out[i]!, grid) / chunks;
-  });
-  if (op.kind === 'attention' || op.kind === 'attention_grad') total += scoreBytes(op, t.out[0]!, grid);
-  return total;
+  op.results.forEach((r, i) => (fixed += tile(r, t.out[i])));
+  if (op.kind === 'attention' || op.kind === 'attention_grad') fixed += scoreBytes(op, t.out[0]!, grid);
+  return { fixed, streamed: 0 };
+}
+
+function isView(t: OpTiling): boolean {
+  const first = t.in[0];
+  return first !== undefined && first.cols.length > 0 && [...t.in, ...t.out].every((s) => s !== undefined && sameSharding(s, first));
+}
+
+function chunksOf(op: Op): number {
+  return (op.notes?.['fuse.chunks'] as number | undefined) ?? 1;
+}
+
+/**
+ * Raise the column chunks of Linears whose streamed part would otherwise set the peak (a
+ * vocabulary projection's output), up to one output column per die of the split.
+ */
+function chunkOversizeLinears(sizes: ReadonlyMap<Op, { fixed: number; streamed: number }>, batch: number, grid: Grid, plan: TilingPlan): void {
+  const others = Math.max(0, ...[...sizes.values()].map((f) => (f.streamed > 0 ? f.fixed : f.fixed + f.streamed)));
+  for (const [op, f] of sizes) {
+    if (f.streamed === 0 || f.fixed + f.streamed / chunksOf(op) <= others) continue;
+    const room = Math.max(others - f.fixed, batch);
+    const t = plan.get(op)!;
+    const spec = op.kind === 'linear' ? t.out[0]! : t.in[t.in.length - 1]!;
+    const maxChunks = Math.max(1, Math.floor(op.results[0]!.type.shape.at(-1)! / span(spec.cols, grid)));
+    const chunks = Math.min(maxChunks, Math.max(chunksOf(op), Math.ceil(f.streamed / room)));
+    op.notes = { ...op.notes, 'fuse.chunks': chunks };
+  }
 }
 
 /** The per-die softmax(q·kᵀ) matrix: b × (heads on this die, at least a share of one) × s × t. */
@@ -68,12 +96,16 @@ export function planMinibatch(m: Module, target: Target, strategy: Strategy): Mi
   const plan = planTiling(m, target, strategy);
   const batch = m.inputs[0]?.type.shape[0] ?? 1;
   const acts = activationValues(m);
+  const sizes = new Map<Op, { fixed: number; streamed: number }>();
+  for (const [op, t] of plan) {
+    if (!t.dram && opDef(op.kind).category !== 'collective') sizes.set(op, opFootprint(op, t, grid, acts));
+  }
+  chunkOversizeLinears(sizes, batch, grid, plan);
   let peak = 0;
   let peakOp: Op | undefined;
-  for (const [op, t] of plan) {
-    if (t.dram || opDef(op.kind).category === 'collective') continue;
-    const f = opFootprint(op, t, grid, acts);
-    if (f > peak) [peak, peakOp] = [f, op];
+  for (const [op, f] of sizes) {
+    const bytesNow = f.fixed + f.streamed / chunksOf(op);
+    if (bytesNow > peak) [peak, peakOp] = [bytesNow, op];
   }
   const perSample = peak / batch;
   const capacity = target.die.activationBufferBytes;

@@ -178,13 +178,21 @@ function headSpec(q: Sharding | undefined): Sharding {
 /**
  * Elementwise and row-wise ops run where their data already is. The layout comes from an
  * operand made in the same fusion group and phase when there is one — an operand reloaded
- * from DRAM can be read into any layout for free — else from any tiled operand.
+ * from DRAM can be read into any layout for free — and among those from the most finely
+ * split one: cutting a replicated operand down to a tile is a local slice, while the
+ * reverse would need an all-gather.
  */
 function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding | undefined): OpTiling {
   const rank = Math.max(...op.results.map((r) => r.type.shape.length));
   const tiled = op.operands.filter((v) => v.type.shape.length === rank && outOf(v));
-  const lead = tiled.find((v) => samePlacement(v.def!, op)) ?? tiled[0];
-  const from = lead ? outOf(lead)! : homeSpec(strategy);
+  const local = tiled.filter((v) => samePlacement(v.def!, op));
+  const split = (v: Value) => {
+    const s = outOf(v)!;
+    return s.rows.length + s.cols.length + s.partial.length;
+  };
+  const lead = [...(local.length ? local : tiled)].sort((a, b) => split(b) - split(a))[0];
+  // Replicated data (from generic data movement) is cut down to the strategy's home layout.
+  const from = lead && split(lead) > 0 ? outOf(lead)! : homeSpec(strategy);
   // Rotary embeddings sit between the Q/K projections and attention: reduce their partial
   // sums straight into attention's head layout rather than onto the rows.
   const s = op.kind === 'rope' || op.kind === 'rope_grad' ? headSpec(from) : resolvePartial(from, strategy);

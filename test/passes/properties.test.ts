@@ -1,0 +1,122 @@
+// Property tests over random small models, grids and buffer sizes (STYLE 16): fusion never
+// overflows the weight buffer, tiles partition every matmul exactly, and mini-batching
+// conserves the batch.
+
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { compile } from '../../src/compile.js';
+import { groupUnits } from '../../src/passes/fuse.js';
+import { findUnits } from '../../src/passes/units.js';
+import { planMinibatch } from '../../src/passes/minibatch.js';
+import { STRATEGIES, type Strategy } from '../../src/passes/pass.js';
+import { weightSpec, type Orientation } from '../../src/passes/tile2d.js';
+import { sharding, tileOf, type Die, type Grid } from '../../src/passes/sharding.js';
+import { loadTarget } from '../../src/target/load.js';
+import type { Target } from '../../src/target/target.js';
+import { tensor } from '../../src/ir/types.js';
+import { loadModel } from '../../src/frontend/load.js';
+import { deriveTraining } from '../../src/passes/train.js';
+
+function withBuffers(t: Target, weight: number, activation: number): Target {
+  return { ...t, die: { ...t.die, weightBufferBytes: weight, activationBufferBytes: activation } };
+}
+
+const modelArb = fc.record({
+  h: fc.constantFrom(32, 64, 96),
+  heads: fc.constantFrom(2, 4),
+  layers: fc.integer({ min: 1, max: 3 }),
+  batch: fc.integer({ min: 1, max: 9 }),
+  seq: fc.constantFrom(8, 16),
+});
+const gridArb = fc.record({ rows: fc.integer({ min: 1, max: 4 }), cols: fc.integer({ min: 1, max: 4 }) });
+
+describe('fuse', () => {
+  it('never puts more weights in a group than the buffers hold (oversize layers stream in chunks)', () => {
+    fc.assert(
+      fc.property(modelArb, gridArb, fc.integer({ min: 12, max: 22 }), fc.constantFrom(...STRATEGIES), fc.boolean(), (mdl, g, log2buf, strategy, training) => {
+        const { h, heads, layers, batch, seq } = mdl;
+        const m = loadModel('models/tiny-gpt.gy', { batch, seq, set: { h, heads, layers } });
+        deriveTraining(m, { mode: training ? 'train' : 'inference', optimizer: 'sgd' });
+        const t = withBuffers(loadTarget(`hecaton-${g.rows}x${g.cols}-standard`), 2 ** log2buf, 2 ** 22);
+        let groups;
+        try {
+          groups = groupUnits(findUnits(m), t, training, strategy as Strategy);
+        } catch (e) {
+          expect((e as Error).message).toMatch(/GY3001/);
+          return;
+        }
+        for (const grp of groups) expect(grp.bytesPerDie / grp.chunks).toBeLessThanOrEqual(t.die.weightBufferBytes);
+        expect(groups.flatMap((x) => x.units)).toEqual(findUnits(m));
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
+
+describe('tile2d', () => {
+  it('tiles partition every matmul exactly: contraction blocks align and weight tiles cover W once', () => {
+    fc.assert(
+      fc.property(
+        gridArb,
+        fc.constantFrom(...STRATEGIES),
+        fc.constantFrom<Orientation>('N', 'T'),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 40 }),
+        (g: Grid, strategy, orient, M, K, N) => {
+          const w = weightSpec(strategy as Strategy, orient);
+          const x = strategy === 'optimus' ? w : sharding([], w.rows);
+          const dies: Die[] = [];
+          for (let i = 0; i < g.rows; i++) for (let j = 0; j < g.cols; j++) dies.push({ i, j });
+          const cover = new Map<string, number>();
+          for (const d of dies) {
+            const wt = tileOf(tensor('f32', [K, N]), w, g, d);
+            const xt = tileOf(tensor('f32', [M, K]), x, g, d);
+            if (strategy !== 'optimus') expect(xt.cols).toEqual(wt.rows); // the die multiplies matching blocks
+            cover.set(`${wt.rows}|${wt.cols}`, (wt.rows[1] - wt.rows[0]) * (wt.cols[1] - wt.cols[0]));
+          }
+          // Distinct weight tiles are disjoint and cover K×N exactly.
+          const area = [...cover.values()].reduce((a, b) => a + b, 0);
+          expect(area).toBe(K * N);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('minibatch', () => {
+  it('conserves the batch: count × size covers it and the last mini-batch is not empty', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 14, max: 24 }), fc.constantFrom(...STRATEGIES), (batch, log2act, strategy) => {
+        const m = loadModel('models/tiny-gpt.gy', { batch, seq: 8 });
+        deriveTraining(m, { mode: 'train', optimizer: 'sgd' });
+        const t = withBuffers(loadTarget('hecaton-2x2-standard'), 2 ** 22, 2 ** log2act);
+        const p = planMinibatch(m, t, strategy as Strategy);
+        expect(p.batch).toBe(batch);
+        expect(p.size * p.count).toBeGreaterThanOrEqual(batch);
+        expect(p.size * (p.count - 1)).toBeLessThan(batch);
+        if (p.fits) expect(p.perSampleBytes * p.size).toBeLessThanOrEqual(t.die.activationBufferBytes);
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
+
+describe('every strategy compiles the paper workloads', () => {
+  const cases: [string, string][] = [
+    ['bert-large', 'hecaton-4x4-standard'],
+    ['bloom-1.7b', 'hecaton-8x8-standard'],
+    ['gpt3-6.7b', 'hecaton-16x16-standard'],
+    ['llama2-70b', 'hecaton-32x32-standard'],
+  ];
+  for (const [model, hw] of cases) {
+    it(`${model} on ${hw}: hecaton fits 4 MB + 4 MB; baselines report whether they fit`, () => {
+      for (const strategy of STRATEGIES) {
+        const c = compile(`models/${model}.gy`, { hw, strategy, set: { layers: 2 } });
+        expect(typeof c.module.notes['minibatch.sram_ok']).toBe('boolean');
+        if (strategy === 'hecaton') expect(c.module.notes['minibatch.sram_ok'], `${model} hecaton`).toBe(true);
+      }
+    });
+  }
+});
