@@ -2,14 +2,15 @@
 // Exit codes: 0 success, 1 user error (one line on stderr, no stack trace), 2 internal error.
 // `--json` prints exactly one JSON object on stdout.
 
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { GygesError } from '../diagnostics/diagnostic.js';
 import { loadModel, type LoadOptions } from '../frontend/load.js';
-import { printModule } from '../ir/print.js';
-import { verifyModule } from '../ir/verify.js';
 import { modelStats, type ModelStats } from '../ir/stats.js';
 import { OPS } from '../ir/ops.js';
 import { loadTarget, describeTarget, targetToJSON } from '../target/index.js';
+import { STRATEGIES } from '../passes/pass.js';
+import { DEFAULT_PIPELINE } from '../passes/index.js';
+import { runCompile, type CompileFlags } from './compile-command.js';
 import { bytes, si, table } from '../util/format.js';
 
 export interface CliIO {
@@ -110,18 +111,20 @@ function buildProgram(io: CliIO): Command {
     });
 
   withModelFlags(program.command('compile').argument('<MODEL>', 'a .gy or .gyir model'))
-    .description('Lower a model to the IR for a hardware target and report it.')
+    .description('Compile a model for a hardware target through the pass pipeline and report what each pass decided.')
     .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
-    .option('--print-ir', 'print the IR after lowering')
-    .action((model: string, flags: ModelFlags & { hw: string; printIr?: boolean }) => {
-      const target = loadTarget(flags.hw);
-      const m = loadModel(model, loadOptions(flags));
-      verifyModule(m, 'lowering');
-      if (flags.printIr) {
-        io.out(printModule(m));
-        return;
-      }
-      io.out(`${describeTarget(target)}\n\n${formatStats(modelStats(m))}`);
+    .addOption(new Option('--strategy <S>', 'how work is distributed').choices([...STRATEGIES]).default('hecaton'))
+    .addOption(new Option('--mode <M>', 'train adds backward and update; inference compiles forward only').choices(['train', 'inference']))
+    .addOption(new Option('--optimizer <O>', 'weight update of training').choices(['sgd', 'adam']))
+    .option('--pipeline <TEXT>', `passes to run, e.g. '${DEFAULT_PIPELINE}'`)
+    .option('--print-ir', 'print the IR after the last pass that ran')
+    .option('--print-after-all', 'print the IR after every pass')
+    .option('--print-after <PASS>', 'print the IR after PASS (repeatable)', (v: string, acc: string[]) => [...acc, v], [])
+    .option('--dump-dir <DIR>', 'write the IR after every pass to DIR/NN-PASS.gyir')
+    .option('--stop-after <PASS>', 'stop the pipeline after PASS')
+    .option('--verify-each', 'run the IR verifier after every pass')
+    .action((model: string, flags: ModelFlags & CompileFlags) => {
+      io.out(runCompile(model, flags, loadOptions(flags)));
     });
 
   program

@@ -11,6 +11,7 @@
 import type { Module, Op, Value } from '../ir/module.js';
 import type { CollectiveAlgo } from '../ir/collective-ops.js';
 import { assert } from '../diagnostics/diagnostic.js';
+import { bytes } from '../util/format.js';
 import type { Pass, Strategy } from './pass.js';
 import { collectiveCost, type CollectiveKind } from './collective-cost.js';
 import { activationValues } from './activations.js';
@@ -176,7 +177,7 @@ export const collectives: Pass = {
     const grid = { rows: ctx.target.package.rows, cols: ctx.target.package.cols };
     const t = insertCollectives(m, grid, ctx.strategy);
     m.notes['collectives.count'] = t.count;
-    ctx.report('collectives', `${t.count} collectives; per die ${Math.round(t.linkBytes)} bytes on the busiest link, ${Math.round(t.sentBytes)} bytes sent in all`);
+    ctx.report('collectives', `${t.count} collectives; per die and iteration ${bytes(t.linkBytes)} on the busiest link, ${bytes(t.sentBytes)} sent in all`);
   },
 };
 

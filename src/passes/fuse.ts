@@ -12,7 +12,7 @@ import { byteSize } from '../ir/types.js';
 import type { Target } from '../target/target.js';
 import { bytes } from '../util/format.js';
 import type { Pass, Strategy } from './pass.js';
-import { findUnits, isForward, type Unit } from './units.js';
+import { findUnits, isForward, linearName, type Unit } from './units.js';
 
 export interface FusionGroup {
   readonly units: readonly Unit[];
@@ -77,7 +77,7 @@ function chunksFor(unit: Unit, need: number, capacity: number, dies: number, tra
     throw errorAt(
       l.loc,
       'GY3001',
-      `layer '${l.results[0]!.name}' needs ${bytes(need)} of weight buffer per die${training ? ' (weights and their gradients)' : ''}; a die holds ${bytes(capacity)}, and even split into chunks of one output column per die over all ${dies} dies it does not fit`,
+      `layer '${linearName(l)}' needs ${bytes(need)} of weight buffer per die${training ? ' (weights and their gradients)' : ''}, but a die holds ${bytes(capacity)}: even streamed in chunks of one output column per die (${dies} ${dies === 1 ? 'die' : 'dies'}) it does not fit`,
     );
   }
   return chunks;
@@ -97,10 +97,10 @@ export function fuseModule(m: Module, target: Target, strategy: Strategy, report
   m.notes['fuse.groups'] = groups.length;
   const capacity = target.die.weightBufferBytes;
   groups.forEach((g, i) => {
-    const what = g.units.map((u) => `${u.kind === 'attention' ? 'attention block' : 'linear'} ${u.linears.map((l) => l.results[0]!.name).join('+')}`);
+    const what = g.units.map((u) => `${u.kind === 'attention' ? 'attention block' : 'linear'} ${u.linears.map(linearName).join('+')}`);
     const next = groups[i + 1]?.units[0];
     const why = next
-      ? `; adding ${next.linears[0]!.results[0]!.name} needs ${bytes(unitWeightBytesPerDie(next, target.package.dies, training, strategy))} more`
+      ? `; adding ${linearName(next.linears[0]!)} needs ${bytes(unitWeightBytesPerDie(next, target.package.dies, training, strategy))} more`
       : '';
     const size = g.chunks > 1 ? `${bytes(g.bytesPerDie)} per die, streamed in ${g.chunks} column chunks through the ${bytes(capacity)} weight buffer` : `${bytes(g.bytesPerDie)} of ${bytes(capacity)} weight buffer per die`;
     report(`group ${i}: ${what.join(', ')} — ${size}${g.chunks > 1 ? '' : why}`);

@@ -22,7 +22,7 @@ export const train: Pass = {
     deriveTraining(m, { mode: options.mode as 'train' | 'inference', optimizer: options.optimizer as 'sgd' | 'adam' });
     const counts = { fwd: 0, bwd: 0, update: 0 };
     for (const op of m.ops()) counts[(op.notes?.['train.phase'] as keyof typeof counts | undefined) ?? 'fwd']++;
-    ctx.report('train', `${options.mode}: ${counts.fwd} forward, ${counts.bwd} backward and ${counts.update} update ops`);
+    ctx.report('train', `${options.mode === 'train' ? `training graph (${String(options.optimizer)})` : 'inference graph'}: ${counts.fwd} forward, ${counts.bwd} backward and ${counts.update} update ops`);
   },
 };
 

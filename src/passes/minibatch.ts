@@ -10,6 +10,7 @@
 
 import type { Module, Op, Value } from '../ir/module.js';
 import { activationValues } from './activations.js';
+import { linearName } from './units.js';
 import { opDef } from '../ir/ops.js';
 import { DTYPES } from '../ir/types.js';
 import type { Target } from '../target/target.js';
@@ -129,7 +130,7 @@ export const minibatch: Pass = {
       'minibatch.activation_peak_bytes': Math.ceil(p.peakBytes),
       'minibatch.sram_ok': p.fits,
     });
-    const where = p.peakOp ? ` at ${p.peakOp.kind} '${p.peakOp.results[0]!.name}'` : '';
+    const where = p.peakOp ? ` at ${p.peakOp.kind} '${p.peakOp.kind === 'linear' || p.peakOp.kind === 'linear_grad' ? linearName(p.peakOp) : p.peakOp.results[0]!.name}'` : '';
     const cap = bytes(ctx.target.die.activationBufferBytes);
     ctx.report(
       'minibatch',

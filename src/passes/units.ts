@@ -73,3 +73,9 @@ function linearsAhead(m: Module, v: Value): Op[] {
     return [];
   });
 }
+
+/** How reports name a Linear: by its weight when that is a declared param, else by its result. */
+export function linearName(l: Op): string {
+  const w = l.operands[1];
+  return w && !w.def ? w.name : l.results[0]!.name;
+}

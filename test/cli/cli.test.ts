@@ -2,7 +2,7 @@
 // run `main` in-process; one runs the real executable to see what a shell sees.
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -46,21 +46,98 @@ describe('gyges stats', () => {
 });
 
 describe('gyges compile', () => {
-  it('prints IR that parses back', async () => {
-    const r = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--print-ir');
+  it('prints lowered IR that parses back (empty pipeline)', async () => {
+    const r = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--pipeline', '', '--print-ir');
     expect(r.code).toBe(0);
     const dir = mkdtempSync(join(tmpdir(), 'gyges-'));
     writeFileSync(join(dir, 'tiny.gyir'), r.out);
-    const again = await run('compile', join(dir, 'tiny.gyir'), '--hw', 'hecaton-2x2-standard', '--print-ir');
+    const again = await run('compile', join(dir, 'tiny.gyir'), '--hw', 'hecaton-2x2-standard', '--pipeline', '', '--print-ir');
     expect(again.code).toBe(0);
     expect(again.out).toBe(r.out);
   });
 
-  it('summarises model and target', async () => {
-    const r = await run('compile', 'models/bert-large.gy', '--hw', 'hecaton-4x4-standard');
+  it('summarises what every pass decided and the peak SRAM', async () => {
+    const r = await run('compile', 'models/bert-large.gy', '--hw', 'hecaton-4x4-standard', '--set', 'layers=2');
     expect(r.code).toBe(0);
-    expect(r.out).toContain('bert-large');
-    expect(r.out).toMatch(/4\s*[x×]\s*4/);
+    expect(r.out).toContain('model bert-large, strategy hecaton');
+    for (const pass of ['train', 'fuse', 'minibatch', 'tile2d', 'collectives']) expect(r.out).toContain(`  ${pass}: `);
+    expect(r.out).toMatch(/peak activation SRAM per die 2\.00 MiB of 4\.00 MiB/);
+  });
+
+  it('marks a baseline that overflows SRAM instead of failing', async () => {
+    const r = await run('compile', 'models/gpt3-6.7b.gy', '--hw', 'hecaton-16x16-standard', '--strategy', 'megatron', '--set', 'layers=1');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('OVERFLOWS (*)');
+  });
+
+  it('--print-after-all prints the IR after every pass, in order', async () => {
+    const r = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--print-after-all');
+    const headers = [...r.out.matchAll(/^\/\/ ----- IR after (\w+) -----$/gm)].map((m) => m[1]);
+    expect(headers).toEqual(['input', 'train', 'fuse', 'minibatch', 'tile2d', 'collectives']);
+  });
+
+  it('--dump-dir writes one numbered file per pass, and --stop-after ends early', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'gyges-')), 'dump');
+    const r = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--dump-dir', dir, '--stop-after', 'fuse');
+    expect(r.code).toBe(0);
+    expect(readdirSync(dir)).toEqual(['00-input.gyir', '01-train.gyir', '02-fuse.gyir']);
+    expect(readFileSync(join(dir, '02-fuse.gyir'), 'utf8')).toMatch(/^\/\/ fuse: group 0: /);
+    // A second run replaces its own dump.
+    const again = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--dump-dir', dir);
+    expect(again.code).toBe(0);
+    expect(readdirSync(dir)).toHaveLength(6);
+  });
+
+  it('--mode inference compiles the forward graph only', async () => {
+    const r = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--mode', 'inference', '--print-ir');
+    expect(r.code).toBe(0);
+    expect(r.out).not.toContain('linear_grad');
+    expect(r.out).toContain('"train.mode" = "inference"');
+  });
+
+  it('is deterministic', async () => {
+    const a = await run('compile', 'models/tiny-llama.gy', '--hw', 'hecaton-2x3-advanced', '--strategy', 'torus', '--print-ir');
+    const b = await run('compile', 'models/tiny-llama.gy', '--hw', 'hecaton-2x3-advanced', '--strategy', 'torus', '--print-ir');
+    expect(a.code).toBe(0);
+    expect(a.out).toBe(b.out);
+  });
+});
+
+describe('compile errors leave no partial output', () => {
+  it('a layer that cannot fit the weight buffers fails with GY3001 and writes no dump', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'gyges-'));
+    const hw = join(root, 'tiny-buffers.yaml');
+    writeFileSync(hw, 'base: hecaton-1x1-standard\ndie:\n  weight_buffer_mib: 0.000244140625\n');
+    const dump = join(root, 'dump');
+    const r = await run('compile', 'models/tiny-gpt.gy', '--hw', hw, '--dump-dir', dump);
+    expect(r.code).toBe(1);
+    oneLine(r.err);
+    expect(r.err).toMatch(/^models\/tiny-gpt\.gy:\d+:\d+: error GY3001: .*weight buffer per die/);
+    expect(existsSync(dump)).toBe(false);
+  });
+
+  it('refuses to replace a folder holding other files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gyges-'));
+    writeFileSync(join(dir, 'notes.txt'), 'mine');
+    const r = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--dump-dir', dir);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/refusing to replace/);
+    expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('mine');
+  });
+
+  it('a pipeline naming an unknown pass is a usage error', async () => {
+    const r = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--pipeline', 'train,fusee');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/unknown pass 'fusee' \(did you mean 'fuse'\?\)/);
+  });
+
+  it('compiling a training graph again is a user error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gyges-'));
+    const first = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--stop-after', 'train', '--print-ir');
+    writeFileSync(join(dir, 'trained.gyir'), first.out);
+    const r = await run('compile', join(dir, 'trained.gyir'), '--hw', 'hecaton-2x2-standard');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/GY3004: .*already a training graph/);
   });
 });
 

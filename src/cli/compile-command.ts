@@ -1,0 +1,95 @@
+// `gyges compile`: run the pipeline and show what it did. Every inspection flag is a hook on
+// the one pass manager: --print-after-all / --print-after=PASS print the IR after passes,
+// --dump-dir writes each stage to a numbered file, --stop-after ends the pipeline early,
+// --verify-each runs the verifier after every pass. Output files appear only when the whole
+// compile succeeds (they are written to a temporary folder and renamed into place).
+
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { compile, type Compilation, type CompileOptions } from '../compile.js';
+import { error } from '../diagnostics/diagnostic.js';
+import type { Module } from '../ir/module.js';
+import { printModule } from '../ir/print.js';
+import type { PassRecord } from '../passes/manager.js';
+import { describeTarget } from '../target/target.js';
+import { bytes } from '../util/format.js';
+
+export interface CompileFlags {
+  hw: string;
+  strategy?: CompileOptions['strategy'];
+  mode?: CompileOptions['mode'];
+  optimizer?: CompileOptions['optimizer'];
+  pipeline?: string;
+  printIr?: boolean;
+  printAfterAll?: boolean;
+  printAfter?: string[];
+  dumpDir?: string;
+  stopAfter?: string;
+  verifyEach?: boolean;
+}
+
+/** Runs the compile; returns the text for stdout. */
+export function runCompile(model: string, flags: CompileFlags, load: Pick<CompileOptions, 'batch' | 'seq' | 'set'>): string {
+  const printed: string[] = [];
+  const dumps: { file: string; text: string }[] = [];
+  const printAfter = new Set(flags.printAfter ?? []);
+  const afterPass = (m: Module, r: PassRecord) => {
+    const wanted = flags.printAfterAll || printAfter.has(r.pass);
+    if (!wanted && !flags.dumpDir) return;
+    const text = `${r.reports.map((l) => `// ${r.pass}: ${l}\n`).join('')}${printModule(m)}`;
+    if (wanted) printed.push(`// ----- IR after ${r.pass} -----\n${text}`);
+    if (flags.dumpDir) dumps.push({ file: `${String(r.index + 1).padStart(2, '0')}-${r.pass}.gyir`, text });
+  };
+  const c = compile(model, {
+    ...load,
+    hw: flags.hw,
+    strategy: flags.strategy,
+    mode: flags.mode,
+    optimizer: flags.optimizer,
+    pipeline: flags.pipeline,
+    hooks: { afterPass, stopAfter: flags.stopAfter, verifyEach: flags.verifyEach ?? false },
+  });
+  for (const p of printAfter) {
+    if (!c.passes.some((r) => r.pass === p)) throw error('GY9001', `--print-after=${p}: no pass '${p}' ran (passes: ${c.passes.map((r) => r.pass).join(', ')})`);
+  }
+  if (flags.dumpDir) writeFolder(flags.dumpDir, dumps);
+  if (flags.printIr) return printModule(c.module);
+  return printed.length ? printed.join('\n') : summary(c);
+}
+
+function summary(c: Compilation): string {
+  const n = c.module.notes;
+  const lines = [describeTarget(c.target), '', `model ${c.module.name}, strategy ${c.strategy}`];
+  for (const r of c.passes) for (const l of r.reports) lines.push(`  ${r.pass}: ${l}`);
+  if (typeof n['minibatch.activation_peak_bytes'] === 'number') {
+    const ok = n['minibatch.sram_ok'] === true;
+    lines.push(`peak activation SRAM per die ${bytes(n['minibatch.activation_peak_bytes'])} of ${bytes(c.target.die.activationBufferBytes)}${ok ? '' : ' — OVERFLOWS (*)'}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Write files into `dir` only if all of them can be written: build beside it, then rename.
+ * An existing `dir` is replaced only if everything in it matches `ours` (an earlier output).
+ */
+export function writeFolder(dir: string, files: readonly { file: string; text: string }[], ours = /^\d\d-[\w-]+\.gyir$/): void {
+  if (existsSync(dir)) {
+    const foreign = readdirSync(dir).filter((f) => !ours.test(f));
+    if (foreign.length) throw error('GY9002', `refusing to replace '${dir}': it holds files Gyges did not write (${foreign.slice(0, 3).join(', ')})`);
+  }
+  const parent = dirname(dir);
+  let tmp: string;
+  try {
+    tmp = mkdtempSync(join(parent, `.${basename(dir)}-`));
+  } catch (e) {
+    throw error('GY9002', `cannot write '${dir}': ${(e as Error).message}`);
+  }
+  try {
+    for (const f of files) writeFileSync(join(tmp, f.file), f.text);
+    if (existsSync(dir)) rmSync(dir, { recursive: true });
+    renameSync(tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw error('GY9002', `cannot write '${dir}': ${(e as Error).message}`);
+  }
+}
