@@ -22,7 +22,8 @@ import type { Module, Op, Value } from '../ir/module.js';
 import { opDef } from '../ir/ops.js';
 import type { Target } from '../target/target.js';
 import type { Pass, Strategy } from './pass.js';
-import { formatSharding, REPLICATED, sharding, span, type Axis, type Grid, type Sharding } from './sharding.js';
+import { formatSharding, matrixView, REPLICATED, sharding, span, type Axis, type Grid, type Sharding } from './sharding.js';
+import { error, errorAt } from '../diagnostics/diagnostic.js';
 import { isForward } from './units.js';
 import { activationValues } from './activations.js';
 
@@ -57,16 +58,52 @@ export function homeSpec(strategy: Strategy): Sharding {
   return strategy === 'megatron' || strategy === 'torus' ? REPLICATED : sharding(['r'], ['c']);
 }
 
-/** A partial sum made whole: hecaton and optimus reduce-scatter onto the rows, 1-D TP all-reduces. */
-export function resolvePartial(s: Sharding, strategy: Strategy): Sharding {
+/**
+ * A partial sum made whole: hecaton and optimus reduce-scatter onto the rows, 1-D TP
+ * all-reduces; so does every strategy for a vector (one row: a norm's gamma gradient).
+ */
+export function resolvePartial(s: Sharding, strategy: Strategy, rank = 2): Sharding {
   if (s.partial.length === 0) return s;
-  if (strategy === 'megatron' || strategy === 'torus') return sharding(s.rows, s.cols);
+  if (strategy === 'megatron' || strategy === 'torus' || rank < 2) return sharding(s.rows, s.cols);
   if (s.rows.length === 0) return sharding(s.partial, s.cols);
   return sharding(s.rows, [...s.cols, ...s.partial]);
 }
 
+/**
+ * What a strategy cannot map (paper §V-A c): Optimus pairs row and column blocks, so it needs
+ * a square grid; Megatron's flat ring is a Hamiltonian cycle, which a grid has only with an
+ * even number of dies. Hecaton and the torus ring take any R×C.
+ */
+export function checkGrid(strategy: Strategy, grid: Grid): void {
+  const n = grid.rows * grid.cols;
+  if (strategy === 'optimus' && grid.rows !== grid.cols) {
+    throw error('GY3003', `optimus needs a square grid of dies (its SUMMA steps pair row and column blocks); ${grid.rows}x${grid.cols} is not square`);
+  }
+  if (strategy === 'megatron' && n > 1 && n % 2 === 1) {
+    throw error('GY3003', `megatron's flat ring needs an even number of dies to close a ring through neighbours; ${grid.rows}x${grid.cols} has ${n}`);
+  }
+}
+
+/** Every split dimension must give each die at least one row or column. */
+function checkSplits(plan: TilingPlan, grid: Grid, strategy: Strategy): void {
+  for (const [op, t] of plan) {
+    if (t.dram) continue;
+    const pairs: [Value, Sharding | undefined][] = [...op.operands.map((v, i): [Value, Sharding | undefined] => [v, t.in[i]]), ...op.results.map((r, i): [Value, Sharding | undefined] => [r, t.out[i]])];
+    for (const [v, s] of pairs) {
+      if (!s) continue;
+      const view = matrixView(v.type);
+      for (const [dim, axes, n] of [['rows', s.rows, view.rows], ['columns', s.cols, view.cols]] as const) {
+        if (span(axes, grid) > n) {
+          throw errorAt(op.loc, 'GY3003', `${strategy} splits the ${n} ${dim} of '${v.name}' (${op.kind}) over ${span(axes, grid)} dies, fewer than one per die; use a smaller grid`);
+        }
+      }
+    }
+  }
+}
+
 export function planTiling(m: Module, target: Target, strategy: Strategy): TilingPlan {
   const grid: Grid = { rows: target.package.rows, cols: target.package.cols };
+  checkGrid(strategy, grid);
   const plan: TilingPlan = new Map();
   const orient = orientations(m, strategy, grid);
   const acts = activationValues(m);
@@ -81,6 +118,7 @@ export function planTiling(m: Module, target: Target, strategy: Strategy): Tilin
     const dram = runsBesideDram(op, (v) => acts.has(v), dramSide);
     plan.set(op, dram ? { in: op.operands.map(() => undefined), out: op.results.map(() => REPLICATED), dram } : tileOp(op, strategy, orient, outOf));
   }
+  checkSplits(plan, grid, strategy);
   return plan;
 }
 
@@ -195,7 +233,7 @@ function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding 
   const from = lead && split(lead) > 0 ? outOf(lead)! : homeSpec(strategy);
   // Rotary embeddings sit between the Q/K projections and attention: reduce their partial
   // sums straight into attention's head layout rather than onto the rows.
-  const s = op.kind === 'rope' || op.kind === 'rope_grad' ? headSpec(from) : resolvePartial(from, strategy);
+  const s = op.kind === 'rope' || op.kind === 'rope_grad' ? headSpec(from) : resolvePartial(from, strategy, rank);
   const lower = (t: Value) => sharding([], t.type.shape.length >= 1 ? s.cols : []);
   return {
     in: op.operands.map((v) => (v.type.shape.length === rank ? s : lower(v))),

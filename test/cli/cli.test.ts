@@ -125,6 +125,26 @@ describe('compile errors leave no partial output', () => {
     expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('mine');
   });
 
+  const unmappable: [string, string[], RegExp][] = [
+    ['optimus on a non-square grid', ['--hw', 'hecaton-2x3-standard', '--strategy', 'optimus'], /^error GY3003: optimus needs a square grid/],
+    ['megatron on an odd number of dies', ['--hw', 'hecaton-3x3-standard', '--strategy', 'megatron'], /^error GY3003: megatron's flat ring needs an even number of dies/],
+    ['more dies than columns to split', ['--hw', 'hecaton-16x16-standard'], /^models\/tiny-gpt\.gy:\d+:\d+: error GY3003: hecaton splits the 64 columns of 'layer\.0\.q'/],
+  ];
+  for (const [name, flags, pattern] of unmappable) {
+    it(`a model the strategy cannot map: ${name}`, async () => {
+      const r = await run('compile', 'models/tiny-gpt.gy', ...flags);
+      expect(r.code).toBe(1);
+      oneLine(r.err);
+      expect(r.err).toMatch(pattern);
+    });
+  }
+
+  it('a grid of 0 dies is a hardware error', async () => {
+    const r = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-0x4-standard');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/GY4001: package.rows must be a positive whole number, got 0/);
+  });
+
   it('a pipeline naming an unknown pass is a usage error', async () => {
     const r = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--pipeline', 'train,fusee');
     expect(r.code).toBe(1);
