@@ -142,7 +142,7 @@ describe('compile errors leave no partial output', () => {
   it('a grid of 0 dies is a hardware error', async () => {
     const r = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-0x4-standard');
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/GY4001: package.rows must be a positive whole number, got 0/);
+    expect(r.err).toMatch(/^error GY4001: preset 'hecaton-0x4-standard' must have at least one row and one column, got 0x4$/m);
   });
 
   it('a pipeline naming an unknown pass is a usage error', async () => {
