@@ -12,6 +12,7 @@ import type { Module, Op, Value } from '../ir/module.js';
 import type { CollectiveAlgo } from '../ir/collective-ops.js';
 import { assert } from '../diagnostics/diagnostic.js';
 import { bytes } from '../util/format.js';
+import { DTYPES } from '../ir/types.js';
 import type { Pass, Strategy } from './pass.js';
 import { collectiveCost, type CollectiveKind } from './collective-cost.js';
 import { activationValues } from './activations.js';
@@ -167,6 +168,33 @@ function pick(notes: Op['notes'], keys: readonly string[]): Record<string, strin
   return out;
 }
 
+/**
+ * When dies outnumber heads, each die holds a slice of one head's dimensions: its q·kᵀ is a
+ * partial sum that the k dies sharing the head all-reduce (paper §IV-C: "an all-reduce
+ * operation is necessary"). Forward reduces the scores; backward reduces dP = dA·vᵀ (the
+ * scores are kept from forward). Table III leaves this traffic out, so it is noted apart
+ * (`attention.*`) from the collectives that tile2d's layouts need.
+ */
+export function noteHeadSlices(m: Module, grid: Grid, strategy: Strategy): CollectiveTotals {
+  const totals: CollectiveTotals = { count: 0, sentBytes: 0, linkBytes: 0 };
+  for (const op of m.ops()) {
+    if (op.kind !== 'attention' && op.kind !== 'attention_grad') continue;
+    const heads = specsOf(op, 'tile2d.in')[0]!;
+    const dies = span(heads.cols, grid);
+    const perHead = Math.ceil(dies / (op.attrs.heads as number));
+    if (perHead <= 1) continue;
+    const [b, s] = op.operands[0]!.type.shape as [number, number];
+    const t = op.operands[1]!.type.shape[1]!;
+    const scores = b * s * t * DTYPES[op.operands[0]!.type.dtype].bytes;
+    const cost = collectiveCost('all_reduce', algorithmFor(strategy, 'all_reduce', ['c']), scores, perHead, grid);
+    op.notes = { ...op.notes, 'attention.head_dies': perHead, 'attention.sent_bytes': cost.sentBytes, 'attention.link_bytes': cost.linkBytes, 'attention.steps': cost.steps };
+    totals.count++;
+    totals.sentBytes += cost.sentBytes;
+    totals.linkBytes += cost.linkBytes;
+  }
+  return totals;
+}
+
 export const collectives: Pass = {
   name: 'collectives',
   summary: 'insert the all-gathers, reduce-scatters and all-reduces that sharding changes need',
@@ -178,19 +206,35 @@ export const collectives: Pass = {
     const t = insertCollectives(m, grid, ctx.strategy);
     m.notes['collectives.count'] = t.count;
     ctx.report('collectives', `${t.count} collectives; per die and iteration ${bytes(t.linkBytes)} on the busiest link, ${bytes(t.sentBytes)} sent in all`);
+    const heads = noteHeadSlices(m, grid, ctx.strategy);
+    if (heads.count) {
+      ctx.report('collectives', `${heads.count} attention cores split heads over several dies: their score all-reduces add ${bytes(heads.linkBytes)} per die on the busiest link (not in Table III)`);
+    }
   },
 };
 
-/** Collective traffic per die summed per Transformer block: key `${layer}|${phase}/${block}`. */
-export function trafficByBlock(m: Module): Map<string, { linkBytes: number; sentBytes: number }> {
-  const out = new Map<string, { linkBytes: number; sentBytes: number }>();
+export interface BlockTraffic {
+  /** Collectives between layouts: the traffic of Table III. */
+  linkBytes: number;
+  sentBytes: number;
+  /** Score all-reduces of attention cores whose heads span several dies. */
+  headLinkBytes: number;
+}
+
+/** Traffic per die summed per Transformer block: key `${layer}|${phase}/${block}`. */
+export function trafficByBlock(m: Module): Map<string, BlockTraffic> {
+  const out = new Map<string, BlockTraffic>();
   for (const op of m.ops()) {
     const link = op.notes?.['collective.link_bytes'];
-    if (typeof link !== 'number') continue;
+    const head = op.notes?.['attention.link_bytes'];
+    if (typeof link !== 'number' && typeof head !== 'number') continue;
     const key = `${op.layer ?? '-'}|${String(op.notes?.['train.phase'] ?? 'fwd')}/${String(op.notes?.['fuse.block'])}`;
-    const t = out.get(key) ?? { linkBytes: 0, sentBytes: 0 };
-    t.linkBytes += link;
-    t.sentBytes += op.notes?.['collective.sent_bytes'] as number;
+    const t = out.get(key) ?? { linkBytes: 0, sentBytes: 0, headLinkBytes: 0 };
+    if (typeof link === 'number') {
+      t.linkBytes += link;
+      t.sentBytes += op.notes?.['collective.sent_bytes'] as number;
+    }
+    if (typeof head === 'number') t.headLinkBytes += head;
     out.set(key, t);
   }
   return out;
