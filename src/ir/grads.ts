@@ -206,49 +206,26 @@ function rmsnormGrad(f: ForwardDefs): OpDef {
   });
 }
 
+/** The gradient op of a one-input elementwise op: its whole backward work, for x only. */
+function singleInputGrad(fwd: OpDef, name: string, summary: string): OpDef {
+  return gradOf(fwd, { name, summary, differentiable: [0], work: wholeBackward(fwd) });
+}
+
 // approximate "none": y = x·Φ(x); dx = dy·(Φ(x) + x·φ(x)), φ(x) = exp(−x²/2)/√(2π).
 // approximate "tanh": u = √(2/π)·(x + 0.044715·x³), t = tanh(u), y = ½x(1 + t);
 //   dx = dy·(½(1 + t) + ½x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²)).
-function geluGrad(f: ForwardDefs): OpDef {
-  return gradOf(f.gelu, {
-    name: 'gelu_grad',
-    summary: 'gradient of gelu (exact or tanh form, as the forward)',
-    differentiable: [0],
-    work: wholeBackward(f.gelu),
-  });
-}
+const geluGrad = (f: ForwardDefs): OpDef => singleInputGrad(f.gelu, 'gelu_grad', 'gradient of gelu (exact or tanh form, as the forward)');
 
 // s = sigmoid(x), y = x·s; dx = dy·s·(1 + x·(1 − s)).
-function siluGrad(f: ForwardDefs): OpDef {
-  return gradOf(f.silu, {
-    name: 'silu_grad',
-    summary: 'gradient of silu',
-    differentiable: [0],
-    work: wholeBackward(f.silu),
-  });
-}
+const siluGrad = (f: ForwardDefs): OpDef => singleInputGrad(f.silu, 'silu_grad', 'gradient of silu');
 
 // y = softmax(x) along `axis` (recomputed); dx = y ∘ (dy − Σ_axis(dy ∘ y)).
-function softmaxGrad(f: ForwardDefs): OpDef {
-  return gradOf(f.softmax, {
-    name: 'softmax_grad',
-    summary: 'gradient of softmax along its axis',
-    differentiable: [0],
-    work: wholeBackward(f.softmax),
-  });
-}
+const softmaxGrad = (f: ForwardDefs): OpDef => singleInputGrad(f.softmax, 'softmax_grad', 'gradient of softmax along its axis');
 
 // rope rotates each coordinate pair of each head at position p by the angle
 // p·theta^(−2j/head_size) (pair j, paired as the forward pairs them): an orthogonal map, so
 // dx is dy rotated by the opposite angle, −p·theta^(−2j/head_size).
-function ropeGrad(f: ForwardDefs): OpDef {
-  return gradOf(f.rope, {
-    name: 'rope_grad',
-    summary: 'gradient of rope: dy rotated back by the same angles',
-    differentiable: [0],
-    work: wholeBackward(f.rope),
-  });
-}
+const ropeGrad = (f: ForwardDefs): OpDef => singleInputGrad(f.rope, 'rope_grad', 'gradient of rope: dy rotated back by the same angles');
 
 // dx = dy·f′(x): identity 1; neg −1; abs sign(x); exp exp(x); log 1/x; sqrt 1/(2√x);
 // rsqrt −½·x^(−3/2); reciprocal −1/x²; tanh 1 − tanh²(x); sigmoid s(1 − s) with s = sigmoid(x);
