@@ -13,9 +13,8 @@
 //     die's horizontal and vertical links share the work. For an all-reduce of P bytes the
 //     horizontal link carries (C−1)(R+1)/(RC)·P; on a square grid (N−1)/N·P, half a flat ring.
 //     An all-gather of tile T: (C−1)(R+1)·T/2 horizontally.
-//   recursive_doubling broadcast over g dies (Optimus, the paper's [60]): log₂g rounds; over the
-//     g SUMMA steps of a product each die roots once and forwards in the others, sending
-//     tile·log₂g/2 per step on average (Table III's log₂N/(2√N) factor per block).
+//   recursive_doubling over g dies (Optimus's SUMMA broadcasts and reductions, the paper's
+//     [60]): see doublingCost.
 
 import { assertNever } from '../diagnostics/diagnostic.js';
 import type { CollectiveAlgo } from '../ir/collective-ops.js';
@@ -39,10 +38,8 @@ export function collectiveCost(kind: CollectiveKind, algo: CollectiveAlgo, tile:
       return ringCost(kind, tile, g);
     case 'torus2d':
       return torusCost(kind, tile, grid);
-    case 'recursive_doubling': {
-      const bytes = (tile * Math.log2(g) * g) / 2;
-      return { sentBytes: bytes, linkBytes: bytes, steps: g * Math.ceil(Math.log2(g)) };
-    }
+    case 'recursive_doubling':
+      return doublingCost(kind, tile, g);
     default:
       return assertNever(algo);
   }
@@ -74,6 +71,27 @@ function torusCost(kind: CollectiveKind, tile: number, grid: Grid): CollectiveCo
       return { sentBytes: (N - 1) * tile, linkBytes: (busiest * tile) / 2, steps: R - 1 + C - 1 };
     case 'reduce_scatter':
       return { sentBytes: ((N - 1) * tile) / N, linkBytes: (busiest * tile) / (2 * N), steps: R - 1 + C - 1 };
+    default:
+      return assertNever(kind);
+  }
+}
+
+/**
+ * SUMMA's broadcasts and reductions (Optimus): each of the g dies of a group roots one
+ * broadcast of its tile, which a binomial tree spreads in log₂g rounds; the root sends in
+ * every round, so the critical path is g·log₂g tiles — Table III's log₂N/(2√N) per γ or ξ
+ * with g = √N. A reduction of a partial tile goes the other way in g blocks of tile/g.
+ */
+function doublingCost(kind: CollectiveKind, tile: number, g: number): CollectiveCost {
+  const rounds = Math.ceil(Math.log2(g));
+  switch (kind) {
+    case 'all_gather':
+    case 'broadcast':
+      return { sentBytes: (g - 1) * tile, linkBytes: g * rounds * tile, steps: g * rounds };
+    case 'reduce_scatter':
+      return { sentBytes: ((g - 1) * tile) / g, linkBytes: rounds * tile, steps: g * rounds };
+    case 'all_reduce':
+      return { sentBytes: (2 * (g - 1) * tile) / g, linkBytes: 2 * rounds * tile, steps: 2 * g * rounds };
     default:
       return assertNever(kind);
   }

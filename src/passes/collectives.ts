@@ -16,6 +16,7 @@ import { DTYPES } from '../ir/types.js';
 import type { Pass, Strategy } from './pass.js';
 import { collectiveCost, type CollectiveKind } from './collective-cost.js';
 import { activationValues } from './activations.js';
+import { resolvePartial, weightSpec } from './tile2d.js';
 import { formatSharding, parseSharding, sameSharding, sharding, span, tileBytes, type Axis, type Grid, type Sharding } from './sharding.js';
 
 interface Step {
@@ -28,7 +29,7 @@ interface Step {
 
 /** The algorithm each strategy uses for a collective over `axes` (see collective-cost.ts). */
 export function algorithmFor(strategy: Strategy, kind: CollectiveKind, axes: readonly Axis[]): CollectiveAlgo {
-  if (kind === 'broadcast') return 'recursive_doubling';
+  if (kind === 'broadcast' || strategy === 'optimus') return 'recursive_doubling';
   if (axes.length === 2) return strategy === 'torus' ? 'torus2d' : 'ring';
   return 'ring';
 }
@@ -63,7 +64,7 @@ export function conversionSteps(from: Sharding, to: Sharding, strategy: Strategy
       const mid = dim === 'rows' ? sharding(have.slice(0, keep + 1), cur.cols, cur.partial) : sharding(cur.rows, have.slice(0, keep + 1), cur.partial);
       push('all_gather', [drop[1]!], mid, dim);
       push('all_gather', [drop[0]!], next, dim);
-    } else push('all_gather', drop, next, dim);
+    } else push(strategy === 'optimus' ? 'broadcast' : 'all_gather', drop, next, dim);
   }
   // What remains (axes `to` splits and `cur` does not) is a local slice: no data moves.
   return steps;
@@ -100,19 +101,29 @@ export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): Co
   const totals: CollectiveTotals = { count: 0, sentBytes: 0, linkBytes: 0 };
   const acts = activationValues(m);
   const made = new Map<string, Value>();
+  /** The reduced copy of a partial value, made where it was produced: what DRAM keeps of it. */
+  const whole = new Map<Value, { value: Value; spec: Sharding }>();
   for (const op of [...m.ops()]) {
     if (op.notes?.['tile2d.dram'] === true) continue;
     const wants = specsOf(op, 'tile2d.in');
     op.operands.forEach((v, k) => {
       const want = wants[k];
       if (!want) return;
-      const steps = stepsFor(v, op, k, want, strategy, acts);
-      if (steps.length === 0) return;
-      const key = `${v.id}|${formatSharding(want)}|${placementKey(op)}|${steps.map((s) => s.kind + s.axes.join('')).join(',')}`;
+      const { from, steps } = stepsFor(v, op, k, want, strategy, acts, whole.get(v));
+      if (steps.length === 0) {
+        if (from !== v) m.setOperand(op, k, from);
+        return;
+      }
+      const key = `${from.id}|${formatSharding(want)}|${placementKey(op)}|${steps.map((s) => s.kind + s.axes.join('')).join(',')}`;
       let out = made.get(key);
       if (!out) {
-        out = emit(m, v, op, steps, grid, strategy, totals);
+        const chain = emit(m, from, op, steps, grid, strategy, totals);
+        out = chain[chain.length - 1]!;
         made.set(key, out);
+        const firstWhole = steps.findIndex((s) => s.to.partial.length === 0);
+        if (v.def && placementKey(v.def) === placementKey(op) && steps[0]!.from.partial.length && firstWhole >= 0 && !whole.has(v)) {
+          whole.set(v, { value: chain[firstWhole]!, spec: steps[firstWhole]!.to });
+        }
       }
       m.setOperand(op, k, out);
     });
@@ -125,21 +136,38 @@ function placementKey(op: Op): string {
   return `${String(p.group)}/${String(p.phase)}`;
 }
 
-function stepsFor(v: Value, op: Op, k: number, want: Sharding, strategy: Strategy, acts: ReadonlySet<Value>): Step[] {
-  const producer = v.def;
-  // Weights and weight views are read straight into the tiles wanted.
-  if (!acts.has(v)) return [];
-  const besideDram = producer?.notes?.['tile2d.dram'] === true;
-  if (producer && !besideDram && placementKey(producer) === placementKey(op)) {
-    const have = specsOf(producer, 'tile2d.out')[producer.results.indexOf(v)]!;
-    return sameSharding(have, want) ? [] : conversionSteps(have, want, strategy);
-  }
-  const gathers = strategy === 'hecaton' || (op.kind === 'linear_grad' && k === 0);
-  return gathers ? conversionSteps(scatteredFrom(want), want, strategy) : [];
+interface Route {
+  /** The value the collectives start from: the operand, or its reduced copy. */
+  readonly from: Value;
+  readonly steps: Step[];
 }
 
-function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], grid: Grid, strategy: Strategy, totals: CollectiveTotals): Value {
+function stepsFor(v: Value, op: Op, k: number, want: Sharding, strategy: Strategy, acts: ReadonlySet<Value>, reduced: { value: Value; spec: Sharding } | undefined): Route {
+  const producer = v.def;
+  // Optimus keeps each weight as 2-D blocks and broadcasts them to the dies that need them.
+  if (strategy === 'optimus' && k === 1 && (op.kind === 'linear' || op.kind === 'linear_grad')) {
+    return { from: v, steps: conversionSteps(weightSpec('optimus', 'N'), want, strategy) };
+  }
+  const besideDram = producer?.notes?.['tile2d.dram'] === true;
+  const have = producer && !besideDram ? specsOf(producer, 'tile2d.out')[producer.results.indexOf(v)]! : undefined;
+  if (have && acts.has(v) && placementKey(producer!) === placementKey(op)) {
+    return { from: v, steps: sameSharding(have, want) ? [] : conversionSteps(have, want, strategy) };
+  }
+  // What leaves the package through DRAM is whole: a partial sum is reduced where it was made
+  // (reusing the reduced copy its own group already made, if any).
+  const source = reduced ?? { value: v, spec: have };
+  const reduce = source.spec?.partial.length ? conversionSteps(source.spec, resolvePartial(source.spec, strategy, v.type.shape.length), strategy) : [];
+  // Weights and weight views are read straight into the tiles wanted.
+  if (!acts.has(v)) return { from: source.value, steps: reduce };
+  // Optimus broadcasts every GEMM operand (SUMMA), wherever it comes from.
+  const gathers = strategy === 'hecaton' || strategy === 'optimus' || (op.kind === 'linear_grad' && k === 0);
+  return { from: source.value, steps: gathers ? [...reduce, ...conversionSteps(scatteredFrom(want), want, strategy)] : reduce };
+}
+
+/** Emit `steps` as collective ops reading `v`; returns each step's result. */
+function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], grid: Grid, strategy: Strategy, totals: CollectiveTotals): Value[] {
   let cur = v;
+  const chain: Value[] = [];
   for (const s of steps) {
     const axis = s.axes.join('');
     const algo = algorithmFor(strategy, s.kind, s.axes);
@@ -158,8 +186,9 @@ function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], grid: G
     totals.sentBytes += cost.sentBytes;
     totals.linkBytes += cost.linkBytes;
     cur = op.results[0]!;
+    chain.push(cur);
   }
-  return cur;
+  return chain;
 }
 
 function pick(notes: Op['notes'], keys: readonly string[]): Record<string, string | number | boolean | readonly number[]> {
@@ -221,14 +250,18 @@ export interface BlockTraffic {
   headLinkBytes: number;
 }
 
-/** Traffic per die summed per Transformer block: key `${layer}|${phase}/${block}`. */
+/**
+ * Traffic per die summed per Transformer block: key `${layer}|${phase}/${block}`, phase fwd
+ * or bwd. The weight update counts with the backward pass, as in Algorithm 1 (step 8).
+ */
 export function trafficByBlock(m: Module): Map<string, BlockTraffic> {
   const out = new Map<string, BlockTraffic>();
   for (const op of m.ops()) {
     const link = op.notes?.['collective.link_bytes'];
     const head = op.notes?.['attention.link_bytes'];
     if (typeof link !== 'number' && typeof head !== 'number') continue;
-    const key = `${op.layer ?? '-'}|${String(op.notes?.['train.phase'] ?? 'fwd')}/${String(op.notes?.['fuse.block'])}`;
+    const phase = op.notes?.['train.phase'] === 'fwd' || op.notes?.['train.phase'] === undefined ? 'fwd' : 'bwd';
+    const key = `${op.layer ?? '-'}|${phase}/${String(op.notes?.['fuse.block'])}`;
     const t = out.get(key) ?? { linkBytes: 0, sentBytes: 0, headLinkBytes: 0 };
     if (typeof link === 'number') {
       t.linkBytes += link;

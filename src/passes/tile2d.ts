@@ -160,6 +160,7 @@ function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>
     }
     case 'attention':
     case 'attention_grad': {
+      if (strategy === 'optimus') return summaAttention(op);
       const s = headSpec(outOf(op.operands[0]!));
       const maskAt = op.operands.length === (op.kind === 'attention' ? 4 : 5) ? 3 : -1;
       return { in: op.operands.map((_, i) => (i === maskAt ? REPLICATED : s)), out: op.results.map(() => s) };
@@ -179,9 +180,39 @@ function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>
   return { in: op.operands.map(() => REPLICATED), out: op.results.map(() => REPLICATED) };
 }
 
+/**
+ * Optimus (2-D SUMMA): y[i, j] = Σ_k x[i, k]·w[k, j], so die [i, j] sees all of its block row
+ * of x (broadcast along its row of dies) and block column of w (broadcast along its column);
+ * the broadcasts move both activations and weights (Table III's γ and ξ terms).
+ */
+function summaTiling(op: Op): OpTiling {
+  const xRow = sharding(['r'], []);
+  const wCol = sharding([], ['c']);
+  if (op.kind === 'linear') return { in: [xRow, wCol, ...(op.operands[2] ? [wCol] : [])], out: [sharding(['r'], ['c'])], orient: 'N' };
+  // Backward: dy and x broadcast along rows, w along columns; dw sums over the row blocks.
+  const grads = [sharding(['r'], ['c']), sharding([], ['c'], ['r']), sharding([], ['c'], ['r'])];
+  const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
+  return { in: [xRow, wCol, ...(op.operands.length === 4 ? [wCol] : []), xRow], out: wrt.map((i) => grads[Math.min(i, 2)]!), orient: 'N' };
+}
+
+/**
+ * Optimus keeps attention on its 2-D blocks: queries split by rows over r, heads by columns
+ * over c; each die gathers the keys and values of its heads along its column (a row block of
+ * queries attends to the whole sequence). Backward, dk and dv sum over the query blocks.
+ */
+function summaAttention(op: Op): OpTiling {
+  const blocks = sharding(['r'], ['c']);
+  const heads = sharding([], ['c']);
+  const maskAt = op.operands.length === (op.kind === 'attention' ? 4 : 5) ? 3 : -1;
+  const ins = op.operands.map((_, i) => (i === maskAt ? REPLICATED : i === 1 || i === 2 ? heads : blocks));
+  if (op.kind === 'attention') return { in: ins, out: [blocks] };
+  const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
+  return { in: ins, out: wrt.map((i) => (i === 0 ? blocks : sharding([], ['c'], ['r']))) };
+}
+
 function linearTiling(op: Op, strategy: Strategy, o: Orientation): OpTiling {
   const w = weightSpec(strategy, o);
-  if (strategy === 'optimus') return { in: op.operands.map((_, i) => (i === 2 ? sharding([], w.cols) : w)), out: [w], orient: o };
+  if (strategy === 'optimus') return summaTiling(op);
   const x = sharding([], w.rows);
   const y = sharding([], w.cols, w.rows);
   // A bias is added once per reduction group (by the die at index 0 of it), so it joins the partial sum.
@@ -189,12 +220,12 @@ function linearTiling(op: Op, strategy: Strategy, o: Orientation): OpTiling {
 }
 
 function linearGradTiling(op: Op, strategy: Strategy, o: Orientation): OpTiling {
+  if (strategy === 'optimus') return summaTiling(op);
   const w = weightSpec(strategy, o);
-  const opt = strategy === 'optimus';
-  const x = opt ? w : sharding([], w.rows);
-  const dy = opt ? w : sharding([], w.cols);
+  const x = sharding([], w.rows);
+  const dy = sharding([], w.cols);
   // dx = dy·wᵀ is partial over w's column axes; dw = xᵀ·dy lands on w's tile; db sums dy's rows.
-  const grads: Sharding[] = [opt ? w : sharding([], w.rows, w.cols), w, sharding([], w.cols, opt ? w.rows : [])];
+  const grads: Sharding[] = [sharding([], w.rows, w.cols), w, sharding([], w.cols)];
   const hasBias = op.operands.length === 4;
   const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
   return {
