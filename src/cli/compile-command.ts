@@ -13,6 +13,8 @@ import { printModule } from '../ir/print.js';
 import type { PassRecord } from '../passes/manager.js';
 import { describeTarget } from '../target/target.js';
 import { bytes } from '../util/format.js';
+import { programsOf } from '../passes/schedule.js';
+import { writePrograms } from '../backend/write.js';
 
 export interface CompileFlags {
   hw: string;
@@ -26,6 +28,8 @@ export interface CompileFlags {
   dumpDir?: string;
   stopAfter?: string;
   verifyEach?: boolean;
+  /** Write one program per die and a manifest into this folder. */
+  out?: string;
 }
 
 /** Runs the compile; returns the text for stdout. */
@@ -52,6 +56,11 @@ export function runCompile(model: string, flags: CompileFlags, load: Pick<Compil
   for (const p of printAfter) {
     if (!c.passes.some((r) => r.pass === p)) throw error('GY9001', `--print-after=${p}: no pass '${p}' ran (passes: ${c.passes.map((r) => r.pass).join(', ')})`);
   }
+  if (flags.out) {
+    const set = programsOf(c.module);
+    if (!set) throw error('GY9001', `-o needs the schedule pass (ran: ${c.passes.map((p) => p.pass).join(', ') || 'none'})`);
+    writePrograms(set, flags.out);
+  }
   if (flags.dumpDir) writeFolder(flags.dumpDir, dumps);
   if (flags.printIr) return printModule(c.module);
   return printed.length ? printed.join('\n') : summary(c);
@@ -61,9 +70,12 @@ function summary(c: Compilation): string {
   const n = c.module.notes;
   const lines = [describeTarget(c.target), '', `model ${c.module.name}, strategy ${c.strategy}`];
   for (const r of c.passes) for (const l of r.reports) lines.push(`  ${r.pass}: ${l}`);
-  if (typeof n['minibatch.activation_peak_bytes'] === 'number') {
-    const ok = n['minibatch.sram_ok'] === true;
-    lines.push(`peak activation SRAM per die ${bytes(n['minibatch.activation_peak_bytes'])} of ${bytes(c.target.die.activationBufferBytes)}${ok ? '' : ' — OVERFLOWS (*)'}`);
+  // The schedule's allocation is exact; without it, the mini-batch pass's estimate.
+  const act = n['schedule.activation_peak_bytes'] ?? n['minibatch.activation_peak_bytes'];
+  if (typeof act === 'number') {
+    const ok = (n['schedule.sram_ok'] ?? n['minibatch.sram_ok']) === true;
+    const weight = typeof n['schedule.weight_peak_bytes'] === 'number' ? `, weight ${bytes(n['schedule.weight_peak_bytes'])} of ${bytes(c.target.die.weightBufferBytes)}` : '';
+    lines.push(`peak SRAM per die: activation ${bytes(act)} of ${bytes(c.target.die.activationBufferBytes)}${weight}${ok ? '' : ' — OVERFLOWS (*)'}`);
   }
   return `${lines.join('\n')}\n`;
 }

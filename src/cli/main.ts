@@ -123,6 +123,7 @@ function buildProgram(io: CliIO): Command {
     .option('--dump-dir <DIR>', 'write the IR after every pass to DIR/NN-PASS.gyir')
     .option('--stop-after <PASS>', 'stop the pipeline after PASS')
     .option('--verify-each', 'run the IR verifier after every pass')
+    .option('-o, --out <DIR>', 'write one program per die (die-I-J.json and .txt) and manifest.json into DIR')
     .action((model: string, flags: ModelFlags & CompileFlags) => {
       io.out(runCompile(model, flags, loadOptions(flags)));
     });

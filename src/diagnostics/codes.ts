@@ -6,6 +6,7 @@
 //   GY4xxx  hardware descriptions
 //   GY5xxx  ONNX frontend (later issues)
 //   GY6xxx  IR text form
+//   GY7xxx  per-die programs: files the compiler writes and the simulators read
 //   GY9xxx  command line and files
 
 export const CODES = {
@@ -46,6 +47,9 @@ export const CODES = {
 
   GY6001: 'IR text: syntax error',
   GY6002: 'IR text: verification failed',
+
+  GY7001: 'malformed program',
+  GY7002: 'cannot write the program folder',
 
   GY9001: 'command-line usage',
   GY9002: 'cannot read file',

@@ -8,9 +8,10 @@ import { fuse } from './fuse.js';
 import { minibatch } from './minibatch.js';
 import { tile2d } from './tile2d.js';
 import { collectives } from './collectives.js';
+import { schedule } from './schedule.js';
 
 /** All passes, in pipeline order. */
-export const PASSES = [train, fuse, minibatch, tile2d, collectives] as const satisfies readonly Pass[];
+export const PASSES = [train, fuse, minibatch, tile2d, collectives, schedule] as const satisfies readonly Pass[];
 
 /** The default pipeline. */
 export const DEFAULT_PIPELINE = [
@@ -19,6 +20,7 @@ export const DEFAULT_PIPELINE = [
   'minibatch', // sized from the activation footprint of the tiling the grid will get
   'tile2d', // shards every op; needs the fusion groups to restart hecaton's orientation per group
   'collectives', // turns every sharding change tile2d left into explicit collective ops
+  'schedule', // orders each die's work into mini-batch loops, allocates buffers, emits programs: needs every collective explicit
 ].join(',');
 
 export function defaultPipeline(overrides: { mode?: string; optimizer?: string } = {}): PipelineStep[] {

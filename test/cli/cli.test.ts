@@ -61,7 +61,7 @@ describe('gyges compile', () => {
     expect(r.code).toBe(0);
     expect(r.out).toContain('model bert-large, strategy hecaton');
     for (const pass of ['train', 'fuse', 'minibatch', 'tile2d', 'collectives']) expect(r.out).toContain(`  ${pass}: `);
-    expect(r.out).toMatch(/peak activation SRAM per die 2\.00 MiB of 4\.00 MiB/);
+    expect(r.out).toMatch(/peak SRAM per die: activation [0-9.]+ MiB of 4\.00 MiB, weight [0-9.]+ MiB of 4\.00 MiB/);
   });
 
   it('marks a baseline that overflows SRAM instead of failing', async () => {
@@ -73,7 +73,7 @@ describe('gyges compile', () => {
   it('--print-after-all prints the IR after every pass, in order', async () => {
     const r = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--print-after-all');
     const headers = [...r.out.matchAll(/^\/\/ ----- IR after (\w+) -----$/gm)].map((m) => m[1]);
-    expect(headers).toEqual(['input', 'train', 'fuse', 'minibatch', 'tile2d', 'collectives']);
+    expect(headers).toEqual(['input', 'train', 'fuse', 'minibatch', 'tile2d', 'collectives', 'schedule']);
   });
 
   it('--dump-dir writes one numbered file per pass, and --stop-after ends early', async () => {
@@ -85,7 +85,7 @@ describe('gyges compile', () => {
     // A second run replaces its own dump.
     const again = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--dump-dir', dir);
     expect(again.code).toBe(0);
-    expect(readdirSync(dir)).toHaveLength(6);
+    expect(readdirSync(dir)).toHaveLength(7);
   });
 
   it('--mode inference compiles the forward graph only', async () => {

@@ -1,0 +1,500 @@
+// The per-die program: the contract between the compiler and the simulators (STYLE 10). One
+// program per die [i, j]: a header, buffer declarations (every instruction operand names one,
+// so SRAM capacity is checked, not assumed) and instructions with data dependencies, loops
+// over mini-batches and over column chunks, and the IR location each came from (STYLE 13).
+// This file holds the types, a deterministic text printer, the JSON form (fixed key order,
+// snake_case) and its parser, and the sums (per-block traffic, per-die totals) readers need.
+//
+// How a simulator reads a program:
+// - Instructions are listed in a valid sequential order; ids grow in that order (a loop's id
+//   comes before its body's). An instruction may start once every instruction in `deps` has
+//   completed. A dep names an instruction of the same loop body (same iteration) or of an
+//   enclosing scope (its current instance); a loop named as a dep stands for all its iterations.
+// - `loop`: `count` iterations of `body`. Body counts (bytes, MACs, elements) are for one full
+//   iteration; the last iteration does `last_size / size` of them (a partial mini-batch).
+//   Chunk loops split one streamed Linear (or a streamed weight's update) into `count` equal
+//   column chunks (size = last_size = 1). In a minibatch loop, tiles of batched tensors are
+//   row ranges of the mini-batch's own 2-D view (iteration n starts n·size samples further);
+//   in a chunk loop iteration k covers the k-th of `count` equal column slices of the tile.
+// - `carried`: loop-carried dependencies. Instance n+1 of an instruction waits for instance n
+//   of each instruction named (same body). They come from buffer reuse only: a DRAM read of
+//   mini-batch n+1 depends on nothing of its own iteration and carries only on the last users
+//   of its buffer in mini-batch n, so it overlaps mini-batch n's compute (§III-B a). Every
+//   hazard of buffers sharing SRAM (the allocator's offsets) is in deps or carried.
+// - `accumulate`: the instruction adds into its output (weight gradients across mini-batches,
+//   Algorithm 1 step 8; dx across the chunks of a streamed dy); `vector fill` zeroes the
+//   accumulator first. A streamed weight gradient accumulates in DRAM (zero there at the start).
+// - `op` names the IR op kind, with the step after a colon when one op is several
+//   instructions (`linear_grad:dx`, `linear_grad:dw`, `attention:qk`, `layernorm_grad:dgamma`).
+// - DRAM traffic is by logical tensor: `tensor` with the row and column ranges of its 2-D
+//   view. A die holding a replica of what is written writes nothing (bytes 0); die 0 along the
+//   replicated axes writes. A tensor the IR leaves as a partial sum is written by every die
+//   holding a part (DRAM-side accumulation).
+// - A collective instruction with the same `cid` runs on every die of `group` (ring order),
+//   moving the same bytes; within a loop, instances match by iteration index. `part_of` marks
+//   a step inside a compute op (the score all-reduce of a head split over dies).
+
+import { z } from 'zod';
+import { GygesError, assertNever } from '../diagnostics/diagnostic.js';
+
+export const PROGRAM_FORMAT = 'gyges-program/1';
+
+export type Range = readonly [number, number];
+export type Phase = 'fwd' | 'bwd' | 'update';
+export type BufferKind = 'activation' | 'weight';
+export type CollectiveOp = 'all_gather' | 'reduce_scatter' | 'all_reduce' | 'broadcast';
+export type LoopOver = 'minibatch' | 'chunk';
+
+export interface ProgramHeader {
+  readonly model: string;
+  readonly target: string;
+  readonly strategy: string;
+  readonly grid: Range;
+  readonly die: Range;
+  readonly minibatch: { readonly batch: number; readonly size: number; readonly count: number; readonly lastSize: number };
+  /** Peaks the allocator computed for this die, and the target's buffer capacities. */
+  readonly sram: { readonly activationPeak: number; readonly weightPeak: number; readonly activationCapacity: number; readonly weightCapacity: number };
+}
+
+export interface BufferDecl {
+  readonly name: string;
+  readonly kind: BufferKind;
+  readonly bytes: number;
+  /** Offset in the die's buffer of this kind, from the allocator. */
+  readonly offset: number;
+  /** First and last instruction id during which the space is reserved (inclusive). */
+  readonly live: Range;
+  /** The logical tensor it holds. */
+  readonly tensor: string;
+}
+
+/** Fields every instruction carries. */
+export interface InstrCommon {
+  readonly id: number;
+  readonly reads: readonly string[];
+  readonly writes: readonly string[];
+  readonly deps: readonly number[];
+  readonly carried: readonly number[];
+  readonly phase: Phase;
+  /** The Transformer layer of the IR op, null outside layers. */
+  readonly layer: number | null;
+  /** `attention` or `ffn` (fuse.block), null when unknown. */
+  readonly block: string | null;
+  /** file:line:col of the IR op it came from. */
+  readonly loc: string | null;
+}
+
+export interface DramInstr extends InstrCommon {
+  readonly kind: 'dram.read' | 'dram.write';
+  readonly tensor: string;
+  readonly rows: Range;
+  readonly cols: Range;
+  readonly bytes: number;
+}
+
+export interface GemmInstr extends InstrCommon {
+  readonly kind: 'gemm';
+  /** The IR op kind (linear, linear_grad, attention, ...). */
+  readonly op: string;
+  /** Independent products (attention heads × samples); 1 for a Linear. */
+  readonly batch: number;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly macs: number;
+  readonly accumulate: boolean;
+}
+
+export interface VectorInstr extends InstrCommon {
+  readonly kind: 'vector';
+  /** The IR op kind, or `fill` (zero an accumulator), `softmax` inside attention. */
+  readonly op: string;
+  readonly elements: number;
+  /** Operations of the op table's FLOP count for this die's share. */
+  readonly flops: number;
+  readonly accumulate: boolean;
+}
+
+export interface CollectiveInstr extends InstrCommon {
+  readonly kind: 'collective';
+  readonly op: CollectiveOp;
+  readonly algo: string;
+  /** Grid axes of the group: r (a column of dies), c (a row), rc (all). */
+  readonly axis: string;
+  /** The same on every die of the group. */
+  readonly cid: string;
+  /** The group's dies in ring order. */
+  readonly group: readonly Range[];
+  readonly position: number;
+  readonly sentBytes: number;
+  readonly linkBytes: number;
+  readonly steps: number;
+  /**
+   * null for the IR's collective ops (layout changes, Table III's traffic); the compute op's
+   * kind for a step inside one (the all-reduce of partial scores when a head spans dies).
+   */
+  readonly partOf: string | null;
+}
+
+export interface LoopInstr extends InstrCommon {
+  readonly kind: 'loop';
+  readonly over: LoopOver;
+  readonly count: number;
+  readonly size: number;
+  readonly lastSize: number;
+  readonly body: readonly Instruction[];
+}
+
+export type Instruction = DramInstr | GemmInstr | VectorInstr | CollectiveInstr | LoopInstr;
+
+export interface Program {
+  readonly header: ProgramHeader;
+  readonly buffers: readonly BufferDecl[];
+  readonly instructions: readonly Instruction[];
+}
+
+// -- walking ---------------------------------------------------------------------------------
+
+/** Iterations a loop's body runs, counting a partial last one by its share. */
+export function loopWeight(l: Pick<LoopInstr, 'count' | 'size' | 'lastSize'>): number {
+  return l.count - 1 + l.lastSize / l.size;
+}
+
+/** Visit every instruction with the number of times it runs per training iteration. */
+export function forEachInstr(list: readonly Instruction[], visit: (ins: Instruction, times: number) => void, times = 1): void {
+  for (const ins of list) {
+    visit(ins, times);
+    if (ins.kind === 'loop') forEachInstr(ins.body, visit, times * loopWeight(ins));
+  }
+}
+
+export interface BlockTraffic {
+  /** Busiest-link bytes of the layout collectives (Table III's traffic). */
+  linkBytes: number;
+  sentBytes: number;
+  /** Busiest-link bytes of score all-reduces inside attention cores whose heads span dies. */
+  headLinkBytes: number;
+}
+
+/**
+ * Collective bytes of one die per Transformer block, summed over loops (body × iterations),
+ * so the totals are per training iteration over the whole batch. Key `${layer}|${phase}/${block}`
+ * with layer `-` outside layers and phase fwd or bwd (the update counts with bwd, Algorithm 1
+ * step 8): the key of the collectives pass's `trafficByBlock`.
+ */
+export function blockTraffic(p: Program): Map<string, BlockTraffic> {
+  const out = new Map<string, BlockTraffic>();
+  forEachInstr(p.instructions, (ins, times) => {
+    if (ins.kind !== 'collective') return;
+    const key = `${ins.layer ?? '-'}|${ins.phase === 'fwd' ? 'fwd' : 'bwd'}/${ins.block ?? 'null'}`;
+    const t = out.get(key) ?? { linkBytes: 0, sentBytes: 0, headLinkBytes: 0 };
+    if (ins.partOf === null) {
+      t.linkBytes += ins.linkBytes * times;
+      t.sentBytes += ins.sentBytes * times;
+    } else t.headLinkBytes += ins.linkBytes * times;
+    out.set(key, t);
+  });
+  return out;
+}
+
+export interface ProgramTotals {
+  sentBytes: number;
+  linkBytes: number;
+  dramReadBytes: number;
+  dramWriteBytes: number;
+  macs: number;
+  vectorFlops: number;
+  /** Instructions in the program text (loop bodies once). */
+  instructions: number;
+}
+
+export function emptyTotals(): ProgramTotals {
+  return { sentBytes: 0, linkBytes: 0, dramReadBytes: 0, dramWriteBytes: 0, macs: 0, vectorFlops: 0, instructions: 0 };
+}
+
+/** Add what one instruction does, `times` over, to `t`. */
+export function addInstr(t: ProgramTotals, ins: Instruction, times: number): void {
+  t.instructions++;
+  switch (ins.kind) {
+    case 'dram.read':
+      t.dramReadBytes += ins.bytes * times;
+      break;
+    case 'dram.write':
+      t.dramWriteBytes += ins.bytes * times;
+      break;
+    case 'gemm':
+      t.macs += ins.macs * times;
+      break;
+    case 'vector':
+      t.vectorFlops += ins.flops * times;
+      break;
+    case 'collective':
+      t.sentBytes += ins.sentBytes * times;
+      t.linkBytes += ins.linkBytes * times;
+      break;
+    case 'loop':
+      break;
+    default:
+      assertNever(ins);
+  }
+}
+
+/** Per-iteration totals of one die's program. */
+export function programTotals(p: Program): ProgramTotals {
+  const t = emptyTotals();
+  forEachInstr(p.instructions, (ins, times) => addInstr(t, ins, times));
+  return t;
+}
+
+// -- text form -------------------------------------------------------------------------------
+
+/** The text form: one line per buffer and per instruction, loops indented. Deterministic. */
+export function printProgram(p: Program): string {
+  const h = p.header;
+  const lines = [
+    `program ${q(h.model)} die [${h.die.join(', ')}]`,
+    `  target ${q(h.target)}, strategy ${h.strategy}, grid ${h.grid.join('x')}`,
+    `  minibatch batch ${h.minibatch.batch}, size ${h.minibatch.size}, count ${h.minibatch.count}, last ${h.minibatch.lastSize}`,
+    `  sram activation ${h.sram.activationPeak} of ${h.sram.activationCapacity} B, weight ${h.sram.weightPeak} of ${h.sram.weightCapacity} B`,
+    '',
+    'buffers',
+    ...p.buffers.map((b) => `  ${b.kind.padEnd(10)} ${q(b.name)} ${b.bytes} B at ${b.offset}, live ${b.live[0]}..${b.live[1]}${b.tensor === b.name ? '' : `, holds ${q(b.tensor)}`}`),
+    '',
+    'instructions',
+  ];
+  printList(p.instructions, 1, lines);
+  return `${lines.join('\n')}\n`;
+}
+
+function printList(list: readonly Instruction[], depth: number, lines: string[]): void {
+  const pad = '  '.repeat(depth);
+  for (const ins of list) {
+    const io = ins.reads.length + ins.writes.length ? `  ${ins.reads.map(q).join(' ')} -> ${ins.writes.map(q).join(' ')}` : '';
+    const deps = `${ins.deps.length ? `  deps ${ins.deps.join(' ')}` : ''}${ins.carried.length ? `  carried ${ins.carried.join(' ')}` : ''}`;
+    const origin = `  ; ${ins.phase}${ins.layer === null ? '' : ` L${ins.layer}`}${ins.block ? ` ${ins.block}` : ''}${ins.loc ? ` ${ins.loc}` : ''}`;
+    lines.push(`${pad}${String(ins.id).padStart(4)}  ${details(ins)}${io}${deps}${origin}${ins.kind === 'loop' ? ' {' : ''}`);
+    if (ins.kind === 'loop') {
+      printList(ins.body, depth + 1, lines);
+      lines.push(`${pad}      }`);
+    }
+  }
+}
+
+function details(ins: Instruction): string {
+  switch (ins.kind) {
+    case 'dram.read':
+    case 'dram.write':
+      return `${ins.kind} ${q(ins.tensor)} rows ${ins.rows[0]}..${ins.rows[1]} cols ${ins.cols[0]}..${ins.cols[1]} ${num(ins.bytes)} B`;
+    case 'gemm':
+      return `gemm ${ins.op}${ins.batch === 1 ? '' : ` ${num(ins.batch)}x`} m ${num(ins.m)} n ${num(ins.n)} k ${num(ins.k)} = ${num(ins.macs)} MAC${ins.accumulate ? ' +=' : ''}`;
+    case 'vector':
+      return `vector ${ins.op} ${num(ins.elements)} elements ${num(ins.flops)} flops${ins.accumulate ? ' +=' : ''}`;
+    case 'collective':
+      return (
+        `collective ${ins.op} ${ins.algo} ${ins.axis} ${q(ins.cid)} group ${ins.group.map((d) => `[${d[0]},${d[1]}]`).join('')} pos ${ins.position}` +
+        ` sent ${num(ins.sentBytes)} B link ${num(ins.linkBytes)} B steps ${ins.steps}${ins.partOf ? ` in ${ins.partOf}` : ''}`
+      );
+    case 'loop':
+      return `loop ${ins.over} count ${ins.count} size ${num(ins.size)} last ${num(ins.lastSize)}`;
+    default:
+      return assertNever(ins);
+  }
+}
+
+function q(s: string): string {
+  return JSON.stringify(s);
+}
+
+/** Shortest exact text of a number (fractional counts print in full). */
+function num(x: number): string {
+  return String(x);
+}
+
+// -- JSON form -------------------------------------------------------------------------------
+
+/** A plain object with a fixed key order; JSON.stringify of it is byte-identical across runs. */
+export function programToJSON(p: Program): Record<string, unknown> {
+  const h = p.header;
+  return {
+    format: PROGRAM_FORMAT,
+    model: h.model,
+    target: h.target,
+    strategy: h.strategy,
+    grid: [...h.grid],
+    die: [...h.die],
+    minibatch: { batch: h.minibatch.batch, size: h.minibatch.size, count: h.minibatch.count, last_size: h.minibatch.lastSize },
+    sram: {
+      activation_peak_bytes: h.sram.activationPeak,
+      weight_peak_bytes: h.sram.weightPeak,
+      activation_capacity_bytes: h.sram.activationCapacity,
+      weight_capacity_bytes: h.sram.weightCapacity,
+    },
+    buffers: p.buffers.map((b) => ({ name: b.name, kind: b.kind, bytes: b.bytes, offset: b.offset, live: [...b.live], tensor: b.tensor })),
+    instructions: p.instructions.map(instrToJSON),
+  };
+}
+
+function instrToJSON(ins: Instruction): Record<string, unknown> {
+  return { id: ins.id, kind: ins.kind, ...specificToJSON(ins), ...commonToJSON(ins) };
+}
+
+function specificToJSON(ins: Instruction): Record<string, unknown> {
+  switch (ins.kind) {
+    case 'dram.read':
+    case 'dram.write':
+      return { tensor: ins.tensor, rows: [...ins.rows], cols: [...ins.cols], bytes: ins.bytes };
+    case 'gemm':
+      return { op: ins.op, batch: ins.batch, m: ins.m, n: ins.n, k: ins.k, macs: ins.macs, accumulate: ins.accumulate };
+    case 'vector':
+      return { op: ins.op, elements: ins.elements, flops: ins.flops, accumulate: ins.accumulate };
+    case 'collective':
+      return {
+        op: ins.op,
+        algo: ins.algo,
+        axis: ins.axis,
+        cid: ins.cid,
+        group: ins.group.map((d) => [...d]),
+        position: ins.position,
+        sent_bytes: ins.sentBytes,
+        link_bytes: ins.linkBytes,
+        steps: ins.steps,
+        part_of: ins.partOf,
+      };
+    case 'loop':
+      return { over: ins.over, count: ins.count, size: ins.size, last_size: ins.lastSize, body: ins.body.map(instrToJSON) };
+    default:
+      return assertNever(ins);
+  }
+}
+
+function commonToJSON(ins: InstrCommon): Record<string, unknown> {
+  return {
+    reads: [...ins.reads],
+    writes: [...ins.writes],
+    deps: [...ins.deps],
+    carried: [...ins.carried],
+    phase: ins.phase,
+    layer: ins.layer,
+    block: ins.block,
+    loc: ins.loc,
+  };
+}
+
+// -- parsing the JSON form ---------------------------------------------------------------------
+
+const count = z.number().finite().nonnegative();
+const whole = z.number().int().nonnegative();
+const range = z.tuple([count, count]);
+const die = z.tuple([whole, whole]);
+
+const headerSchema = z.object({
+  format: z.literal(PROGRAM_FORMAT),
+  model: z.string(),
+  target: z.string(),
+  strategy: z.string(),
+  grid: z.tuple([whole.min(1), whole.min(1)]),
+  die,
+  minibatch: z.strictObject({ batch: whole.min(1), size: whole.min(1), count: whole.min(1), last_size: whole.min(1) }),
+  sram: z.strictObject({ activation_peak_bytes: count, weight_peak_bytes: count, activation_capacity_bytes: count, weight_capacity_bytes: count }),
+  buffers: z.array(
+    z.strictObject({ name: z.string(), kind: z.enum(['activation', 'weight']), bytes: count, offset: count, live: z.tuple([whole, whole]), tensor: z.string() }),
+  ),
+  instructions: z.array(z.unknown()),
+});
+
+const common = {
+  id: whole,
+  reads: z.array(z.string()),
+  writes: z.array(z.string()),
+  deps: z.array(whole),
+  carried: z.array(whole),
+  phase: z.enum(['fwd', 'bwd', 'update']),
+  layer: whole.nullable(),
+  block: z.string().nullable(),
+  loc: z.string().nullable(),
+};
+
+const SCHEMAS = {
+  dram: z.strictObject({ ...common, kind: z.enum(['dram.read', 'dram.write']), tensor: z.string(), rows: range, cols: range, bytes: count }),
+  gemm: z.strictObject({ ...common, kind: z.literal('gemm'), op: z.string(), batch: count, m: count, n: count, k: count, macs: count, accumulate: z.boolean() }),
+  vector: z.strictObject({ ...common, kind: z.literal('vector'), op: z.string(), elements: count, flops: count, accumulate: z.boolean() }),
+  collective: z.strictObject({
+    ...common,
+    kind: z.literal('collective'),
+    op: z.enum(['all_gather', 'reduce_scatter', 'all_reduce', 'broadcast']),
+    algo: z.string(),
+    axis: z.string(),
+    cid: z.string(),
+    group: z.array(die).min(1),
+    position: whole,
+    sent_bytes: count,
+    link_bytes: count,
+    steps: whole,
+    part_of: z.string().nullable(),
+  }),
+  loop: z.strictObject({ ...common, kind: z.literal('loop'), over: z.enum(['minibatch', 'chunk']), count: whole.min(1), size: count, last_size: count, body: z.array(z.unknown()) }),
+};
+
+/** Read a program's JSON text; a malformed file is a user error GY7001 naming the field. */
+export function parseProgram(text: string, file: string): Program {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw malformed(file, `not JSON: ${(e as Error).message}`);
+  }
+  const h = check(headerSchema, raw, file, '');
+  return {
+    header: {
+      model: h.model,
+      target: h.target,
+      strategy: h.strategy,
+      grid: h.grid,
+      die: h.die,
+      minibatch: { batch: h.minibatch.batch, size: h.minibatch.size, count: h.minibatch.count, lastSize: h.minibatch.last_size },
+      sram: {
+        activationPeak: h.sram.activation_peak_bytes,
+        weightPeak: h.sram.weight_peak_bytes,
+        activationCapacity: h.sram.activation_capacity_bytes,
+        weightCapacity: h.sram.weight_capacity_bytes,
+      },
+    },
+    buffers: h.buffers,
+    instructions: h.instructions.map((x, i) => parseInstr(x, file, `instructions.${i}`)),
+  };
+}
+
+function parseInstr(raw: unknown, file: string, path: string): Instruction {
+  const kind = check(z.object({ kind: z.enum(['dram.read', 'dram.write', 'gemm', 'vector', 'collective', 'loop']) }), raw, file, path).kind;
+  switch (kind) {
+    case 'dram.read':
+    case 'dram.write':
+      return check(SCHEMAS.dram, raw, file, path);
+    case 'gemm':
+      return check(SCHEMAS.gemm, raw, file, path);
+    case 'vector':
+      return check(SCHEMAS.vector, raw, file, path);
+    case 'collective': {
+      const { sent_bytes, link_bytes, part_of, ...rest } = check(SCHEMAS.collective, raw, file, path);
+      return { ...rest, sentBytes: sent_bytes, linkBytes: link_bytes, partOf: part_of };
+    }
+    case 'loop': {
+      const { last_size, body, ...rest } = check(SCHEMAS.loop, raw, file, path);
+      return { ...rest, lastSize: last_size, body: body.map((x, i) => parseInstr(x, file, `${path}.body.${i}`)) };
+    }
+    default:
+      return assertNever(kind);
+  }
+}
+
+function check<T>(schema: z.ZodType<T>, raw: unknown, file: string, path: string): T {
+  const r = schema.safeParse(raw);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const at = [path, ...issue.path.map(String)].filter(Boolean).join('.');
+  throw malformed(file, `${at || 'top level'}: ${issue.message}`);
+}
+
+function malformed(file: string, detail: string): GygesError {
+  return new GygesError('GY7001', `${file}: malformed program: ${detail}`);
+}

@@ -1,0 +1,267 @@
+// The schedule pass: per-die programs from the compiled IR. A golden of one die's text form
+// (reviewed as a diff, `npm run test:update` regenerates it), then the invariants every program
+// set must keep — on fixed cases and on random small models, grids and buffer sizes: every
+// buffer an instruction names is declared, dependencies point backwards, no two buffers share
+// SRAM while both are live, the reported peaks are the allocator's, collectives match across
+// their group, per-block traffic equals the IR's notes, and per-die totals agree with the
+// materialised programs.
+
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { compile, type CompileOptions } from '../../src/compile.js';
+import type { Module } from '../../src/ir/module.js';
+import { blockTraffic, forEachInstr, printProgram, programTotals, type Instruction, type Program } from '../../src/backend/program.js';
+import { trafficByBlock } from '../../src/passes/collectives.js';
+import { defaultPipeline } from '../../src/passes/index.js';
+import { runPipeline } from '../../src/passes/manager.js';
+import { STRATEGIES, type Strategy } from '../../src/passes/pass.js';
+import { buildPrograms, programsOf, schedule, type ProgramSet } from '../../src/passes/schedule.js';
+import { loadTarget } from '../../src/target/load.js';
+import type { Target } from '../../src/target/target.js';
+import { loadModel } from '../../src/frontend/load.js';
+import { GygesError } from '../../src/diagnostics/diagnostic.js';
+
+function programs(model: string, opts: CompileOptions): { set: ProgramSet; module: Module } {
+  const c = compile(model, opts);
+  return { set: buildPrograms(c.module, c.target, c.strategy), module: c.module };
+}
+
+function withBuffers(t: Target, weight: number, activation: number): Target {
+  return { ...t, die: { ...t.die, weightBufferBytes: weight, activationBufferBytes: activation } };
+}
+
+function close(a: number, b: number): boolean {
+  return Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
+}
+
+// -- invariants -------------------------------------------------------------------------------
+
+function checkProgram(p: Program, problems: string[]): void {
+  const declared = new Set(p.buffers.map((b) => b.name));
+  const visit = (list: readonly Instruction[]) => {
+    const here = new Set(list.map((x) => x.id));
+    for (const ins of list) {
+      for (const b of [...ins.reads, ...ins.writes]) if (!declared.has(b)) problems.push(`${ins.id} names undeclared buffer ${b}`);
+      for (const d of ins.deps) if (d >= ins.id) problems.push(`${ins.id} depends on later ${d}`);
+      for (const d of ins.carried) if (!here.has(d)) problems.push(`${ins.id} carries on ${d} outside its body`);
+      if (ins.kind !== 'loop' && ins.loc === null) problems.push(`${ins.id} has no location`);
+      if (ins.kind === 'loop') visit(ins.body);
+    }
+  };
+  visit(p.instructions);
+  for (const kind of ['activation', 'weight'] as const) {
+    const bufs = p.buffers.filter((b) => b.kind === kind && b.bytes > 0);
+    const peak = Math.max(0, ...bufs.map((b) => b.offset + b.bytes));
+    const reported = kind === 'activation' ? p.header.sram.activationPeak : p.header.sram.weightPeak;
+    if (peak !== reported) problems.push(`${kind} peak ${reported} reported, buffers reach ${peak}`);
+    for (let i = 0; i < bufs.length; i++) {
+      for (let j = i + 1; j < bufs.length; j++) {
+        const [x, y] = [bufs[i]!, bufs[j]!];
+        const time = x.live[0] <= y.live[1] && y.live[0] <= x.live[1];
+        const space = x.offset < y.offset + y.bytes && y.offset < x.offset + x.bytes;
+        if (time && space) problems.push(`${x.name} and ${y.name} share SRAM while both live`);
+      }
+    }
+  }
+}
+
+/** Check every die's program (all dies: the grids here are small). */
+function checkSet(set: ProgramSet, m: Module): string[] {
+  const problems: string[] = [];
+  const ir = trafficByBlock(m);
+  const groups = new Map<string, { sig: string; group: string; on: string[] }>();
+  for (const die of set.dies()) {
+    const p = set.programFor(die);
+    checkProgram(p, problems);
+    const mine = `${die.i},${die.j}`;
+    forEachInstr(p.instructions, (ins) => {
+      if (ins.kind !== 'collective') return;
+      const sig = `${ins.op} ${ins.algo} ${ins.sentBytes} ${ins.linkBytes} ${ins.steps} ${JSON.stringify(ins.group)}`;
+      const g = groups.get(ins.cid) ?? { sig, group: ins.group.map((d) => `${d[0]},${d[1]}`).sort().join(' '), on: [] };
+      if (g.sig !== sig) problems.push(`collective ${ins.cid} differs between dies`);
+      if (`${ins.group[ins.position]?.join(',')}` !== mine) problems.push(`collective ${ins.cid}: die ${mine} is not at position ${ins.position}`);
+      g.on.push(mine);
+      groups.set(ins.cid, g);
+    });
+    const [a, b] = [programTotals(p), set.totalsFor(die)];
+    for (const k of Object.keys(a) as (keyof typeof a)[]) if (!close(a[k], b[k])) problems.push(`die ${mine}: ${k} ${a[k]} in the program, ${b[k]} in totalsFor`);
+    const traffic = blockTraffic(p);
+    for (const key of new Set([...ir.keys(), ...traffic.keys()])) {
+      const want = ir.get(key) ?? { linkBytes: 0, sentBytes: 0, headLinkBytes: 0 };
+      const got = traffic.get(key) ?? { linkBytes: 0, sentBytes: 0, headLinkBytes: 0 };
+      if (!close(got.linkBytes, want.linkBytes) || !close(got.sentBytes, want.sentBytes) || !close(got.headLinkBytes, want.headLinkBytes)) {
+        problems.push(`die ${mine} block ${key}: program ${JSON.stringify(got)}, IR ${JSON.stringify(want)}`);
+      }
+    }
+  }
+  for (const [cid, g] of groups) if ([...g.on].sort().join(' ') !== g.group) problems.push(`collective ${cid} runs on ${g.on.join(' ')}, its group is ${g.group}`);
+  return [...new Set(problems)].slice(0, 10);
+}
+
+// -- the golden --------------------------------------------------------------------------------
+
+describe('schedule: tiny-gpt on hecaton-2x2-standard', () => {
+  const { set, module } = programs('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard' });
+
+  it('matches the golden text program of die [0, 1]', async () => {
+    await expect(printProgram(set.programFor({ i: 0, j: 1 }))).toMatchFileSnapshot('./schedule/tiny-gpt.die-0-1.txt');
+  });
+
+  it('keeps every invariant on every die', () => {
+    expect(checkSet(set, module)).toEqual([]);
+  });
+
+  it('runs forward through the groups, then backward, each in one loop over the mini-batches', () => {
+    const p = set.programFor({ i: 0, j: 0 });
+    const loops = p.instructions.filter((x) => x.kind === 'loop');
+    expect(loops.map((l) => [l.phase, l.over, l.count, l.size, l.lastSize])).toEqual([
+      ['fwd', 'minibatch', 1, 2, 2],
+      ['bwd', 'minibatch', 1, 2, 2],
+    ]);
+    // Weights are read before the loops, updates applied after the backward loop (Algorithm 1 step 8).
+    const bwd = p.instructions.indexOf(loops[1]!);
+    expect(p.instructions.slice(bwd + 1).some((x) => x.kind === 'vector' && x.op === 'sgd')).toBe(true);
+    expect(p.instructions.slice(0, p.instructions.indexOf(loops[0]!)).every((x) => x.kind === 'dram.read' || x.kind === 'vector')).toBe(true);
+  });
+
+  it('does the IR’s GEMM work exactly once over all dies', () => {
+    let want = 0;
+    for (const op of module.ops()) {
+      const shape = (i: number) => op.operands[i]!.type.shape;
+      if (op.kind === 'linear' || op.kind === 'linear_grad') {
+        const [k, n] = shape(1) as [number, number];
+        const m = shape(0).reduce((a, b) => a * b, 1) / k;
+        const gemms = op.kind === 'linear' ? 1 : (op.attrs.wrt as number[]).filter((w) => w < 2).length;
+        want += gemms * m * k * n;
+      } else if (op.kind === 'attention' || op.kind === 'attention_grad') {
+        const [b, s, h] = shape(0) as [number, number, number];
+        const wrt = (op.attrs.wrt as number[] | undefined) ?? [];
+        const gemms = op.kind === 'attention' ? 2 : wrt.length + 1;
+        want += gemms * b * s * shape(1)[1]! * h;
+      }
+    }
+    const got = set.dies().reduce((sum, d) => sum + set.totalsFor(d).macs, 0);
+    expect(got).toBe(want);
+  });
+
+  it('materialises a die’s program the same way twice', () => {
+    expect(printProgram(set.programFor({ i: 1, j: 0 }))).toBe(printProgram(set.programFor({ i: 1, j: 0 })));
+  });
+});
+
+describe('schedule: invariants on fixed cases', () => {
+  it('tiny-gpt with Adam: moments are read and written beside their weights', () => {
+    const r = programs('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard', optimizer: 'adam' });
+    expect(checkSet(r.set, r.module)).toEqual([]);
+    expect(printProgram(r.set.programFor({ i: 0, j: 0 }))).toMatch(/vector adam .*"layer\.0\.w_qkv/);
+  });
+
+  const cases: [string, string, Strategy, Record<string, number>][] = [
+    ['tiny-gpt', 'hecaton-2x3-standard', 'hecaton', {}],
+    ['tiny-gpt', 'hecaton-2x3-standard', 'megatron', {}],
+    ['tiny-llama', 'hecaton-3x2-standard', 'hecaton', {}],
+    ['tiny-llama', 'hecaton-2x2-standard', 'optimus', {}],
+    ['tiny-gpt', 'hecaton-2x2-standard', 'torus', { batch: 5 }],
+  ];
+  for (const [model, hw, strategy, set] of cases) {
+    it(`${model} on ${hw}, ${strategy}`, () => {
+      const r = programs(`models/${model}.gy`, { hw, strategy, set });
+      expect(checkSet(r.set, r.module)).toEqual([]);
+    });
+  }
+
+  it('bert-large (3 layers) on 16 dies: per-block traffic in the programs equals the IR’s (Table III’s source)', () => {
+    for (const strategy of ['hecaton', 'megatron'] as const) {
+      const r = programs('models/bert-large.gy', { hw: 'hecaton-4x4-standard', strategy, set: { layers: 3 } });
+      const ir = trafficByBlock(r.module);
+      const traffic = blockTraffic(r.set.programFor({ i: 1, j: 2 }));
+      for (const block of ['fwd/attention', 'fwd/ffn', 'bwd/attention', 'bwd/ffn']) {
+        expect(traffic.get(`1|${block}`)!.linkBytes).toBeCloseTo(ir.get(`1|${block}`)!.linkBytes, 3);
+      }
+    }
+  });
+
+  it('a partial last mini-batch does last_size/size of the loop body', () => {
+    const c = compile('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard', batch: 5 });
+    c.module.notes['minibatch.size'] = 2;
+    const set = buildPrograms(c.module, c.target, c.strategy);
+    const p = set.programFor({ i: 0, j: 0 });
+    const loops = p.instructions.filter((x) => x.kind === 'loop');
+    expect(loops.map((l) => [l.count, l.size, l.lastSize])).toEqual([
+      [3, 2, 1],
+      [3, 2, 1],
+    ]);
+    expect(checkSet(set, c.module)).toEqual([]);
+  });
+
+  it('streams weights that do not fit through the buffer in chunk loops, and their updates too', () => {
+    const t = withBuffers(loadTarget('hecaton-2x2-standard'), 24 * 1024, 4 * 2 ** 20);
+    const r = programs('models/tiny-gpt.gy', { hw: t, set: { layers: 1 } });
+    const chunks: string[] = [];
+    forEachInstr(r.set.programFor({ i: 0, j: 0 }).instructions, (ins) => {
+      if (ins.kind === 'loop' && ins.over === 'chunk') chunks.push(`${ins.phase} ${ins.count}`);
+    });
+    expect(chunks.length).toBeGreaterThan(0);
+    expect(chunks.some((c) => c.startsWith('update'))).toBe(true);
+    expect(checkSet(r.set, r.module)).toEqual([]);
+  });
+});
+
+describe('schedule: properties over random small models, grids and buffers', () => {
+  it('keeps every invariant', { timeout: 60_000 }, () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          h: fc.constantFrom(32, 64),
+          heads: fc.constantFrom(2, 4),
+          layers: fc.integer({ min: 1, max: 2 }),
+          batch: fc.integer({ min: 1, max: 5 }),
+          rows: fc.integer({ min: 1, max: 3 }),
+          cols: fc.integer({ min: 1, max: 3 }),
+          weightKiB: fc.constantFrom(8, 32, 4096),
+          size: fc.integer({ min: 1, max: 5 }),
+          strategy: fc.constantFrom(...STRATEGIES),
+          training: fc.boolean(),
+        }),
+        (p) => {
+          const t = withBuffers(loadTarget(`hecaton-${p.rows}x${p.cols}-standard`), p.weightKiB * 1024, 4 * 2 ** 20);
+          const m = loadModel('models/tiny-gpt.gy', { batch: p.batch, set: { h: p.h, heads: p.heads, layers: p.layers } });
+          let c: ReturnType<typeof compile>;
+          try {
+            c = compile(m, { hw: t, strategy: p.strategy, mode: p.training ? 'train' : 'inference' });
+          } catch (e) {
+            // Grids a strategy cannot map, or layers no buffer holds: user errors, not schedules.
+            if (e instanceof GygesError && e.code.startsWith('GY3')) return;
+            throw e;
+          }
+          c.module.notes['minibatch.size'] = Math.min(p.size, p.batch);
+          expect(checkSet(buildPrograms(c.module, c.target, c.strategy), c.module)).toEqual([]);
+        },
+      ),
+      { numRuns: 40, seed: 7 },
+    );
+  });
+});
+
+describe('the schedule pass', () => {
+  it('runs after collectives, stores the programs for the caller and notes the peaks', () => {
+    const target = loadTarget('hecaton-2x2-standard');
+    const m = loadModel('models/tiny-gpt.gy');
+    const reports: string[] = [];
+    const records = runPipeline(m, [...defaultPipeline(), { pass: schedule, options: {} }], { target, strategy: 'hecaton' }, { verifyEach: true });
+    reports.push(...records.at(-1)!.reports);
+    const set = programsOf(m)!;
+    expect(set.dies()).toHaveLength(4);
+    expect(m.notes['schedule.programs']).toBe(4);
+    expect(m.notes['schedule.instructions_per_die']).toBe(set.instructionsPerDie);
+    expect(m.notes['schedule.activation_peak_bytes']).toBe(set.peak.activation);
+    expect(m.notes['schedule.weight_peak_bytes']).toBe(set.peak.weight);
+    expect(m.notes['schedule.sram_ok']).toBe(true);
+    expect(reports[0]).toMatch(/^4 programs of \d+ instructions; peak SRAM per die/);
+  });
+
+  it('needs the collectives pass', () => {
+    const m = loadModel('models/tiny-gpt.gy');
+    expect(() => runPipeline(m, [{ pass: schedule, options: {} }], { target: loadTarget('hecaton-2x2-standard'), strategy: 'hecaton' })).toThrow(/collectives\.count/);
+  });
+});
