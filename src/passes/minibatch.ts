@@ -3,8 +3,9 @@
 // adapt the fixed hardware to arbitrary batch sizes"). The footprint of an op on a die is the
 // tiles of its activation operands and results under the tiling plan, plus an attention
 // core's score matrix; it grows linearly with the mini-batch, so the largest mini-batch that
-// fits is capacity ÷ per-sample peak. A Linear whose output (or, backward, whose dy) would set
-// the peak — a vocabulary projection — streams it in column chunks (`fuse.chunks`). Weights are loaded once per group and reused by every
+// fits is capacity ÷ per-sample peak. A Linear whose output (or, backward, whose dy) does not
+// fit for even one sample — a vocabulary projection — streams it in column chunks
+// (`fuse.chunks`, shared with its gradient). Weights are loaded once per group and reused by every
 // mini-batch. A strategy whose single sample overflows is still compiled (the paper marks
 // such baselines with *): the overflow is recorded, not raised.
 
@@ -68,19 +69,28 @@ function chunksOf(op: Op): number {
 }
 
 /**
- * Raise the column chunks of Linears whose streamed part would otherwise set the peak (a
- * vocabulary projection's output), up to one output column per die of the split.
+ * Stream in column chunks the Linears whose output (or dy) would otherwise set the peak —
+ * vocabulary projections — down to the peak of what cannot stream, up to one output column
+ * per die of the split. A Linear and its gradient share the count (it belongs to their weight).
  */
-function chunkOversizeLinears(sizes: ReadonlyMap<Op, { fixed: number; streamed: number }>, batch: number, grid: Grid, plan: TilingPlan): void {
-  const others = Math.max(0, ...[...sizes.values()].map((f) => (f.streamed > 0 ? f.fixed : f.fixed + f.streamed)));
+function chunkOversizeLinears(sizes: ReadonlyMap<Op, { fixed: number; streamed: number }>, batch: number, capacity: number, grid: Grid, plan: TilingPlan): void {
+  // The peak of everything that cannot stream: streaming Linears are cut down to it.
+  const others = Math.max(0, ...[...sizes.values()].map((f) => f.fixed + (f.streamed > 0 ? 0 : f.streamed)));
+  const limit = Math.min(capacity * batch, Math.max(others, 1));
+  const perWeight = new Map<Value, number>();
   for (const [op, f] of sizes) {
-    if (f.streamed === 0 || f.fixed + f.streamed / chunksOf(op) <= others) continue;
-    const room = Math.max(others - f.fixed, batch);
+    const room = limit - f.fixed;
+    if (f.streamed === 0 || f.fixed + f.streamed / chunksOf(op) <= limit || room <= 0) continue;
     const t = plan.get(op)!;
     const spec = op.kind === 'linear' ? t.out[0]! : t.in[t.in.length - 1]!;
     const maxChunks = Math.max(1, Math.floor(op.results[0]!.type.shape.at(-1)! / span(spec.cols, grid)));
     const chunks = Math.min(maxChunks, Math.max(chunksOf(op), Math.ceil(f.streamed / room)));
-    op.notes = { ...op.notes, 'fuse.chunks': chunks };
+    const w = op.operands[1]!;
+    perWeight.set(w, Math.max(perWeight.get(w) ?? 1, chunks));
+  }
+  for (const op of sizes.keys()) {
+    const c = perWeight.get(op.operands[1]!);
+    if ((op.kind === 'linear' || op.kind === 'linear_grad') && c !== undefined) op.notes = { ...op.notes, 'fuse.chunks': Math.max(c, chunksOf(op)) };
   }
 }
 
@@ -101,7 +111,7 @@ export function planMinibatch(m: Module, target: Target, strategy: Strategy): Mi
   for (const [op, t] of plan) {
     if (!t.dram && opDef(op.kind).category !== 'collective') sizes.set(op, opFootprint(op, t, grid, acts));
   }
-  chunkOversizeLinears(sizes, batch, grid, plan);
+  chunkOversizeLinears(sizes, batch, target.die.activationBufferBytes, grid, plan);
   let peak = 0;
   let peakOp: Op | undefined;
   for (const [op, f] of sizes) {

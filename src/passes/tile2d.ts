@@ -175,6 +175,13 @@ function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>
     const s = outOf(op.operands[0]!) ?? homeSpec(strategy);
     return { in: op.operands.map(() => s), out: op.results.map(() => s) };
   }
+  if (op.kind === 'reduce' && reducesRowsOnly(op)) return rowReduceTiling(op, strategy, outOf);
+  if (op.kind === 'slice_grad') {
+    // Each die fills its own tile of dx — zeros, and the part of the (small) dy window in it —
+    // laid out as the forward x was, so the gradient meets the layout its consumers expect.
+    const x = outOf(op.operands[0]!);
+    return { in: [undefined, REPLICATED], out: [x ? resolvePartial(x, strategy) : homeSpec(strategy)] };
+  }
   if (opDef(op.kind).category === 'vector' || op.kind === 'sgd' || op.kind === 'adam') return vectorTiling(op, strategy, outOf);
   // Generic data movement on replicated data.
   return { in: op.operands.map(() => REPLICATED), out: op.results.map(() => REPLICATED) };
@@ -276,6 +283,19 @@ function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding 
 function samePlacement(a: Op, b: Op): boolean {
   const key = (op: Op) => `${String(op.notes?.['fuse.group'])}/${String(op.notes?.['train.phase'] ?? 'fwd')}`;
   return key(a) === key(b);
+}
+
+/** A sum over leading axes that keeps the last: works on row blocks where they lie. */
+function reducesRowsOnly(op: Op): boolean {
+  const rank = op.operands[0]!.type.shape.length;
+  const axes = (op.attrs.axes as readonly number[]).map((a) => (a < 0 ? a + rank : a));
+  return op.attrs.fn === 'sum' && rank >= 2 && !axes.includes(rank - 1);
+}
+
+/** Each die sums its own rows; the result is partial over the axes that split the rows. */
+function rowReduceTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding | undefined): OpTiling {
+  const s = resolvePartial(outOf(op.operands[0]!) ?? homeSpec(strategy), strategy);
+  return { in: [s], out: [sharding([], s.cols, s.rows)] };
 }
 
 function isLastAxis(op: Op): boolean {
