@@ -69,22 +69,22 @@ function chunksOf(op: Op): number {
 }
 
 /**
- * Stream in column chunks the Linears whose output (or dy) would otherwise set the peak —
- * vocabulary projections — down to the peak of what cannot stream, up to one output column
- * per die of the split. A Linear and its gradient share the count (it belongs to their weight).
+ * Stream in column chunks the Linears whose output (or dy) would otherwise dominate the
+ * buffer — vocabulary projections — up to one output column per die of the split. A Linear
+ * and its gradient share the count (it belongs to their weight).
  */
 function chunkOversizeLinears(sizes: ReadonlyMap<Op, { fixed: number; streamed: number }>, batch: number, capacity: number, grid: Grid, plan: TilingPlan): void {
-  // The peak of everything that cannot stream: streaming Linears are cut down to it.
-  const others = Math.max(0, ...[...sizes.values()].map((f) => f.fixed + (f.streamed > 0 ? 0 : f.streamed)));
-  const limit = Math.min(capacity * batch, Math.max(others, 1));
+  // Streaming costs a collective round per chunk, so only a part larger than half the buffer
+  // per sample streams — vocabulary projections; the paper's largest activation, the
+  // gathered Z of 4sh/√N, takes at most half at weak scaling — in chunks of at most a quarter.
+  const half = (capacity * batch) / 2;
   const perWeight = new Map<Value, number>();
   for (const [op, f] of sizes) {
-    const room = limit - f.fixed;
-    if (f.streamed === 0 || f.fixed + f.streamed / chunksOf(op) <= limit || room <= 0) continue;
+    if (f.streamed <= half) continue;
     const t = plan.get(op)!;
     const spec = op.kind === 'linear' ? t.out[0]! : t.in[t.in.length - 1]!;
     const maxChunks = Math.max(1, Math.floor(op.results[0]!.type.shape.at(-1)! / span(spec.cols, grid)));
-    const chunks = Math.min(maxChunks, Math.max(chunksOf(op), Math.ceil(f.streamed / room)));
+    const chunks = Math.min(maxChunks, Math.max(chunksOf(op), Math.ceil(f.streamed / (half / 2))));
     const w = op.operands[1]!;
     perWeight.set(w, Math.max(perWeight.get(w) ?? 1, chunks));
   }
