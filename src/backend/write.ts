@@ -8,7 +8,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GygesError, InternalError, error } from '../diagnostics/diagnostic.js';
-import type { ProgramSet } from '../passes/schedule.js';
+import type { ProgramSet } from '../passes/schedule/index.js';
 import type { Die } from '../passes/sharding.js';
 import { targetToJSON } from '../target/target.js';
 import { printProgram, programToJSON } from './program.js';

@@ -13,7 +13,7 @@ import { printModule } from '../ir/print.js';
 import type { PassRecord } from '../passes/manager.js';
 import { describeTarget } from '../target/target.js';
 import { bytes } from '../util/format.js';
-import { programsOf } from '../passes/schedule.js';
+import { programsOf } from '../passes/schedule/index.js';
 import { writePrograms } from '../backend/write.js';
 
 export interface CompileFlags {

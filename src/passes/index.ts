@@ -8,7 +8,7 @@ import { fuse } from './fuse.js';
 import { minibatch } from './minibatch.js';
 import { tile2d } from './tile2d.js';
 import { collectives } from './collectives.js';
-import { schedule } from './schedule.js';
+import { schedule } from './schedule/index.js';
 
 /** All passes, in pipeline order. */
 export const PASSES = [train, fuse, minibatch, tile2d, collectives, schedule] as const satisfies readonly Pass[];

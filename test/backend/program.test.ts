@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/compile.js';
 import { GygesError } from '../../src/diagnostics/diagnostic.js';
 import { blockTraffic, parseProgram, printProgram, programTotals, programToJSON, type Instruction, type Program } from '../../src/backend/program.js';
-import { buildPrograms } from '../../src/passes/schedule.js';
+import { buildPrograms } from '../../src/passes/schedule/index.js';
 
 const c = compile('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard' });
 const set = buildPrograms(c.module, c.target, c.strategy);

@@ -10,7 +10,7 @@ import { compile } from '../../src/compile.js';
 import { GygesError } from '../../src/diagnostics/diagnostic.js';
 import { parseProgram } from '../../src/backend/program.js';
 import { writePrograms } from '../../src/backend/write.js';
-import { buildPrograms, type ProgramSet } from '../../src/passes/schedule.js';
+import { buildPrograms, type ProgramSet } from '../../src/passes/schedule/index.js';
 
 function programSet(hw = 'hecaton-2x2-standard'): ProgramSet {
   const c = compile('models/tiny-gpt.gy', { hw });

@@ -15,7 +15,7 @@ import { trafficByBlock } from '../../src/passes/collectives.js';
 import { defaultPipeline } from '../../src/passes/index.js';
 import { runPipeline } from '../../src/passes/manager.js';
 import { STRATEGIES, type Strategy } from '../../src/passes/pass.js';
-import { buildPrograms, programsOf, schedule, type ProgramSet } from '../../src/passes/schedule.js';
+import { buildPrograms, programsOf, schedule, type ProgramSet } from '../../src/passes/schedule/index.js';
 import { loadTarget } from '../../src/target/load.js';
 import type { Target } from '../../src/target/target.js';
 import { loadModel } from '../../src/frontend/load.js';

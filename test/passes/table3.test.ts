@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/compile.js';
 import { trafficByBlock } from '../../src/passes/collectives.js';
-import { programsOf } from '../../src/passes/schedule.js';
+import { programsOf } from '../../src/passes/schedule/index.js';
 import { blockTraffic } from '../../src/backend/program.js';
 import type { Strategy } from '../../src/passes/pass.js';
 

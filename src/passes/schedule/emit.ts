@@ -1,0 +1,145 @@
+// schedule/emit: what emission shares. `Builder` owns the skeleton being built (its top-level
+// instructions, buffers and DRAM writers) and makes its nodes, loops, buffers and DRAM
+// transfers; `Place` says where an instruction goes. The stage emitter is built up in layers:
+// emit-values.ts (operands, results, DRAM traffic) < emit-attention.ts < emit-ops.ts (one op's
+// instructions) < emit-stage.ts (a whole stage in order).
+
+import type { Op, Value } from '../../ir/module.js';
+import { opDef } from '../../ir/ops.js';
+import { assert } from '../../diagnostics/diagnostic.js';
+import type { Target } from '../../target/target.js';
+import { formatSharding, REPLICATED, tileOf, type Die, type Sharding } from '../sharding.js';
+import type { BufferKind, LoopOver, Phase } from '../../backend/program.js';
+import { isDramSide, rootOf, type Analysis, type SpecCache } from './analysis.js';
+import { dieTileElems, elemBytes, even, minibatchType } from './geometry.js';
+import { addCarried, touch, type Buf, type DramFields, type Origin, type SNode, type Static } from './skeleton.js';
+
+/** Where instructions go: a stage's top level (prologue/epilogue), its loop body, or a chunk loop. */
+export interface Place {
+  readonly list: SNode[];
+  readonly loop: SNode | null;
+  /** size / batch inside the mini-batch loop (batched counts are per mini-batch), else 1. */
+  readonly rowScale: number;
+  /** Column chunks the place splits its work into (1 outside chunk loops). */
+  readonly chunks: number;
+  readonly inBatchLoop: boolean;
+  /** Dedupes DRAM reads: one read per tensor, layout and place. */
+  readonly key: string;
+  /** Buffers holding one chunk, owned by this chunk loop. */
+  readonly owned: Set<Buf>;
+}
+
+/** A streamed Linear with what runs chunk by chunk beside it. */
+export interface ChunkPlan {
+  readonly lead: Op;
+  readonly chunks: number;
+  readonly ops: readonly Op[];
+  /** Results made inside the loop whose buffers hold one chunk. */
+  readonly streamed: ReadonlySet<Value>;
+  /** Operands read from DRAM chunk by chunk (the source of a streamed dy). */
+  readonly streamedReads: ReadonlySet<Value>;
+  /** The group's weights do not fit the weight buffer: the lead's weights stream too. */
+  readonly streamWeights: boolean;
+}
+
+/** One half of a Linear's backward: dx (and db), or dw. */
+export type Part = 'dx' | 'dw';
+
+/** An op's operand buffers by operand index, read when first asked for (shape-only operands: none). */
+export type Operands = (k: number) => Buf[];
+
+export const LOOP_ORIGIN = (phase: Phase): Origin => ({ phase, layer: null, block: null, loc: null });
+
+export class Builder {
+  readonly top: SNode[] = [];
+  readonly buffers: Buf[] = [];
+  readonly dramWriters = new Map<Value, SNode>();
+  private readonly names = new Set<string>();
+  private readonly forwardChunks = new Map<Value, number>();
+
+  constructor(readonly a: Analysis, readonly target: Target) {
+    for (const op of a.m.ops()) {
+      const c = op.notes?.['fuse.chunks'];
+      if (op.kind === 'linear' && typeof c === 'number') this.forwardChunks.set(op.operands[1]!, c);
+    }
+  }
+
+  /** Column chunks of a Linear or its gradient (a streamed gradient follows its forward's weight chunks). */
+  chunksOf(op: Op, streamWeights: boolean): number {
+    if (op.kind !== 'linear' && op.kind !== 'linear_grad') return 1;
+    const own = (op.notes?.['fuse.chunks'] as number | undefined) ?? 1;
+    return streamWeights && op.kind === 'linear_grad' ? Math.max(own, this.forwardChunks.get(op.operands[1]!) ?? 1) : own;
+  }
+
+  node(place: Place, origin: Origin, fixed: Static, reads: readonly Buf[], writes: readonly Buf[], uniform: boolean, accumulate = false): SNode {
+    const n: SNode = { id: -1, end: -1, parent: place.loop, body: [], origin, fixed, reads: unique(reads), writes: unique(writes), deps: new Set(), carried: new Set(), uniform };
+    place.list.push(n);
+    touch(n, accumulate);
+    return n;
+  }
+
+  loop(place: Place, origin: Origin, over: LoopOver, count: number, size: number, lastSize: number): SNode {
+    const fixed: Static = { kind: 'loop', over, count, size, lastSize };
+    const n: SNode = { id: -1, end: -1, parent: place.loop, body: [], origin, fixed, reads: [], writes: [], deps: new Set(), carried: new Set(), uniform: true };
+    place.list.push(n);
+    // A nested loop's instances follow each other across the outer loop's iterations.
+    if (place.loop) addCarried(n, n, place.loop);
+    return n;
+  }
+
+  buffer(name: string, kind: BufferKind, size: number, tensor: string, resident: boolean): Buf {
+    let free = name;
+    for (let i = 2; this.names.has(free); i++) free = `${name}#${i}`;
+    this.names.add(free);
+    const b: Buf = { name: free, kind, bytes: Math.ceil(size), tensor, resident, accessors: [], writers: [], readersSince: [], live: [0, 0], offset: 0 };
+    this.buffers.push(b);
+    return b;
+  }
+
+  /** DRAM writes a read of `v` must wait for: the write of its tensor, or of a DRAM-side op's inputs. */
+  dramSources(v: Value): SNode[] {
+    const root = rootOf(v);
+    if (!root.def) return [];
+    if (isDramSide(root.def)) return root.def.operands.flatMap((x) => this.dramSources(x));
+    const w = this.dramWriters.get(root);
+    assert(w, `schedule: '${root.name}' is read from DRAM but its producer never writes it`);
+    return [w];
+  }
+
+  dramNode(place: Place, origin: Origin, kind: 'dram.read' | 'dram.write', tensor: Value, spec: Sharding | undefined, scale: number, bufs: Buf[]): SNode {
+    const { grid, size } = this.a;
+    const type = tensor.type;
+    const batched = this.a.batched.has(tensor);
+    const rowsType = batched ? minibatchType(type, size) : type;
+    const s = spec ?? REPLICATED;
+    // A die holding a replica of what is written stays silent; die 0 along those axes writes.
+    const replicated = kind === 'dram.write' ? (['r', 'c'] as const).filter((x) => ![...s.rows, ...s.cols, ...s.partial].includes(x)) : [];
+    const eb = elemBytes(type);
+    const tile = (die: Die): DramFields => {
+      const t = tileOf(rowsType, s, grid, die);
+      const owner = replicated.every((x) => (x === 'r' ? die.i : die.j) === 0);
+      return { rows: t.rows, cols: t.cols, bytes: owner ? dieTileElems(type, s, grid, die) * eb * scale : 0 };
+    };
+    const uniform = replicated.length === 0 && even(type, s, grid) && even(rowsType, s, grid);
+    return this.node(place, origin, { kind, tensor: tensor.name, tile }, kind === 'dram.read' ? [] : bufs, kind === 'dram.read' ? bufs : [], uniform);
+  }
+}
+
+export function unique<T>(xs: readonly T[]): T[] {
+  return [...new Set(xs)];
+}
+
+export function isShapeOnly(op: Op, k: number): boolean {
+  const specs = opDef(op.kind).operands;
+  return specs[Math.min(k, specs.length - 1)]?.shapeOnly === true;
+}
+
+/** Ops that only re-view their operand's tiles (a last-axis split or concat that keeps the layout, a reshape). */
+export function isView(op: Op, specs: SpecCache): boolean {
+  if (op.kind !== 'split' && op.kind !== 'concat' && op.kind !== 'reshape') return false;
+  const all = [...specs.in(op), ...specs.out(op)];
+  const first = all[0];
+  if (!first || !all.every((s) => s !== undefined && formatSharding(s) === formatSharding(first))) return false;
+  if (op.kind === 'reshape') return op.operands[0]!.type.shape.at(-1) === op.results[0]!.type.shape.at(-1);
+  return first.cols.length > 0 || (first.rows.length === 0 && first.partial.length === 0);
+}

@@ -1,0 +1,86 @@
+// schedule: the last pass — order the work of every die, allocate its buffers, and emit the
+// per-die programs (src/backend/program.ts). One walk over the IR builds a shared skeleton
+// (instructions, buffers, dependencies, allocation); a die's program differs from another's
+// only in tile ranges, byte and work counts, and collective groups, evaluated on demand
+// (`programFor(die)`), so 1024 dies cost one walk.
+//
+// Order (paper §III-B, Fig. 5): forward through the fusion groups in order, then — training —
+// backward through them in reverse, each group's weight update right after its backward loop
+// (Algorithm 1 step 8). Each stage (group × phase) is
+//   prologue  DRAM reads of the group's weights (once, §III-B: reused by every mini-batch),
+//             what needs only them (a weight's own collectives), and zeroing of its gradient
+//             accumulators (Algorithm 1: "initialize dW held by B_W");
+//   loop      over mini-batches: DRAM reads of the mini-batch's inputs, compute, collectives,
+//             DRAM writes of what later stages need. A Linear's backward runs in Algorithm 1's
+//             order (dx and its reduce-scatter before x is gathered for dw); a Linear marked
+//             `fuse.chunks` runs as a nested loop over column chunks of its streamed output
+//             (or dy, backward), and its weights stream too when the group's do not fit;
+//   epilogue  what needs the whole batch: weight updates, DRAM writes of gradients.
+// Ops marked `tile2d.dram` run beside DRAM: no die instructions; their results are read from
+// DRAM. A value made in one stage and used in another (or by DRAM-side ops, or an output) is
+// written to DRAM once, in its whole (reduced) layout when its stage made one.
+// Buffers are allocated with lifetimes (largest first, lowest free offset); every hazard of
+// the resulting reuse becomes a dependency, and a DRAM read in a loop depends only on its
+// buffer being free (`carried`), which is how the program lets DRAM traffic overlap
+// computation (§III-B a).
+//
+// Files: analysis.ts (where each op runs, what goes to DRAM), geometry.ts (per-die tiles),
+// skeleton.ts (instructions and dependencies), emit*.ts (one stage at a time), allocate.ts,
+// programs.ts (the program set), and this one: the pass.
+
+import type { Module } from '../../ir/module.js';
+import type { Target } from '../../target/target.js';
+import { bytes } from '../../util/format.js';
+import type { Pass, Strategy } from '../pass.js';
+import { analyse } from './analysis.js';
+import { Builder } from './emit.js';
+import { StageEmitter } from './emit-stage.js';
+import { finish } from './allocate.js';
+import { Programs, type ProgramSet } from './programs.js';
+
+export { batchedValues } from './analysis.js';
+export type { ProgramSet } from './programs.js';
+
+const PROGRAMS = new WeakMap<Module, ProgramSet>();
+
+/** The programs the schedule pass made for `m` (the pass context has no output slot). */
+export function programsOf(m: Module): ProgramSet | undefined {
+  return PROGRAMS.get(m);
+}
+
+export function buildPrograms(m: Module, target: Target, strategy: Strategy): ProgramSet {
+  const a = analyse(m, target);
+  const b = new Builder(a, target);
+  for (const stage of a.stages) b.top.push(...new StageEmitter(b, stage).run());
+  const peak = finish(b.top, b.buffers, target);
+  return new Programs(m.name, target, strategy, a, b.top, b.buffers, peak);
+}
+
+export const schedule: Pass = {
+  name: 'schedule',
+  summary: 'order each die’s work into loops over mini-batches, allocate its buffers and emit its program',
+  options: {},
+  requires: ['collectives.count'],
+  establishes: ['schedule.programs'],
+  run(m, ctx) {
+    const set = buildPrograms(m, ctx.target, ctx.strategy);
+    PROGRAMS.set(m, set);
+    const die = ctx.target.die;
+    const { activation, weight } = set.peak;
+    const ok = activation <= die.activationBufferBytes && weight <= die.weightBufferBytes;
+    Object.assign(m.notes, {
+      'schedule.programs': set.grid.rows * set.grid.cols,
+      'schedule.instructions_per_die': set.instructionsPerDie,
+      'schedule.activation_peak_bytes': activation,
+      'schedule.weight_peak_bytes': weight,
+      'schedule.sram_ok': ok,
+    });
+    ctx.report(
+      'schedule',
+      `${set.grid.rows * set.grid.cols} programs of ${set.instructionsPerDie} instructions; peak SRAM per die: activation ${bytes(activation)} of ${bytes(die.activationBufferBytes)}, ` +
+        `weight ${bytes(weight)} of ${bytes(die.weightBufferBytes)}${ok ? '' : ' (overflows)'}`,
+    );
+    const t = set.totalsFor({ i: 0, j: 0 });
+    ctx.report('schedule', `die [0, 0] per iteration: DRAM ${bytes(t.dramReadBytes)} read and ${bytes(t.dramWriteBytes)} written, ${bytes(t.sentBytes)} sent, ${t.macs.toExponential(3)} MACs`);
+  },
+};

@@ -1,0 +1,152 @@
+// schedule/programs: the program set — the shared skeleton materialised per die on demand. What
+// every die shares is frozen once; a die's program and totals evaluate only the fields that
+// differ, so many dies cost one walk.
+
+import type { Target } from '../../target/target.js';
+import { assert, assertNever } from '../../diagnostics/diagnostic.js';
+import type { Strategy } from '../pass.js';
+import type { Die, Grid } from '../sharding.js';
+import { emptyTotals, type BufferDecl, type InstrCommon, type Instruction, type Program, type ProgramTotals } from '../../backend/program.js';
+import type { Analysis } from './analysis.js';
+import type { Buf, SNode } from './skeleton.js';
+
+export interface ProgramSet {
+  readonly model: string;
+  readonly target: Target;
+  readonly strategy: Strategy;
+  readonly grid: Grid;
+  readonly minibatch: { readonly batch: number; readonly size: number; readonly count: number; readonly lastSize: number };
+  /** Peak bytes per die; the same on every die (buffers are sized for the largest tile). */
+  readonly peak: { readonly activation: number; readonly weight: number };
+  readonly buffers: readonly BufferDecl[];
+  /** Instructions in each die's program (loop bodies counted once). */
+  readonly instructionsPerDie: number;
+  /** Every die, row by row. */
+  dies(): Die[];
+  programFor(die: Die): Program;
+  /** What one die does per training iteration (loop bodies times their iterations). */
+  totalsFor(die: Die): ProgramTotals;
+}
+
+export class Programs implements ProgramSet {
+  readonly buffers: readonly BufferDecl[];
+  readonly instructionsPerDie: number;
+  readonly grid: Grid;
+  readonly minibatch: ProgramSet['minibatch'];
+  private readonly common = new Map<SNode, InstrCommon>();
+  private readonly uniformTotals: ProgramTotals;
+  private readonly varying: { node: SNode; times: number }[] = [];
+
+  constructor(
+    readonly model: string,
+    readonly target: Target,
+    readonly strategy: Strategy,
+    a: Analysis,
+    private readonly top: readonly SNode[],
+    buffers: readonly Buf[],
+    readonly peak: { readonly activation: number; readonly weight: number },
+  ) {
+    this.grid = a.grid;
+    this.minibatch = { batch: a.batch, size: a.size, count: a.count, lastSize: a.lastSize };
+    this.buffers = buffers.map((b) => ({ name: b.name, kind: b.kind, bytes: b.bytes, offset: b.offset, live: b.live, tensor: b.tensor }));
+    this.uniformTotals = emptyTotals();
+    this.walk(top, 1);
+    this.instructionsPerDie = this.common.size;
+  }
+
+  /** Freeze what every die shares, and total what is the same on every die. */
+  private walk(list: readonly SNode[], times: number): void {
+    const ids = (s: ReadonlySet<SNode>) => [...s].map((x) => x.id).sort((x, y) => x - y);
+    for (const n of list) {
+      assert([...n.deps].every((d) => d.id < n.id), `schedule: instruction ${n.id} depends on a later one`);
+      this.common.set(n, { id: n.id, reads: n.reads.map((b) => b.name), writes: n.writes.map((b) => b.name), deps: ids(n.deps), carried: ids(n.carried), ...n.origin });
+      if (n.uniform) addCost(this.uniformTotals, n, { i: 0, j: 0 }, times);
+      else this.varying.push({ node: n, times });
+      if (n.fixed.kind === 'loop') this.walk(n.body, times * (n.fixed.count - 1 + n.fixed.lastSize / n.fixed.size));
+    }
+  }
+
+  dies(): Die[] {
+    const out: Die[] = [];
+    for (let i = 0; i < this.grid.rows; i++) for (let j = 0; j < this.grid.cols; j++) out.push({ i, j });
+    return out;
+  }
+
+  programFor(die: Die): Program {
+    assert(die.i >= 0 && die.i < this.grid.rows && die.j >= 0 && die.j < this.grid.cols, `no die [${die.i}, ${die.j}] in a ${this.grid.rows}x${this.grid.cols} grid`);
+    const d = this.target.die;
+    return {
+      header: {
+        model: this.model,
+        target: this.target.name,
+        strategy: this.strategy,
+        grid: [this.grid.rows, this.grid.cols],
+        die: [die.i, die.j],
+        minibatch: this.minibatch,
+        sram: { activationPeak: this.peak.activation, weightPeak: this.peak.weight, activationCapacity: d.activationBufferBytes, weightCapacity: d.weightBufferBytes },
+      },
+      buffers: this.buffers,
+      instructions: this.top.map((n) => this.instr(n, die)),
+    };
+  }
+
+  totalsFor(die: Die): ProgramTotals {
+    const t = { ...this.uniformTotals };
+    for (const { node, times } of this.varying) addCost(t, node, die, times);
+    return t;
+  }
+
+  private instr(n: SNode, die: Die): Instruction {
+    const c = this.common.get(n)!;
+    const f = n.fixed;
+    switch (f.kind) {
+      case 'dram.read':
+      case 'dram.write':
+        return { ...c, kind: f.kind, tensor: f.tensor, ...f.tile(die) };
+      case 'gemm': {
+        const d = f.dims(die);
+        return { ...c, kind: 'gemm', op: f.op, ...d, macs: d.batch * d.m * d.n * d.k, accumulate: f.accumulate };
+      }
+      case 'vector':
+        return { ...c, kind: 'vector', op: f.op, ...f.work(die), accumulate: f.accumulate };
+      case 'collective': {
+        const g = f.members(die);
+        return { ...c, kind: 'collective', op: f.op, algo: f.algo, axis: f.axis, ...g, sentBytes: f.sentBytes, linkBytes: f.linkBytes, steps: f.steps, partOf: f.partOf };
+      }
+      case 'loop':
+        return { ...c, kind: 'loop', over: f.over, count: f.count, size: f.size, lastSize: f.lastSize, body: n.body.map((x) => this.instr(x, die)) };
+      default:
+        return assertNever(f);
+    }
+  }
+}
+
+/** Add one instruction's work on `die`, `times` over (the counterpart of program.ts's addInstr). */
+function addCost(t: ProgramTotals, n: SNode, die: Die, times: number): void {
+  const f = n.fixed;
+  t.instructions++;
+  switch (f.kind) {
+    case 'dram.read':
+      t.dramReadBytes += f.tile(die).bytes * times;
+      break;
+    case 'dram.write':
+      t.dramWriteBytes += f.tile(die).bytes * times;
+      break;
+    case 'gemm': {
+      const d = f.dims(die);
+      t.macs += d.batch * d.m * d.n * d.k * times;
+      break;
+    }
+    case 'vector':
+      t.vectorFlops += f.work(die).flops * times;
+      break;
+    case 'collective':
+      t.sentBytes += f.sentBytes * times;
+      t.linkBytes += f.linkBytes * times;
+      break;
+    case 'loop':
+      break;
+    default:
+      assertNever(f);
+  }
+}

@@ -1,0 +1,162 @@
+// schedule/skeleton: the instruction tree shared by every die. A node holds the fields every die
+// shares and functions for those that differ (tile ranges, counts, collective groups), its
+// buffer accesses, and the dependencies they imply, so one walk serves every die.
+
+import type { Op } from '../../ir/module.js';
+import { assert, formatLoc } from '../../diagnostics/diagnostic.js';
+import type { Die } from '../sharding.js';
+import type { BufferKind, CollectiveOp, LoopOver, Phase, Range } from '../../backend/program.js';
+
+export interface Origin {
+  readonly phase: Phase;
+  readonly layer: number | null;
+  readonly block: string | null;
+  readonly loc: string | null;
+}
+
+export function originOf(op: Op): Origin {
+  return {
+    phase: (op.notes?.['train.phase'] as Phase | undefined) ?? 'fwd',
+    layer: op.layer ?? null,
+    block: (op.notes?.['fuse.block'] as string | undefined) ?? null,
+    loc: op.loc ? formatLoc(op.loc) : null,
+  };
+}
+
+export interface DramFields {
+  readonly rows: Range;
+  readonly cols: Range;
+  readonly bytes: number;
+}
+
+export interface GemmFields {
+  readonly batch: number;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+}
+
+export interface VectorFields {
+  readonly elements: number;
+  readonly flops: number;
+}
+
+export interface GroupFields {
+  readonly cid: string;
+  readonly group: Range[];
+  readonly position: number;
+}
+
+/** What an instruction is: fields shared by every die, and a function for those that differ. */
+export type Static =
+  | { readonly kind: 'dram.read' | 'dram.write'; readonly tensor: string; readonly tile: (die: Die) => DramFields }
+  | { readonly kind: 'gemm'; readonly op: string; readonly accumulate: boolean; readonly dims: (die: Die) => GemmFields }
+  | { readonly kind: 'vector'; readonly op: string; readonly accumulate: boolean; readonly work: (die: Die) => VectorFields }
+  | {
+      readonly kind: 'collective';
+      readonly op: CollectiveOp;
+      readonly algo: string;
+      readonly axis: string;
+      readonly sentBytes: number;
+      readonly linkBytes: number;
+      readonly steps: number;
+      readonly partOf: string | null;
+      readonly members: (die: Die) => GroupFields;
+    }
+  | { readonly kind: 'loop'; readonly over: LoopOver; readonly count: number; readonly size: number; readonly lastSize: number };
+
+export interface SNode {
+  id: number;
+  /** Last id of the subtree (a loop's body); the node's own id otherwise. */
+  end: number;
+  readonly parent: SNode | null;
+  readonly body: SNode[];
+  readonly origin: Origin;
+  readonly fixed: Static;
+  readonly reads: Buf[];
+  readonly writes: Buf[];
+  readonly deps: Set<SNode>;
+  readonly carried: Set<SNode>;
+  /** The per-die counts are the same on every die (even tiles, no replica-only writes). */
+  readonly uniform: boolean;
+}
+
+export interface Buf {
+  readonly name: string;
+  readonly kind: BufferKind;
+  readonly bytes: number;
+  readonly tensor: string;
+  /** A DRAM read's target inside a loop: reserved for the whole body, so the next read overlaps. */
+  resident: boolean;
+  readonly accessors: SNode[];
+  writers: SNode[];
+  readersSince: SNode[];
+  live: [number, number];
+  offset: number;
+}
+
+function depth(n: SNode | null): number {
+  let d = 0;
+  for (let x = n; x; x = x.parent) d++;
+  return d;
+}
+
+/** The innermost loop containing both scopes (null: top level). */
+export function commonScope(a: SNode | null, b: SNode | null): SNode | null {
+  let x = a;
+  let y = b;
+  let dx = depth(x);
+  let dy = depth(y);
+  for (; dx > dy; dx--) x = x!.parent;
+  for (; dy > dx; dy--) y = y!.parent;
+  while (x !== y) {
+    x = x!.parent;
+    y = y!.parent;
+  }
+  return x;
+}
+
+/** The ancestor-or-self of `n` directly in `scope`'s body. */
+export function lift(n: SNode, scope: SNode | null): SNode {
+  let x = n;
+  while (x.parent !== scope) {
+    assert(x.parent, 'lift: node is not inside the scope');
+    x = x.parent;
+  }
+  return x;
+}
+
+function contains(outer: SNode, n: SNode): boolean {
+  for (let x: SNode | null = n; x; x = x.parent) if (x === outer) return true;
+  return false;
+}
+
+/** `from` waits for `to` (same iteration of every loop holding both, or `to`'s loop whole). */
+export function addDep(from: SNode, to: SNode): void {
+  if (from === to) return;
+  const t = lift(to, commonScope(from.parent, to.parent));
+  if (!contains(t, from)) from.deps.add(t);
+}
+
+/** In `loop`, iteration n+1 of `x` waits for iteration n of `y`. */
+export function addCarried(x: SNode, y: SNode, loop: SNode): void {
+  lift(x, loop).carried.add(lift(y, loop));
+}
+
+/** Record an instruction's buffer accesses and the data dependencies they imply. */
+export function touch(n: SNode, accumulate: boolean): void {
+  for (const b of n.reads) {
+    for (const w of b.writers) addDep(n, w);
+    b.readersSince.push(n);
+    b.accessors.push(n);
+  }
+  for (const b of n.writes) {
+    for (const w of b.writers) addDep(n, w);
+    if (!accumulate) for (const r of b.readersSince) addDep(n, r);
+    b.writers = accumulate ? [...b.writers, n] : [n];
+    if (!accumulate) b.readersSince = [];
+    if (!b.accessors.includes(n)) b.accessors.push(n);
+  }
+  // An accumulation into a buffer that outlives the loop orders its own iterations.
+  if (accumulate && n.parent) addCarried(n, n, n.parent);
+}
