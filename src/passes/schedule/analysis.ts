@@ -8,6 +8,7 @@ import { assert } from '../../diagnostics/diagnostic.js';
 import type { Target } from '../../target/target.js';
 import { parseSharding, type Grid, type Sharding } from '../sharding.js';
 import { tileElems } from './geometry.js';
+import { activationValues } from '../activations.js';
 
 /** Where in a stage an op runs: before its mini-batch loop, in it, or after it. */
 const PARTS = ['prologue', 'body', 'epilogue'] as const;
@@ -85,32 +86,6 @@ export class SpecCache {
     }
     return s;
   }
-}
-
-/**
- * Values that scale with the batch: inputs with the batch as leading dimension, and results
- * that keep it (a reduction over the batch, like a bias or position-table gradient, does not).
- */
-export function batchedValues(m: Module, batch: number): Set<Value> {
-  const out = new Set<Value>(m.inputs.filter((v) => v.type.shape[0] === batch));
-  for (const op of m.ops()) {
-    if (op.kind === 'sgd' || op.kind === 'adam' || !keepsBatch(op)) continue;
-    const wrt = op.attrs.wrt as readonly number[] | undefined;
-    op.results.forEach((r, i) => {
-      const from = wrt ? [op.operands[wrt[i]!]!] : op.operands;
-      if (r.type.shape[0] === batch && from.some((v) => out.has(v))) out.add(r);
-    });
-  }
-  return out;
-}
-
-function keepsBatch(op: Op): boolean {
-  if (op.kind === 'reduce') {
-    const rank = op.operands[0]!.type.shape.length;
-    return !(op.attrs.axes as readonly number[]).some((a) => (a < 0 ? a + rank : a) === 0);
-  }
-  if (op.kind === 'transpose') return (op.attrs.perm as readonly number[])[0] === 0;
-  return true;
 }
 
 function isBatchedOp(op: Op, batched: ReadonlySet<Value>): boolean {
@@ -212,7 +187,7 @@ export function analyse(m: Module, target: Target): Analysis {
   const batch = (m.notes['minibatch.batch'] as number | undefined) ?? m.inputs[0]?.type.shape[0] ?? 1;
   const size = Math.min(batch, (m.notes['minibatch.size'] as number | undefined) ?? batch);
   const count = Math.ceil(batch / size);
-  const batched = batchedValues(m, batch);
+  const batched = activationValues(m);
   const slots = assignSlots(m, batched);
   const specs = new SpecCache();
   return {

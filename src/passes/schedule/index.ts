@@ -38,7 +38,6 @@ import { StageEmitter } from './emit-stage.js';
 import { finish } from './allocate.js';
 import { Programs, type ProgramSet } from './programs.js';
 
-export { batchedValues } from './analysis.js';
 export type { ProgramSet } from './programs.js';
 
 const PROGRAMS = new WeakMap<Module, ProgramSet>();
