@@ -17,6 +17,7 @@ import type { Pass, Strategy } from './pass.js';
 import { collectiveCost, type CollectiveKind } from './collective-cost.js';
 import { activationValues } from './activations.js';
 import { resolvePartial, weightSpec } from './tile2d.js';
+import { placementKey } from './units.js';
 import { formatSharding, parseSharding, sameSharding, sharding, span, tileBytes, type Axis, type Grid, type Sharding } from './sharding.js';
 
 interface Step {
@@ -76,15 +77,6 @@ export function scatteredFrom(to: Sharding): Sharding {
   return sharding([...to.rows, ...free], to.cols);
 }
 
-interface Placement {
-  readonly group: unknown;
-  readonly phase: unknown;
-}
-
-function placement(op: Op): Placement {
-  return { group: op.notes?.['fuse.group'], phase: op.notes?.['train.phase'] ?? 'fwd' };
-}
-
 function specsOf(op: Op, key: 'tile2d.in' | 'tile2d.out'): (Sharding | undefined)[] {
   const text = op.notes?.[key];
   assert(typeof text === 'string', `${op.kind} has no ${key} note: run tile2d first`);
@@ -129,11 +121,6 @@ export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): Co
     });
   }
   return totals;
-}
-
-function placementKey(op: Op): string {
-  const p = placement(op);
-  return `${String(p.group)}/${String(p.phase)}`;
 }
 
 interface Route {

@@ -24,7 +24,7 @@ import type { Target } from '../target/target.js';
 import type { Pass, Strategy } from './pass.js';
 import { formatSharding, matrixView, REPLICATED, sharding, span, type Axis, type Grid, type Sharding } from './sharding.js';
 import { error, errorAt } from '../diagnostics/diagnostic.js';
-import { isForward } from './units.js';
+import { isForward, placementKey } from './units.js';
 import { activationValues } from './activations.js';
 
 export type Orientation = 'N' | 'T';
@@ -281,8 +281,7 @@ function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding 
 }
 
 function samePlacement(a: Op, b: Op): boolean {
-  const key = (op: Op) => `${String(op.notes?.['fuse.group'])}/${String(op.notes?.['train.phase'] ?? 'fwd')}`;
-  return key(a) === key(b);
+  return placementKey(a) === placementKey(b);
 }
 
 /** A sum over leading axes that keeps the last: works on row blocks where they lie. */

@@ -79,3 +79,11 @@ export function linearName(l: Op): string {
   const w = l.operands[1];
   return w && !w.def ? w.name : l.results[0]!.name;
 }
+
+/**
+ * Where an op runs in time: its fusion group and training phase. Values made in the same
+ * placement stay on the package; between placements they go through DRAM.
+ */
+export function placementKey(op: Op): string {
+  return `${String(op.notes?.['fuse.group'])}/${String(op.notes?.['train.phase'] ?? 'fwd')}`;
+}
