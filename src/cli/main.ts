@@ -3,7 +3,8 @@
 // `--json` prints exactly one JSON object on stdout.
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { GygesError } from '../diagnostics/diagnostic.js';
+import { error, GygesError } from '../diagnostics/diagnostic.js';
+import { parseTopology, simulateCollective, type CollectiveSimResult } from '../backend/timing/collective.js';
 import { loadModel, type LoadOptions } from '../frontend/load.js';
 import { modelStats, type ModelStats } from '../ir/stats.js';
 import { OPS } from '../ir/ops.js';
@@ -60,6 +61,18 @@ function reportFailure(e: unknown, io: CliIO): number {
 function positiveInt(text: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1.');
+  return n;
+}
+
+function wholeBytes(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a whole number of bytes.');
+  return n;
+}
+
+function nonNegative(text: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number ≥ 0.');
   return n;
 }
 
@@ -139,6 +152,24 @@ function buildProgram(io: CliIO): Command {
     });
 
   program
+    .command('collective')
+    .argument('<KIND>', 'all-gather, reduce-scatter, all-reduce or all-to-all')
+    .description('Simulate one collective alone on a ring or 2-D torus of uniform links, through the event engine.')
+    .requiredOption('--topology <T>', 'ring:N or torus:RxC')
+    .requiredOption('--bytes <B>', "each die's buffer in bytes (for all-gather, each die's input shard)", wholeBytes)
+    // Defaults: α = 10 ns (paper §VI-E, Fig. 10); 64 GB/s, a UCIe 1.1 standard-package x16 link at 32 GT/s.
+    .option('--alpha-ns <A>', 'latency of each link, ns', nonNegative, 10)
+    .option('--bandwidth-GBps <G>', 'bandwidth of each link and direction, 10^9 B/s', nonNegative, 64)
+    .option('--json', 'print one JSON object')
+    .action((kind: string, flags: { topology: string; bytes: number; alphaNs: number; bandwidthGBps: number; json?: boolean }) => {
+      const kinds = { 'all-gather': 'all_gather', 'reduce-scatter': 'reduce_scatter', 'all-reduce': 'all_reduce', 'all-to-all': 'all_to_all' } as const;
+      const k = kinds[kind as keyof typeof kinds];
+      if (!k) throw error('GY9001', `unknown collective '${kind}': expected ${Object.keys(kinds).join(', ')}`);
+      const r = simulateCollective({ kind: k, topology: parseTopology(flags.topology), bytes: flags.bytes, alphaS: flags.alphaNs * 1e-9, bandwidthBytesPerS: flags.bandwidthGBps * 1e9 });
+      io.out(flags.json ? json(r) : formatCollective(r));
+    });
+
+  program
     .command('ops')
     .description('List the IR ops: operands, attributes and what each computes.')
     .option('--json', 'print one JSON object')
@@ -162,6 +193,19 @@ function formatStats(s: ModelStats): string {
     ['FLOPs per iteration', si(s.flops_per_iteration, 'FLOP')],
   ];
   return `${table(rows, true)}\n`;
+}
+
+function formatCollective(r: CollectiveSimResult): string {
+  return `${table(
+    [
+      ['collective', `${r.kind} on ${r.topology} (${r.algorithm}, ${r.dies} dies)`],
+      ['time', `${(r.time_s * 1e6).toFixed(3)} µs`],
+      ['steps', String(r.steps)],
+      ['sent per die', bytes(r.bytes_per_die_sent)],
+      ['busiest link', `${bytes(r.link_bytes_max)}, ${(r.link_utilisation_max * 100).toFixed(1)}% busy`],
+    ],
+    true,
+  )}\n`;
 }
 
 function opTableJSON() {

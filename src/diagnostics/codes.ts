@@ -7,6 +7,7 @@
 //   GY5xxx  ONNX frontend (later issues)
 //   GY6xxx  IR text form
 //   GY7xxx  per-die programs: files the compiler writes and the simulators read
+//   GY8xxx  simulators: bad simulation parameters
 //   GY9xxx  command line and files
 
 export const CODES = {
@@ -50,6 +51,8 @@ export const CODES = {
 
   GY7001: 'malformed program',
   GY7002: 'cannot write the program folder',
+
+  GY8001: 'collective simulation: bad parameter',
 
   GY9001: 'command-line usage',
   GY9002: 'cannot read file',

@@ -161,6 +161,23 @@ describe('compile errors leave no partial output', () => {
   });
 });
 
+describe('gyges collective', () => {
+  it('gives time_s equal to the ring closed form 2(N-1)(α + S/(Nβ))', async () => {
+    const r = await run('collective', 'all-reduce', '--topology', 'ring:8', '--bytes', String(2 ** 24), '--alpha-ns', '500', '--bandwidth-GBps', '64', '--json');
+    expect(r.code).toBe(0);
+    const want = 2 * 7 * (500e-9 + 2 ** 24 / (8 * 64e9));
+    expect(JSON.parse(r.out).time_s / want).toBeCloseTo(1, 9);
+  });
+
+  it('rejects an unknown kind and a bad topology with one line', async () => {
+    for (const argv of [['all-scatter', '--topology', 'ring:4'], ['all-gather', '--topology', 'mesh:4']]) {
+      const r = await run('collective', ...argv, '--bytes', '64');
+      expect(r.code).toBe(1);
+      oneLine(r.err);
+    }
+  });
+});
+
 describe('user errors exit 1 with one line', () => {
   const cases: [string, string[], RegExp][] = [
     ['missing model file', ['stats', 'models/nope.gy'], /^error GY9002: cannot read 'models\/nope.gy': no such file$/],
