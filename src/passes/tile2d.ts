@@ -22,7 +22,7 @@ import type { Module, Op, Value } from '../ir/module.js';
 import { opDef } from '../ir/ops.js';
 import type { Target } from '../target/target.js';
 import type { Pass, Strategy } from './pass.js';
-import { formatSharding, matrixView, REPLICATED, sharding, span, type Axis, type Grid, type Sharding } from './sharding.js';
+import { formatSharding, matrixView, REPLICATED, sharding, span, transposeMapping, type Axis, type Grid, type Sharding } from './sharding.js';
 import { error, errorAt } from '../diagnostics/diagnostic.js';
 import { isForward, placementKey } from './units.js';
 import { activationValues } from './activations.js';
@@ -106,6 +106,7 @@ export function planTiling(m: Module, target: Target, strategy: Strategy): Tilin
   checkGrid(strategy, grid);
   const plan: TilingPlan = new Map();
   const orient = orientations(m, strategy, grid);
+  const home = homeOfGroups(orient, strategy);
   const acts = activationValues(m);
   // Values made beside DRAM are read into whatever tiles their consumer wants.
   const outOf = (v: Value): Sharding | undefined => {
@@ -116,7 +117,7 @@ export function planTiling(m: Module, target: Target, strategy: Strategy): Tilin
   const dramSide = (v: Value): boolean => (v.def ? plan.get(v.def)?.dram === true : true);
   for (const op of m.ops()) {
     const dram = runsBesideDram(op, (v) => acts.has(v), dramSide);
-    plan.set(op, dram ? { in: op.operands.map(() => undefined), out: op.results.map(() => REPLICATED), dram } : tileOp(op, strategy, orient, outOf));
+    plan.set(op, dram ? { in: op.operands.map(() => undefined), out: op.results.map(() => REPLICATED), dram } : tileOp(op, strategy, orient, outOf, home(op)));
   }
   checkSplits(plan, grid, strategy);
   return plan;
@@ -147,7 +148,22 @@ function runsBesideDram(op: Op, isAct: (v: Value) => boolean, dramSide: (v: Valu
   }
 }
 
-function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>, outOf: (v: Value) => Sharding | undefined): OpTiling {
+/**
+ * The layout an op falls back to when none of its operands is tiled (the residual stream as
+ * it comes from DRAM): the scattered input of its group's first GEMM — Algorithm 1's X[i, j]
+ * for a group that starts in orientation N, its transpose for one that starts in T — so the
+ * first all-gather of the group is along one ring.
+ */
+function homeOfGroups(orient: ReadonlyMap<Op, Orientation>, strategy: Strategy): (op: Op) => Sharding {
+  const start = new Map<unknown, Orientation>();
+  for (const [l, o] of orient) if (!start.has(l.notes?.['fuse.group'])) start.set(l.notes?.['fuse.group'], o);
+  return (op) => {
+    const home = homeSpec(strategy);
+    return strategy === 'hecaton' && start.get(op.notes?.['fuse.group']) === 'T' ? transposeMapping(home) : home;
+  };
+}
+
+function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>, outOf: (v: Value) => Sharding | undefined, home: Sharding): OpTiling {
   const weightStage = (w: Value | undefined) => (w ? orient.get(stageOfWeight(op, w, orient)!) : undefined);
   switch (op.kind) {
     case 'linear': {
@@ -172,17 +188,17 @@ function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>
   // arranged (by permuting its weight's columns) so each die's block holds its share of
   // every piece, as Megatron arranges Q, K and V per head.
   if ((op.kind === 'split' || op.kind === 'concat') && isLastAxis(op)) {
-    const s = outOf(op.operands[0]!) ?? homeSpec(strategy);
+    const s = outOf(op.operands[0]!) ?? home;
     return { in: op.operands.map(() => s), out: op.results.map(() => s) };
   }
-  if (op.kind === 'reduce' && reducesRowsOnly(op)) return rowReduceTiling(op, strategy, outOf);
+  if (op.kind === 'reduce' && reducesRowsOnly(op)) return rowReduceTiling(op, strategy, outOf, home);
   if (op.kind === 'slice_grad') {
     // Each die fills its own tile of dx — zeros, and the part of the (small) dy window in it —
     // laid out as the forward x was, so the gradient meets the layout its consumers expect.
     const x = outOf(op.operands[0]!);
-    return { in: [undefined, REPLICATED], out: [x ? resolvePartial(x, strategy) : homeSpec(strategy)] };
+    return { in: [undefined, REPLICATED], out: [x ? resolvePartial(x, strategy) : home] };
   }
-  if (opDef(op.kind).category === 'vector' || op.kind === 'sgd' || op.kind === 'adam') return vectorTiling(op, strategy, outOf);
+  if (opDef(op.kind).category === 'vector' || op.kind === 'sgd' || op.kind === 'adam') return vectorTiling(op, strategy, outOf, home);
   // Generic data movement on replicated data.
   return { in: op.operands.map(() => REPLICATED), out: op.results.map(() => REPLICATED) };
 }
@@ -258,7 +274,7 @@ function headSpec(q: Sharding | undefined): Sharding {
  * split one: cutting a replicated operand down to a tile is a local slice, while the
  * reverse would need an all-gather.
  */
-function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding | undefined): OpTiling {
+function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding | undefined, home: Sharding): OpTiling {
   const rank = Math.max(...op.results.map((r) => r.type.shape.length));
   const tiled = op.operands.filter((v) => v.type.shape.length === rank && outOf(v));
   const local = tiled.filter((v) => samePlacement(v.def!, op));
@@ -268,7 +284,7 @@ function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding 
   };
   const lead = [...(local.length ? local : tiled)].sort((a, b) => split(b) - split(a))[0];
   // Replicated data (from generic data movement) is cut down to the strategy's home layout.
-  const from = lead && split(lead) > 0 ? outOf(lead)! : homeSpec(strategy);
+  const from = lead && split(lead) > 0 ? outOf(lead)! : home;
   // Rotary embeddings sit between the Q/K projections and attention: reduce their partial
   // sums straight into attention's head layout rather than onto the rows.
   const s = op.kind === 'rope' || op.kind === 'rope_grad' ? headSpec(from) : resolvePartial(from, strategy, rank);
@@ -292,8 +308,8 @@ function reducesRowsOnly(op: Op): boolean {
 }
 
 /** Each die sums its own rows; the result is partial over the axes that split the rows. */
-function rowReduceTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding | undefined): OpTiling {
-  const s = resolvePartial(outOf(op.operands[0]!) ?? homeSpec(strategy), strategy);
+function rowReduceTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding | undefined, home: Sharding): OpTiling {
+  const s = resolvePartial(outOf(op.operands[0]!) ?? home, strategy);
   return { in: [s], out: [sharding([], s.cols, s.rows)] };
 }
 

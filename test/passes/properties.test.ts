@@ -127,3 +127,22 @@ describe('every strategy compiles the paper workloads', () => {
     });
   }
 });
+
+describe('tile2d orientation on non-square grids (Fig. 11)', () => {
+  // An R×C package and its C×R transpose are the same machine turned by 90°: hecaton picks the
+  // opposite orientations on them and moves exactly the same bytes.
+  for (const [rows, cols] of [[2, 8], [2, 4], [3, 6]] as const) {
+    it(`${rows}x${cols} and ${cols}x${rows} move the same bytes with opposite orientations`, () => {
+      const run = (r: number, c: number) => {
+        const m = compile('models/tiny-gpt.gy', { hw: `hecaton-${r}x${c}-standard`, set: { h: 96 * 2, heads: 24, layers: 1 }, pipeline: 'train,fuse,minibatch,tile2d,collectives' }).module;
+        const link = m.ops().reduce((sum, op) => sum + ((op.notes?.['collective.link_bytes'] as number | undefined) ?? 0), 0);
+        const first = m.ops().find((op) => op.kind === 'linear')!.notes?.['tile2d.orient'];
+        return { link, first };
+      };
+      const a = run(rows, cols);
+      const b = run(cols, rows);
+      expect(a.link).toBe(b.link);
+      expect(a.first).not.toBe(b.first);
+    });
+  }
+});
