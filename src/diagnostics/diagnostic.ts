@@ -3,7 +3,7 @@
 // line (`file:line:col: error GY1001: message`) and exits 1; anything else that escapes is
 // an internal fault and exits 2.
 
-import { CODES, type DiagnosticCode } from './codes.js';
+import type { DiagnosticCode } from './codes.js';
 
 /** A position in a source file; lines and columns count from 1. */
 export interface SourceLoc {
@@ -74,9 +74,4 @@ export class InternalError extends Error {
     super(`internal error: ${message}`);
     this.name = 'InternalError';
   }
-}
-
-/** The catalogue's one-line summary of a code, for `--help` and docs. */
-export function describeCode(code: DiagnosticCode): string {
-  return CODES[code];
 }

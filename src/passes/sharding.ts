@@ -17,8 +17,6 @@ import { assert } from '../diagnostics/diagnostic.js';
 import { byteSize, numel, type TensorType } from '../ir/types.js';
 
 export type Axis = 'r' | 'c';
-export const AXES: readonly Axis[] = ['r', 'c'];
-
 export interface Sharding {
   readonly rows: readonly Axis[];
   readonly cols: readonly Axis[];
