@@ -1,0 +1,51 @@
+// The program executor: tiny-gpt runs on a 2x2 package, deterministically; twice the MACs per
+// die halves (about) the compute time; collectives take NoP time on 1x2 and 2x2 grids; the
+// latency is never below any die's busiest engine.
+
+import { describe, expect, it } from 'vitest';
+import { compile } from '../../../src/compile.js';
+import { executePrograms, type ExecutionResult } from '../../../src/backend/timing/execute.js';
+import { buildPrograms } from '../../../src/passes/schedule/index.js';
+import type { Target } from '../../../src/target/target.js';
+
+function execute(hw: string, change?: (t: Target) => Target): ExecutionResult {
+  const c = compile('models/tiny-gpt.gy', { hw });
+  const target = change ? change(c.target) : c.target;
+  return executePrograms(buildPrograms(c.module, target, c.strategy), target);
+}
+
+const base = execute('hecaton-2x2-standard');
+
+describe('executePrograms', () => {
+  it('runs tiny-gpt on a 2x2 package, the same way twice', () => {
+    expect(base.latency_s).toBeGreaterThan(0);
+    expect(base.events).toBeGreaterThan(0);
+    expect(base.dies).toHaveLength(4);
+    expect(execute('hecaton-2x2-standard')).toEqual(base);
+  });
+
+  it('takes about half the compute time on a die with twice the MACs', () => {
+    const fast = execute('hecaton-2x2-standard', (t) => ({ ...t, die: { ...t.die, macs: 2 * t.die.macs } }));
+    const ratio = fast.busy_s.compute / base.busy_s.compute;
+    expect(ratio).toBeLessThan(0.75);
+    expect(ratio).toBeGreaterThan(0.4);
+    expect(fast.busy_s.dram).toBeCloseTo(base.busy_s.dram, 12);
+  });
+
+  it('spends NoP time on collectives on 1x2 and 2x2 grids', () => {
+    const pair = execute('hecaton-1x2-standard');
+    expect(pair.busy_s.nop).toBeGreaterThan(0);
+    expect(base.busy_s.nop).toBeGreaterThan(0);
+    expect(pair.latency_s).toBeGreaterThan(0);
+  });
+
+  it('is never faster than the busiest engine of any die', () => {
+    for (const r of [base, execute('hecaton-1x2-standard')]) {
+      for (const d of r.dies) {
+        for (const busy of Object.values(d.busy_s)) expect(r.latency_s).toBeGreaterThanOrEqual(busy);
+      }
+      const exposed = r.breakdown_s.compute + r.breakdown_s.dram + r.breakdown_s.nop;
+      expect(exposed).toBeLessThanOrEqual(r.latency_s * (1 + 1e-12));
+    }
+  });
+});
