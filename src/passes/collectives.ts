@@ -89,8 +89,15 @@ export interface CollectiveTotals {
   linkBytes: number;
 }
 
-export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): CollectiveTotals {
-  const totals: CollectiveTotals = { count: 0, sentBytes: 0, linkBytes: 0 };
+export interface InsertedCollectives {
+  /** Layout changes: the traffic of Table III. */
+  readonly layout: CollectiveTotals;
+  /** Steps of attention cores (see attentionSteps): moved, but not in Table III. */
+  readonly attention: CollectiveTotals;
+}
+
+export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): InsertedCollectives {
+  const totals: InsertedCollectives = { layout: { count: 0, sentBytes: 0, linkBytes: 0 }, attention: { count: 0, sentBytes: 0, linkBytes: 0 } };
   const acts = activationValues(m);
   const made = new Map<string, Value>();
   /** The reduced copy of a partial value, made where it was produced: what DRAM keeps of it. */
@@ -106,10 +113,11 @@ export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): Co
         if (from !== v) m.setOperand(op, k, from);
         return;
       }
-      const key = `${from.id}|${formatSharding(want)}|${placementKey(op)}|${steps.map((s) => s.kind + s.axes.join('')).join(',')}`;
+      const inside = attentionSteps(v, op, k, wants[0], steps);
+      const key = `${from.id}|${formatSharding(want)}|${placementKey(op)}|${steps.map((s, i) => s.kind + s.axes.join('') + (inside[i] ? `:${inside[i]!.kind}` : '')).join(',')}`;
       let out = made.get(key);
       if (!out) {
-        const chain = emit(m, from, op, steps, grid, strategy, totals);
+        const chain = emit(m, from, op, steps, inside, grid, strategy, totals);
         out = chain[chain.length - 1]!;
         made.set(key, out);
         const firstWhole = steps.findIndex((s) => s.to.partial.length === 0);
@@ -151,11 +159,45 @@ function stepsFor(v: Value, op: Op, k: number, want: Sharding, strategy: Strateg
   return { from: source.value, steps: gathers ? [...reduce, ...conversionSteps(scatteredFrom(want), want, strategy)] : reduce };
 }
 
+/**
+ * Which steps of a route belong to an attention core rather than to a change of layout.
+ * A core may read keys and values in a wider layout than its queries: optimus keeps queries
+ * in 2-D blocks [r, c] but a row block of queries attends to the whole sequence, so the core
+ * gathers the keys and values of its heads along its column of dies ([r, c] → [-, c],
+ * tile2d's summaAttention); backward, its dk and dv are partial sums over the query blocks
+ * ([-, c]~r), which it reduces back to the queries' layout. Those steps are the core's own
+ * work, as the all-reduce of partial scores is when a head spans several dies
+ * (noteHeadSlices): Table III counts only the Linear layers' traffic, so they are noted
+ * (`collective.part_of`) and counted apart — still emitted and moved. The rest of a route
+ * (bringing a projection's output to the queries' layout, or a gradient on from there) is
+ * layout traffic. Strategies whose cores read keys and values as they read queries (whole
+ * heads per die) have no such steps. `query` is the spec the consumer reads operand 0 in.
+ */
+function attentionSteps(v: Value, op: Op, k: number, query: Sharding | undefined, steps: readonly Step[]): (Op | undefined)[] {
+  const marks: (Op | undefined)[] = steps.map(() => undefined);
+  const isCore = (o: Op | undefined): o is Op => o?.kind === 'attention' || o?.kind === 'attention_grad';
+  // Keys and values into a core: the steps from the queries' layout on.
+  if (isCore(op) && (k === 1 || k === 2) && query) {
+    const start = steps.findIndex((s) => sameSharding(s.from, query));
+    if (start >= 0) for (let i = start; i < steps.length; i++) marks[i] = op;
+  }
+  // A core's result in a layout other than its queries' (dk, dv): the steps back to that layout.
+  const producer = v.def;
+  if (isCore(producer)) {
+    const q = specsOf(producer, 'tile2d.in')[0]!;
+    const end = steps.findIndex((s) => sameSharding(s.to, q));
+    if (end >= 0 && !steps.slice(0, end + 1).some((s) => sameSharding(s.from, q))) {
+      for (let i = 0; i <= end; i++) marks[i] = producer;
+    }
+  }
+  return marks;
+}
+
 /** Emit `steps` as collective ops reading `v`; returns each step's result. */
-function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], grid: Grid, strategy: Strategy, totals: CollectiveTotals): Value[] {
+function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], inside: readonly (Op | undefined)[], grid: Grid, strategy: Strategy, all: InsertedCollectives): Value[] {
   let cur = v;
   const chain: Value[] = [];
-  for (const s of steps) {
+  for (const [i, s] of steps.entries()) {
     const axis = s.axes.join('');
     const algo = algorithmFor(strategy, s.kind, s.axes);
     const attrs: Record<string, string> = s.kind === 'all_reduce' ? { axis, algo } : { axis, dim: s.dim!, algo };
@@ -169,6 +211,20 @@ function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], grid: G
       'collective.link_bytes': cost.linkBytes,
       'collective.steps': cost.steps,
     };
+    const core = inside[i];
+    if (core) {
+      op.notes['collective.part_of'] = core.kind;
+      // The core's own summary of the steps it adds (the instructions carry the bytes).
+      const n = core.notes ?? {};
+      const had = (key: string) => (n[key] as number | undefined) ?? 0;
+      core.notes = {
+        ...n,
+        'attention.kv_collectives': had('attention.kv_collectives') + 1,
+        'attention.kv_sent_bytes': had('attention.kv_sent_bytes') + cost.sentBytes,
+        'attention.kv_link_bytes': had('attention.kv_link_bytes') + cost.linkBytes,
+      };
+    }
+    const totals = core ? all.attention : all.layout;
     totals.count++;
     totals.sentBytes += cost.sentBytes;
     totals.linkBytes += cost.linkBytes;
@@ -219,9 +275,12 @@ export const collectives: Pass = {
   establishes: ['collectives.count'],
   run(m, ctx) {
     const grid = { rows: ctx.target.package.rows, cols: ctx.target.package.cols };
-    const t = insertCollectives(m, grid, ctx.strategy);
-    m.notes['collectives.count'] = t.count;
+    const { layout: t, attention: kv } = insertCollectives(m, grid, ctx.strategy);
+    m.notes['collectives.count'] = t.count + kv.count;
     ctx.report('collectives', `${t.count} collectives; per die and iteration ${bytes(t.linkBytes)} on the busiest link, ${bytes(t.sentBytes)} sent in all`);
+    if (kv.count) {
+      ctx.report('collectives', `${kv.count} more inside attention cores (gathering keys and values, reducing their gradients): ${bytes(kv.linkBytes)} per die on the busiest link (not in Table III)`);
+    }
     const heads = noteHeadSlices(m, grid, ctx.strategy);
     if (heads.count) {
       ctx.report('collectives', `${heads.count} attention cores split heads over several dies: their score all-reduces add ${bytes(heads.linkBytes)} per die on the busiest link (not in Table III)`);
@@ -233,7 +292,10 @@ export interface BlockTraffic {
   /** Collectives between layouts: the traffic of Table III. */
   linkBytes: number;
   sentBytes: number;
-  /** Score all-reduces of attention cores whose heads span several dies. */
+  /**
+   * Collectives inside attention cores: score all-reduces of heads that span several dies,
+   * and the key/value gathers (and their gradients' reductions) of attentionSteps.
+   */
   headLinkBytes: number;
 }
 
@@ -250,7 +312,8 @@ export function trafficByBlock(m: Module): Map<string, BlockTraffic> {
     const phase = op.notes?.['train.phase'] === 'fwd' || op.notes?.['train.phase'] === undefined ? 'fwd' : 'bwd';
     const key = `${op.layer ?? '-'}|${phase}/${String(op.notes?.['fuse.block'])}`;
     const t = out.get(key) ?? { linkBytes: 0, sentBytes: 0, headLinkBytes: 0 };
-    if (typeof link === 'number') {
+    if (typeof link === 'number' && op.notes?.['collective.part_of'] !== undefined) t.headLinkBytes += link;
+    else if (typeof link === 'number') {
       t.linkBytes += link;
       t.sentBytes += op.notes?.['collective.sent_bytes'] as number;
     }

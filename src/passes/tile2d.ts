@@ -207,15 +207,25 @@ function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>
  * Optimus (2-D SUMMA): y[i, j] = Σ_k x[i, k]·w[k, j], so die [i, j] sees all of its block row
  * of x (broadcast along its row of dies) and block column of w (broadcast along its column);
  * the broadcasts move both activations and weights (Table III's γ and ξ terms).
+ *
+ * Backward, dy stays in its blocks and the products are reduced instead (SUMMA's ABᵀ and
+ * AᵀB forms): die [i, j] multiplies its block dy[i, j] by the column block w[:, j] it gathers
+ * as in forward, a part of dx's row block i that sums over j (partial over c, reduced along
+ * the row of dies); and the row block x[i, :] it gathers as in forward by dy[i, j], a part of
+ * dw's column block j that sums over i (partial over r, reduced along the column). Each
+ * Linear's backward thus broadcasts x and w and reduces dx (|x|) and dw (|w|): twice its
+ * forward traffic whatever dy's width, as Table III's backward columns have it. (Broadcasting
+ * dy along the rows instead would move the QKV projection's 3h-wide gradient, and dx[i, j]
+ * would need w's row block j, which die [i, j] does not gather.)
  */
 function summaTiling(op: Op): OpTiling {
   const xRow = sharding(['r'], []);
   const wCol = sharding([], ['c']);
-  if (op.kind === 'linear') return { in: [xRow, wCol, ...(op.operands[2] ? [wCol] : [])], out: [sharding(['r'], ['c'])], orient: 'N' };
-  // Backward: dy and x broadcast along rows, w along columns; dw sums over the row blocks.
-  const grads = [sharding(['r'], ['c']), sharding([], ['c'], ['r']), sharding([], ['c'], ['r'])];
+  const blocks = sharding(['r'], ['c']);
+  if (op.kind === 'linear') return { in: [xRow, wCol, ...(op.operands[2] ? [wCol] : [])], out: [blocks], orient: 'N' };
+  const grads = [sharding(['r'], [], ['c']), sharding([], ['c'], ['r']), sharding([], ['c'], ['r'])];
   const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
-  return { in: [xRow, wCol, ...(op.operands.length === 4 ? [wCol] : []), xRow], out: wrt.map((i) => grads[Math.min(i, 2)]!), orient: 'N' };
+  return { in: [xRow, wCol, ...(op.operands.length === 4 ? [wCol] : []), blocks], out: wrt.map((i) => grads[Math.min(i, 2)]!), orient: 'N' };
 }
 
 /**

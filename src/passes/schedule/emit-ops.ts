@@ -66,7 +66,8 @@ export class OpEmitter extends AttentionEmitter {
       sentBytes: ((notes['collective.sent_bytes'] as number | undefined) ?? 0) * scale,
       linkBytes: ((notes['collective.link_bytes'] as number | undefined) ?? 0) * scale,
       steps: (notes['collective.steps'] as number | undefined) ?? 0,
-      partOf: null,
+      // A step of an attention core (collectives' attentionSteps) is reported as part of it.
+      partOf: (notes['collective.part_of'] as string | undefined) ?? null,
       members: (die) => ringMembers(r.name, axes, a.grid, die),
     };
     this.b.node(place, originOf(op), fixed, input, [out], true, this.isAccumulator(r, place));
