@@ -1,28 +1,37 @@
-// The per-die engines of the program executor (execute.ts) and the network-on-package they
-// share. Every number comes from the Target:
-//   compute  `gemm`: cycles = MACs / (die.macs × u), time = cycles / clockHz. The utilisation u
-//            models a PE's MAC array as a square of side s = √(macs / pes): each of m, n and k
-//            smaller than s fills only that fraction of its side, so u = Π min(1, x / s) over
-//            x ∈ {m, n, k} (a 1-row product on a 16-wide array uses 1/16 of it).
-//            `vector`: elements / vectorLanes cycles.
-//   dram     `dram.read` / `dram.write`: bytes / (the package's total DRAM bandwidth / dies): a
-//            fair share per die. Contention on individual channels is a later refinement.
-//   nop      collectives, one ring step at a time, on the links of NopFabric below.
-// NopFabric: one Network (network.ts: α, β, FIFO contention) with three planes of links, one per
-// group shape, so each plane's link between two dies is its own FIFO:
-//   'c'  (a row of dies) and 'r' (a column): the bypass ring of §III-A b. A ring step's latency
-//        is α × bypassLatencyFactor when the ring has more than two dies (closing the ring
-//        needs the bypass channel); a ring of two dies is plain neighbours, latency α.
-//   'rc' (every die): a snake ring over neighbours, latency α per step (the closing link of
-//        the snake is modelled as one α link too).
-// Bandwidth is the link's β on every plane. Traffic of different planes sharing a physical
-// link does not contend (a simplification).
+// What the program executor (execute.ts) needs beside the die's cost model: which engine
+// serves an instruction, the link latency of a collective's steps, and the DRAM channels.
+//
+// Link latency of one collective step (α = the package's adjacent-link latency):
+//   ring on a row or column of n dies ('c' / 'r'): with the router's bypass channel the ring's
+//        longest link is a bypass link, bypass_latency_factor × α (§III-A b: "2 times the
+//        adjacent links"); without it the ring closes through a wrap-around wire spanning the
+//        side, n × α (§III-A b: the conventional torus's longest link is "the side length").
+//        A ring of two dies is plain neighbours: α. Every die sends in every step, so a step
+//        lasts as long as its slowest link.
+//   ring over all dies ('rc', Megatron's flat ring): a Hamiltonian ring through neighbours
+//        (§V-c: it needs an even number of dies), α per step.
+//   torus2d (the Torus-ring baseline, [33], [63]): rings along rows and columns of the
+//        conventional 2-D torus, closed by wrap-around wires spanning the side: a phase along
+//        rows of C dies pays C·α per step, along columns R·α. All-reduce runs 2(C−1) row steps
+//        and 2(R−1) column steps, all-gather and reduce-scatter half of each; on N = n² dies a
+//        block's all-reduce costs 4(n−1)·n·α = 4(N−√N)α, Table III's torus column.
+//   recursive_doubling (Optimus's SUMMA broadcasts and reductions, [60]): every one of the g
+//        dies of the group roots a binomial-tree broadcast whose log₂g rounds span g/2, g/4,
+//        …, 1 die pitches; a message crossing d pitches is forwarded by the routers in between
+//        and pays d·α. One broadcast costs (g−1)α, the group's g of them g(g−1)α — N−√N per
+//        broadcast set with g = √N (Table III's Optimus column); reductions mirror them.
+//   The total is spread evenly over the instruction's `steps`.
+//
+// DRAM: the package has `channels` DDR channels on its edge (target memory). When there are at
+// least as many channels as dies, each die streams over its own share (channels / dies of
+// them, striped); otherwise consecutive dies (row-major) share one channel, dies ⌊d·C / D⌋
+// together. The dies sharing a channel share its bandwidth equally while they transfer
+// (processor sharing: DDR interleaves their bursts).
 
 import { assert, assertNever } from '../../diagnostics/diagnostic.js';
-import type { GemmInstr, Instruction, LoopInstr, Range } from '../program.js';
-import type { DieSpec, Target } from '../../target/target.js';
+import type { CollectiveInstr, Instruction, LoopInstr } from '../program.js';
+import type { Target } from '../../target/target.js';
 import type { EventQueue } from './events.js';
-import { Network, type LinkId, type LinkStats } from './network.js';
 
 export type EngineClass = 'compute' | 'dram' | 'nop';
 export const ENGINE_CLASSES: readonly EngineClass[] = ['compute', 'dram', 'nop'];
@@ -43,90 +52,106 @@ export function engineOf(ins: Exclude<Instruction, LoopInstr>): EngineClass {
   }
 }
 
-/** Side of one PE's square MAC array. */
-export function peArraySide(die: DieSpec): number {
-  return Math.sqrt(die.macs / die.pes);
+/** Link latency of a whole collective (every step's slowest link), seconds. */
+export function collectiveLatency(ins: Pick<CollectiveInstr, 'algo' | 'axis' | 'op' | 'steps' | 'group'>, t: Target): number {
+  if (ins.steps === 0) return 0;
+  const link = t.package.link;
+  const a = link.alphaS;
+  const g = ins.group.length;
+  switch (ins.algo) {
+    case 'ring': {
+      if (ins.axis === 'rc' || g <= 2) return ins.steps * a;
+      return ins.steps * (t.die.router.bypass ? link.bypassLatencyFactor * a : g * a);
+    }
+    case 'torus2d': {
+      const { rows: R, cols: C } = t.package;
+      const phases = ins.op === 'all_reduce' ? 2 : 1;
+      return phases * ((C - 1) * C * a + (R - 1) * R * a);
+    }
+    case 'recursive_doubling': {
+      const sets = ins.op === 'all_reduce' ? 2 : 1;
+      return sets * g * (g - 1) * a;
+    }
+    default:
+      throw new Error(`unknown collective algorithm '${ins.algo}'`);
+  }
 }
 
-/** Fraction of the MAC array a product of m × k by k × n keeps busy. */
-export function gemmUtilisation(g: Pick<GemmInstr, 'm' | 'n' | 'k'>, die: DieSpec): number {
-  const side = peArraySide(die);
-  return [g.m, g.n, g.k].reduce((u, x) => u * Math.min(1, x / side), 1);
+/** A set of dies sharing DRAM bandwidth equally while they transfer. */
+interface Pool {
+  readonly bandwidth: number;
+  readonly active: Transfer[];
+  last: number;
+  version: number;
 }
 
-export function gemmSeconds(g: Pick<GemmInstr, 'm' | 'n' | 'k' | 'macs'>, die: DieSpec): number {
-  if (g.macs === 0) return 0;
-  return g.macs / (die.macs * gemmUtilisation(g, die)) / die.clockHz;
+interface Transfer {
+  remaining: number;
+  readonly done: () => void;
 }
 
-export function vectorSeconds(elements: number, die: DieSpec): number {
-  return elements / die.vectorLanes / die.clockHz;
-}
-
-/** A die's fair share of the package's DRAM bandwidth. */
-export function dramBandwidthPerDie(t: Target): number {
-  return t.memory.totalBandwidthBytesPerS / t.package.dies;
-}
-
-export function dramSeconds(bytes: number, t: Target): number {
-  return bytes / dramBandwidthPerDie(t);
-}
-
-export type Plane = 'r' | 'c' | 'rc';
-const PLANES: readonly Plane[] = ['r', 'c', 'rc'];
-
-/** The link plane of a collective's grid axes. */
-export function planeOf(axis: string): Plane {
-  const p = PLANES.find((x) => x === axis);
-  assert(p !== undefined, `collective on unknown grid axes '${axis}'`);
-  return p;
-}
-
-/** The NoP of a package: per-plane links between dies, created when first used. */
-export class NopFabric {
-  private readonly net: Network;
+/** The package's DRAM channels, as pools of dies (see the header). */
+export class DramChannels {
+  private readonly pools: Pool[] = [];
+  private readonly poolOf: Int32Array;
 
   constructor(
-    private readonly target: Target,
-    engine: EventQueue,
+    t: Target,
+    private readonly queue: EventQueue,
   ) {
-    this.net = new Network(engine);
+    const D = t.package.dies;
+    const C = t.memory.channels;
+    const bw = t.memory.channelBandwidthBytesPerS;
+    this.poolOf = new Int32Array(D);
+    const count = C >= D ? D : C;
+    const each = C >= D ? (C / D) * bw : bw;
+    for (let p = 0; p < count; p++) this.pools.push({ bandwidth: each, active: [], last: 0, version: 0 });
+    for (let d = 0; d < D; d++) this.poolOf[d] = C >= D ? d : Math.floor((d * C) / D);
   }
 
-  /** Send `bytes` from die `from` to die `to` on `plane`; `onArrive` runs when it has arrived. */
-  send(plane: Plane, from: Range, to: Range, bytes: number, onArrive: (at: number) => void): void {
-    this.net.send([this.link(plane, from, to)], bytes, onArrive);
+  /** Bandwidth a die gets when it transfers alone. */
+  bandwidthOf(die: number): number {
+    return this.pools[this.poolOf[die]!]!.bandwidth;
   }
 
-  stats(): LinkStats[] {
-    return this.net.stats();
-  }
-
-  /** Latency of one step on `plane`. */
-  alphaOf(plane: Plane): number {
-    const { rows, cols, link } = this.target.package;
-    switch (plane) {
-      case 'r':
-        return rows > 2 ? link.alphaS * link.bypassLatencyFactor : link.alphaS;
-      case 'c':
-        return cols > 2 ? link.alphaS * link.bypassLatencyFactor : link.alphaS;
-      case 'rc':
-        return link.alphaS;
-      default:
-        return assertNever(plane);
+  /** Move `bytes` for die `die`; `done` runs when the transfer ends. */
+  transfer(die: number, bytes: number, done: () => void): void {
+    if (bytes <= 0) {
+      this.queue.schedule(this.queue.now, done);
+      return;
     }
+    const pool = this.pools[this.poolOf[die]!]!;
+    this.advance(pool);
+    pool.active.push({ remaining: bytes, done });
+    this.reschedule(pool);
   }
 
-  private link(plane: Plane, from: Range, to: Range): LinkId {
-    const [a, b] = [this.node(plane, from), this.node(plane, to)];
-    const known = this.net.linkBetween(a, b);
-    if (known !== undefined) return known;
-    return this.net.addLink({ from: a, to: b, alphaS: this.alphaOf(plane), bandwidthBytesPerS: this.target.package.link.bandwidthBytesPerS });
+  private advance(pool: Pool): void {
+    const now = this.queue.now;
+    if (pool.active.length > 0 && now > pool.last) {
+      const moved = ((now - pool.last) * pool.bandwidth) / pool.active.length;
+      for (const x of pool.active) x.remaining -= moved;
+    }
+    pool.last = now;
   }
 
-  private node(plane: Plane, d: Range): number {
-    const { rows, cols, dies } = this.target.package;
-    assert(d[0] >= 0 && d[0] < rows && d[1] >= 0 && d[1] < cols, `no die [${d[0]}, ${d[1]}] in a ${rows}x${cols} package`);
-    return PLANES.indexOf(plane) * dies + d[0] * cols + d[1];
+  private reschedule(pool: Pool): void {
+    if (pool.active.length === 0) return;
+    let first = pool.active[0]!;
+    for (const x of pool.active) if (x.remaining < first.remaining) first = x;
+    const version = ++pool.version;
+    const rate = pool.bandwidth / pool.active.length;
+    const at = this.queue.now + Math.max(0, first.remaining) / rate;
+    this.queue.schedule(at, () => {
+      if (pool.version !== version) return;
+      this.advance(pool);
+      first.remaining = 0;
+      // Transfers within a byte of done finish together (rounding of the shared rate).
+      const finished = pool.active.filter((x) => x.remaining <= 1);
+      assert(finished.includes(first), 'DRAM pool lost its earliest transfer');
+      pool.active.splice(0, pool.active.length, ...pool.active.filter((x) => x.remaining > 1));
+      this.reschedule(pool);
+      for (const x of finished) x.done();
+    });
   }
 }
