@@ -12,6 +12,7 @@ import { loadTarget, describeTarget, targetToJSON } from '../target/index.js';
 import { STRATEGIES } from '../passes/pass.js';
 import { DEFAULT_PIPELINE } from '../passes/index.js';
 import { runCompile, type CompileFlags } from './compile-command.js';
+import { runCompare, runSimulate, type CompareFlags, type SimulateFlags } from './simulate-command.js';
 import { bytes, si, table } from '../util/format.js';
 
 export interface CliIO {
@@ -139,6 +140,24 @@ function buildProgram(io: CliIO): Command {
     .option('-o, --out <DIR>', 'write one program per die (die-I-J.json and .txt) and manifest.json into DIR')
     .action((model: string, flags: ModelFlags & CompileFlags) => {
       io.out(runCompile(model, flags, loadOptions(flags)));
+    });
+
+  withModelFlags(program.command('simulate').argument('<MODEL>', 'a .gy or .gyir model'))
+    .description('Compile a model and run its per-die programs on the timing backend: latency, energy, and where the time went.')
+    .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
+    .addOption(new Option('--strategy <S>', 'how work is distributed').choices([...STRATEGIES]).default('hecaton'))
+    .option('--json', 'print one JSON object (with a `blocks` list per Transformer block and phase)')
+    .option('--trace <FILE>', 'write a Chrome-trace / Perfetto JSON timeline: one track group per die')
+    .action((model: string, flags: ModelFlags & SimulateFlags) => {
+      io.out(runSimulate(model, flags, loadOptions(flags), (line) => io.err(`${line}\n`)));
+    });
+
+  withModelFlags(program.command('compare').argument('<MODEL>', 'a .gy or .gyir model'))
+    .description('Simulate every strategy on one package: latency and energy normalised to hecaton, SRAM overflows marked (Fig. 8).')
+    .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
+    .option('--json', 'print one JSON object')
+    .action((model: string, flags: ModelFlags & CompareFlags) => {
+      io.out(runCompare(model, flags, loadOptions(flags)));
     });
 
   program

@@ -16,6 +16,7 @@ import { opDef } from '../ir/ops.js';
 import { DTYPES } from '../ir/types.js';
 import type { Target } from '../target/target.js';
 import { bytes } from '../util/format.js';
+import { error } from '../diagnostics/diagnostic.js';
 import type { Pass, Strategy } from './pass.js';
 import { sameSharding, span, tileBytes, type Grid, type Sharding } from './sharding.js';
 import { planTiling, type OpTiling, type TilingPlan } from './tile2d.js';
@@ -102,7 +103,7 @@ function scoreBytes(op: Op, heads: Sharding, grid: Grid): number {
   return b * perDie * s * t * DTYPES[op.operands[0]!.type.dtype].bytes;
 }
 
-export function planMinibatch(m: Module, target: Target, strategy: Strategy): MinibatchPlan {
+export function planMinibatch(m: Module, target: Target, strategy: Strategy, forced = 0): MinibatchPlan {
   const grid = { rows: target.package.rows, cols: target.package.cols };
   const plan = planTiling(m, target, strategy);
   const batch = m.inputs[0]?.type.shape[0] ?? 1;
@@ -121,18 +122,22 @@ export function planMinibatch(m: Module, target: Target, strategy: Strategy): Mi
   const perSample = peak / batch;
   const capacity = target.die.activationBufferBytes;
   const fitting = Math.floor(capacity / Math.max(perSample, 1));
-  const size = Math.max(1, Math.min(batch, fitting));
-  return { batch, size, count: Math.ceil(batch / size), perSampleBytes: perSample, peakOp, peakBytes: perSample * size, fits: fitting >= 1 };
+  const size = Math.max(1, Math.min(batch, forced > 0 ? forced : fitting));
+  return { batch, size, count: Math.ceil(batch / size), perSampleBytes: perSample, peakOp, peakBytes: perSample * size, fits: fitting >= size };
 }
 
 export const minibatch: Pass = {
   name: 'minibatch',
   summary: 'pick the largest mini-batch whose activations fit each die (any batch size runs)',
-  options: {},
+  options: {
+    size: { kind: 'int', default: 0, doc: 'samples per mini-batch; 0 picks the largest that fits the activation buffer' },
+  },
   requires: ['fuse.groups'],
   establishes: ['minibatch.size'],
-  run(m, ctx) {
-    const p = planMinibatch(m, ctx.target, ctx.strategy);
+  run(m, ctx, options) {
+    const forced = options.size as number;
+    if (!Number.isInteger(forced) || forced < 0) throw error('GY9001', `minibatch{size=${forced}}: expected a whole number ≥ 0`);
+    const p = planMinibatch(m, ctx.target, ctx.strategy, forced);
     Object.assign(m.notes, {
       'minibatch.batch': p.batch,
       'minibatch.size': p.size,
@@ -145,8 +150,10 @@ export const minibatch: Pass = {
     ctx.report(
       'minibatch',
       p.fits
-        ? `mini-batch ${p.size} of batch ${p.batch} (${p.count} mini-batches): ${bytes(p.perSampleBytes)} per sample per die at the peak${where}, buffer ${cap}`
-        : `one sample needs ${bytes(p.perSampleBytes)} per die${where}, more than the ${cap} activation buffer: runs with mini-batch 1 and overflows SRAM`,
+        ? `${forced > 0 ? 'chosen ' : ''}mini-batch ${p.size} of batch ${p.batch} (${p.count} mini-batches): ${bytes(p.perSampleBytes)} per sample per die at the peak${where}, buffer ${cap}`
+        : forced > 0
+          ? `chosen mini-batch ${p.size} needs ${bytes(p.peakBytes)} per die${where}, more than the ${cap} activation buffer: it overflows SRAM`
+          : `one sample needs ${bytes(p.perSampleBytes)} per die${where}, more than the ${cap} activation buffer: runs with mini-batch 1 and overflows SRAM`,
     );
   },
 };

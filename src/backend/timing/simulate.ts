@@ -1,0 +1,122 @@
+// `gyges simulate` as a library call: compile a model (or take a compilation), run its per-die
+// programs on the timing executor, and report latency, energy and where the time went, in the
+// field names of DESIGN.md §4 plus a `blocks` list (per Transformer block and phase).
+
+import { compile, type Compilation, type CompileOptions } from '../../compile.js';
+import { error } from '../../diagnostics/diagnostic.js';
+import type { Module } from '../../ir/module.js';
+import { programsOf, type ProgramSet } from '../../passes/schedule/index.js';
+import type { Target } from '../../target/target.js';
+import type { Program } from '../program.js';
+import { targetDieModel } from './die-model.js';
+import { EnergyAccount, type EnergyParts } from './energy.js';
+import { executePrograms, type BlockTiming, type ExecuteOptions, type TimeSplit } from './execute.js';
+import { sourceOfSet } from './source.js';
+
+/** The model and link parameters Table III's formulas take. */
+export interface BlockDims {
+  readonly b: number;
+  readonly s: number;
+  readonly h: number;
+  readonly N: number;
+  readonly alpha_s: number;
+  readonly beta_bytes_per_s: number;
+  readonly bytes_per_element: number;
+}
+
+export interface SimulationReport {
+  readonly model: string;
+  readonly target: string;
+  readonly strategy: string;
+  readonly dies: number;
+  readonly grid: readonly [number, number];
+  readonly latency_s: number;
+  readonly energy_j: number;
+  /** Exposed time of each engine class on the critical die (they sum to latency_s with idle). */
+  readonly breakdown_s: TimeSplit;
+  readonly energy_breakdown_j: EnergyParts;
+  readonly nop_bytes: number;
+  readonly dram_bytes: number;
+  readonly sram_peak_bytes: { readonly activation: number; readonly weight: number };
+  readonly sram_capacity_bytes: { readonly activation: number; readonly weight: number };
+  readonly sram_ok: boolean;
+  readonly minibatch: { readonly batch: number; readonly size: number; readonly count: number };
+  readonly critical_die: readonly [number, number];
+  readonly dims: BlockDims | null;
+  readonly blocks: readonly (BlockTiming & { readonly dims: BlockDims | null })[];
+  readonly instances: number;
+  readonly events: number;
+}
+
+export type SimulateOptions = CompileOptions & ExecuteOptions;
+
+export function simulate(model: string | Module, opts: SimulateOptions): { report: SimulationReport; compilation: Compilation } {
+  const compilation = compile(model, opts);
+  return { report: simulateCompiled(compilation, opts), compilation };
+}
+
+export function simulateCompiled(c: Compilation, opts: ExecuteOptions = {}): SimulationReport {
+  const set = programsOf(c.module);
+  if (!set) throw error('GY9001', `simulation needs the schedule pass (ran: ${c.passes.map((p) => p.pass).join(', ') || 'none'})`);
+  return simulateSet(set, c.target, modelDims(c.module, set, c.target), opts);
+}
+
+export function simulateSet(set: ProgramSet, target: Target, dims: BlockDims | null, opts: ExecuteOptions = {}): SimulationReport {
+  const model = opts.model ?? targetDieModel(target.die);
+  const energy = new EnergyAccount(target, model);
+  const base = sourceOfSet(set);
+  const source = {
+    dies: base.dies,
+    program: (d: number): Program => {
+      const p = base.program(d);
+      energy.add(p);
+      return p;
+    },
+  };
+  const r = executePrograms(source, target, { ...opts, model });
+  const e = energy.total(r.latency_s);
+  const die = target.die;
+  const peak = set.peak;
+  return {
+    model: set.model,
+    target: target.name,
+    strategy: set.strategy,
+    dies: set.grid.rows * set.grid.cols,
+    grid: [set.grid.rows, set.grid.cols],
+    latency_s: r.latency_s,
+    energy_j: e.energy_j,
+    breakdown_s: r.breakdown_s,
+    energy_breakdown_j: e.parts,
+    nop_bytes: energy.nopBytes,
+    dram_bytes: energy.dramBytes,
+    sram_peak_bytes: { activation: peak.activation, weight: peak.weight },
+    sram_capacity_bytes: { activation: die.activationBufferBytes, weight: die.weightBufferBytes },
+    sram_ok: peak.activation <= die.activationBufferBytes && peak.weight <= die.weightBufferBytes,
+    minibatch: { batch: set.minibatch.batch, size: set.minibatch.size, count: set.minibatch.count },
+    critical_die: [r.critical_die[0], r.critical_die[1]],
+    dims,
+    blocks: r.blocks.map((b) => ({ ...b, dims: b.layer === null ? null : dims })),
+    instances: r.instances,
+    events: r.events,
+  };
+}
+
+/**
+ * b, s and h from the first forward attention core (its result is [b, s, h], h = heads × head
+ * size), N and the link parameters from the target; null for a model without attention.
+ */
+export function modelDims(m: Module, set: ProgramSet, t: Target): BlockDims | null {
+  const att = m.ops().find((o) => o.kind === 'attention');
+  if (!att) return null;
+  const shape = att.results[0]!.type.shape;
+  if (shape.length !== 3) return null;
+  return {
+    b: set.minibatch.batch,
+    s: shape[1]!,
+    h: shape[2]!,
+    N: set.grid.rows * set.grid.cols,
+    alpha_s: t.package.link.alphaS,
+    beta_bytes_per_s: t.package.link.bandwidthBytesPerS,
+    bytes_per_element: targetDieModel(t.die).elementBytes,
+  };
+}

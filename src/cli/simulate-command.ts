@@ -1,0 +1,177 @@
+// `gyges simulate` and `gyges compare`: compile, run the per-die programs on the timing
+// backend, and report latency, energy and where the time went (DESIGN.md §4). The trace file
+// is written only when the whole run succeeded (beside its destination, then renamed).
+
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { compile, type CompileOptions } from '../compile.js';
+import { error, GygesError } from '../diagnostics/diagnostic.js';
+import { simulateCompiled, type SimulationReport } from '../backend/timing/simulate.js';
+import { ChromeTrace } from '../backend/timing/trace.js';
+import { programsOf } from '../passes/schedule/index.js';
+import { STRATEGIES, type Strategy } from '../passes/pass.js';
+import { bytes, table } from '../util/format.js';
+
+export interface SimulateFlags {
+  hw: string;
+  strategy?: Strategy;
+  json?: boolean;
+  trace?: string;
+}
+
+type Load = Pick<CompileOptions, 'batch' | 'seq' | 'set'>;
+
+export function runSimulate(model: string, flags: SimulateFlags, load: Load, warn: (line: string) => void): string {
+  const c = compile(model, { ...load, hw: flags.hw, strategy: flags.strategy });
+  const set = programsOf(c.module);
+  const trace = flags.trace !== undefined && set ? new ChromeTrace(set.dies().map((d) => [d.i, d.j] as const)) : undefined;
+  const report = simulateCompiled(c, { trace });
+  if (trace && flags.trace !== undefined) {
+    writeAtomically(flags.trace, JSON.stringify(trace.toJSON()));
+    if (trace.truncated > 0) warn(`warning: the trace holds its first ${trace.toJSON().traceEvents.length} events; ${trace.truncated} more were not recorded`);
+  }
+  return flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report);
+}
+
+export interface CompareFlags {
+  hw: string;
+  json?: boolean;
+}
+
+export interface CompareRow {
+  readonly strategy: Strategy;
+  readonly report: SimulationReport | null;
+  /** Why the strategy cannot run on this package (e.g. Optimus on a non-square grid). */
+  readonly error: string | null;
+}
+
+/** Every strategy on one model and package, latency and energy normalised to hecaton. */
+export function runCompare(model: string, flags: CompareFlags, load: Load): string {
+  const rows: CompareRow[] = STRATEGIES.map((strategy) => {
+    try {
+      return { strategy, report: simulateCompiled(compile(model, { ...load, hw: flags.hw, strategy })), error: null };
+    } catch (e) {
+      if (e instanceof GygesError && e.code === 'GY3003') return { strategy, report: null, error: e.message };
+      throw e;
+    }
+  });
+  const base = rows.find((r) => r.strategy === 'hecaton')?.report;
+  if (!base) throw error('GY3003', rows.find((r) => r.strategy === 'hecaton')?.error ?? 'hecaton cannot run on this package');
+  if (flags.json) {
+    return `${JSON.stringify(
+      {
+        model: base.model,
+        target: base.target,
+        dies: base.dies,
+        baseline: 'hecaton',
+        strategies: rows.map((r) =>
+          r.report === null
+            ? { strategy: r.strategy, error: r.error }
+            : {
+                strategy: r.strategy,
+                latency_s: r.report.latency_s,
+                energy_j: r.report.energy_j,
+                latency_norm: r.report.latency_s / base.latency_s,
+                energy_norm: r.report.energy_j / base.energy_j,
+                breakdown_s: r.report.breakdown_s,
+                energy_breakdown_j: r.report.energy_breakdown_j,
+                sram_peak_bytes: r.report.sram_peak_bytes,
+                sram_ok: r.report.sram_ok,
+              },
+        ),
+      },
+      null,
+      2,
+    )}\n`;
+  }
+  const head = ['strategy', 'latency', '× hecaton', 'compute', 'nop', 'dram', 'idle', 'energy', '× hecaton', 'peak SRAM act/weight'];
+  const body = rows.map((r) => {
+    const x = r.report;
+    if (x === null) return [r.strategy, `cannot run: ${r.error!.replace(/^error GY\d+: /, '')}`];
+    const share = (v: number) => `${((100 * v) / x.latency_s).toFixed(1)}%`;
+    return [
+      `${r.strategy}${x.sram_ok ? '' : '*'}`,
+      seconds(x.latency_s),
+      ratio(x.latency_s / base.latency_s),
+      share(x.breakdown_s.compute),
+      share(x.breakdown_s.nop),
+      share(x.breakdown_s.dram),
+      share(x.breakdown_s.idle),
+      joules(x.energy_j),
+      ratio(x.energy_j / base.energy_j),
+      `${bytes(x.sram_peak_bytes.activation)} / ${bytes(x.sram_peak_bytes.weight)}`,
+    ];
+  });
+  const note = rows.some((r) => r.report && !r.report.sram_ok) ? '\n* needs more SRAM than the die has (as the paper marks in Fig. 8)\n' : '\n';
+  return `model ${base.model} on ${base.target} (${base.dies} dies), one training iteration\n${table([head, ...body])}${note}`;
+}
+
+export function formatReport(r: SimulationReport): string {
+  const share = (v: number) => `${seconds(v)} (${((100 * v) / r.latency_s).toFixed(1)}%)`;
+  const e = r.energy_breakdown_j;
+  const summary = table(
+    [
+      ['model', `${r.model}, strategy ${r.strategy}, ${r.dies} dies (${r.grid[0]}x${r.grid[1]}), ${r.target}`],
+      ['mini-batches', `${r.minibatch.count} of ${r.minibatch.size} (batch ${r.minibatch.batch})`],
+      ['latency', `${seconds(r.latency_s)} per training iteration (critical die [${r.critical_die[0]}, ${r.critical_die[1]}])`],
+      ['  compute', share(r.breakdown_s.compute)],
+      ['  NoP (exposed)', share(r.breakdown_s.nop)],
+      ['  DRAM (exposed)', share(r.breakdown_s.dram)],
+      ['  idle (waiting)', share(r.breakdown_s.idle)],
+      ['energy', joules(r.energy_j)],
+      ['  compute / SRAM', `${joules(e.compute)} / ${joules(e.sram)}`],
+      ['  D2D / DRAM', `${joules(e.d2d)} / ${joules(e.dram)}`],
+      ['  static', joules(e.static)],
+      ['NoP sent', bytes(r.nop_bytes)],
+      ['DRAM traffic', bytes(r.dram_bytes)],
+      [
+        'peak SRAM per die',
+        `activation ${bytes(r.sram_peak_bytes.activation)} of ${bytes(r.sram_capacity_bytes.activation)}, weight ${bytes(r.sram_peak_bytes.weight)} of ${bytes(r.sram_capacity_bytes.weight)}${r.sram_ok ? '' : ' — OVERFLOWS (*)'}`,
+      ],
+    ],
+    true,
+  );
+  // Blocks summed over layers, by phase and kind (the JSON lists every layer).
+  const groups = new Map<string, { n: number; compute: number; lat: number; trans: number; dram: number }>();
+  for (const b of r.blocks) {
+    const key = `${b.phase} ${b.block}`;
+    const g = groups.get(key) ?? { n: 0, compute: 0, lat: 0, trans: 0, dram: 0 };
+    g.n++;
+    g.compute += b.compute_s;
+    g.lat += b.nop_latency_s;
+    g.trans += b.nop_transmission_s;
+    g.dram += b.exposed.dram;
+    groups.set(key, g);
+  }
+  const rows = [['block (all layers)', 'count', 'compute', 'NoP latency', 'NoP transmission', 'exposed DRAM']];
+  for (const [k, g] of groups) rows.push([k, String(g.n), seconds(g.compute), seconds(g.lat), seconds(g.trans), seconds(g.dram)]);
+  return `${summary}\n\n${table(rows)}\n`;
+}
+
+function seconds(s: number): string {
+  if (s === 0) return '0 s';
+  if (s >= 1) return `${s.toFixed(3)} s`;
+  if (s >= 1e-3) return `${(s * 1e3).toFixed(3)} ms`;
+  return `${(s * 1e6).toFixed(3)} µs`;
+}
+
+function joules(j: number): string {
+  if (j >= 1) return `${j.toFixed(3)} J`;
+  if (j >= 1e-3) return `${(j * 1e3).toFixed(3)} mJ`;
+  return `${(j * 1e6).toFixed(3)} µJ`;
+}
+
+function ratio(x: number): string {
+  return `${x.toFixed(2)}×`;
+}
+
+function writeAtomically(file: string, text: string): void {
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  try {
+    writeFileSync(tmp, text);
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw error('GY9002', `cannot write '${file}': ${(e as Error).message}`);
+  }
+}

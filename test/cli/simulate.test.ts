@@ -1,0 +1,113 @@
+// `gyges simulate`, `gyges compare` and the trace file: the JSON contract of DESIGN.md §4 plus
+// the blocks list, a readable table, energy in its parts, determinism, a Chrome-trace file with
+// a track per die, and one-line errors without partial files.
+
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t) });
+  return { code, out, err };
+}
+
+describe('gyges simulate', () => {
+  it('prints the JSON fields of the contract, with energy in parts and a blocks list', async () => {
+    const r = await run('simulate', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--json');
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.out);
+    for (const k of ['latency_s', 'energy_j', 'nop_bytes', 'dram_bytes', 'dies']) expect(typeof s[k]).toBe('number');
+    expect(s.strategy).toBe('hecaton');
+    expect(s.dies).toBe(4);
+    expect(typeof s.sram_ok).toBe('boolean');
+    for (const k of ['activation', 'weight']) expect(s.sram_peak_bytes[k]).toBeGreaterThan(0);
+    for (const k of ['compute', 'nop', 'dram']) expect(s.breakdown_s[k]).toBeGreaterThanOrEqual(0);
+    const split = s.breakdown_s.compute + s.breakdown_s.nop + s.breakdown_s.dram + s.breakdown_s.idle;
+    expect(split).toBeCloseTo(s.latency_s, 15);
+    // Energy: MACs, SRAM, D2D and DRAM all spend something; static is 0 W by default (cited).
+    for (const k of ['compute', 'sram', 'd2d', 'dram']) expect(s.energy_breakdown_j[k]).toBeGreaterThan(0);
+    const parts = Object.values(s.energy_breakdown_j as Record<string, number>).reduce((a, b) => a + b, 0);
+    expect(parts).toBeCloseTo(s.energy_j, 12);
+    // One entry per layer × phase × block, with Table III's parameters.
+    const layer0 = s.blocks.filter((b: { layer: number | null }) => b.layer === 0);
+    expect(layer0.map((b: { phase: string; block: string }) => `${b.phase}/${b.block}`).sort()).toEqual(['bwd/attention', 'bwd/ffn', 'fwd/attention', 'fwd/ffn']);
+    for (const b of layer0) {
+      expect(b.dims).toEqual({ b: 2, s: 32, h: 64, N: 4, alpha_s: 10e-9, beta_bytes_per_s: 64e9, bytes_per_element: 4 });
+      expect(b.nop_latency_s + b.nop_transmission_s).toBeCloseTo(b.nop_s, 15);
+    }
+  });
+
+  it('gives byte-identical JSON on every run', async () => {
+    const a = await run('simulate', 'models/tiny-llama.gy', '--hw', 'hecaton-2x2-standard', '--json');
+    const b = await run('simulate', 'models/tiny-llama.gy', '--hw', 'hecaton-2x2-standard', '--json');
+    expect(a.code).toBe(0);
+    expect(a.out).toBe(b.out);
+  });
+
+  it('prints a readable table without --json', async () => {
+    const r = await run('simulate', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--strategy', 'megatron');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^latency\s+\d+\.\d+ µs per training iteration/m);
+    expect(r.out).toMatch(/^fwd attention\s+3\s/m);
+    expect(r.out).toMatch(/strategy megatron/);
+  });
+
+  it('writes a Chrome trace with a track group per die and a track per engine and link', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gyges-trace-'));
+    const file = join(dir, 'trace.json');
+    const r = await run('simulate', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--trace', file);
+    expect(r.code).toBe(0);
+    const t = JSON.parse(readFileSync(file, 'utf8'));
+    const events = t.traceEvents as { ph: string; pid: number; tid: number; name: string; ts?: number; dur?: number; args: Record<string, unknown> }[];
+    const processes = events.filter((e) => e.ph === 'M' && e.name === 'process_name');
+    expect(processes.map((e) => e.args.name)).toEqual(['die [0, 0]', 'die [0, 1]', 'die [1, 0]', 'die [1, 1]']);
+    const tracks = new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name').map((e) => String(e.args.name)));
+    for (const name of ['compute', 'dma', 'nop']) expect(tracks).toContain(name);
+    expect([...tracks].some((n) => n.startsWith('link'))).toBe(true);
+    const spans = events.filter((e) => e.ph === 'X');
+    expect(spans.length).toBeGreaterThan(100);
+    for (const e of spans) {
+      expect(e.ts).toBeGreaterThanOrEqual(0);
+      expect(e.dur).toBeGreaterThanOrEqual(0);
+    }
+    expect(new Set(spans.map((e) => e.pid))).toEqual(new Set([0, 1, 2, 3]));
+  });
+
+  it('fails with one line and writes no trace on a bad model', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gyges-trace-'));
+    const file = join(dir, 'trace.json');
+    const r = await run('simulate', 'models/nope.gy', '--hw', 'hecaton-2x2-standard', '--trace', file);
+    expect(r.code).toBe(1);
+    expect(r.err.trimEnd()).not.toContain('\n');
+    expect(existsSync(file)).toBe(false);
+  });
+});
+
+describe('gyges compare', () => {
+  it('lists every strategy normalised to hecaton, overflowing ones marked', async () => {
+    const r = await run('compare', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--json');
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.out);
+    expect(s.strategies.map((x: { strategy: string }) => x.strategy)).toEqual(['hecaton', 'megatron', 'torus', 'optimus']);
+    const hecaton = s.strategies[0];
+    expect(hecaton.latency_norm).toBe(1);
+    expect(hecaton.energy_norm).toBe(1);
+    for (const x of s.strategies) {
+      expect(x.latency_norm).toBeCloseTo(x.latency_s / hecaton.latency_s, 12);
+      expect(typeof x.sram_ok).toBe('boolean');
+    }
+    const table = await run('compare', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard');
+    expect(table.out).toMatch(/^hecaton\s+\S+ µs\s+1\.00×/m);
+  });
+
+  it('says why optimus cannot run on a non-square grid instead of failing', async () => {
+    const r = await run('compare', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x4-standard', '--json');
+    expect(r.code).toBe(0);
+    const optimus = JSON.parse(r.out).strategies.find((x: { strategy: string }) => x.strategy === 'optimus');
+    expect(optimus.error).toMatch(/square/);
+  });
+});
