@@ -2,22 +2,18 @@
 // time in seconds; a binary heap orders them by (time, sequence number), so events at equal
 // times run in the order they were scheduled and every run of the same inputs is identical.
 // Callbacks may schedule further events (never in the past); `run` drains the queue.
+//
+// The heap is kept in parallel arrays (times and sequence numbers in typed arrays, callbacks
+// beside them) so scheduling allocates no event object: the executor schedules one event per
+// instruction instance, tens of millions on a large package.
 
 import { assert } from '../../diagnostics/diagnostic.js';
 
-interface Event {
-  readonly at: number;
-  readonly seq: number;
-  readonly fn: () => void;
-}
-
-/** Earlier time first; at equal times, earlier scheduling first. */
-function before(a: Event, b: Event): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-}
-
 export class EventQueue {
-  private readonly heap: Event[] = [];
+  private at = new Float64Array(1024);
+  private seqs = new Float64Array(1024);
+  private fns: ((() => void) | undefined)[] = new Array<(() => void) | undefined>(1024);
+  private size = 0;
   private seq = 0;
   private time = 0;
   private processed = 0;
@@ -33,59 +29,88 @@ export class EventQueue {
   }
 
   schedule(at: number, fn: () => void): void {
-    assert(Number.isFinite(at), `event scheduled at a non-finite time ${at}`);
-    assert(at >= this.time, `event scheduled in the past (${at} < ${this.time})`);
-    this.heap.push({ at, seq: this.seq++, fn });
-    this.siftUp(this.heap.length - 1);
+    if (!(at >= this.time) || at === Infinity) {
+      assert(Number.isFinite(at), `event scheduled at a non-finite time ${at}`);
+      assert(at >= this.time, `event scheduled in the past (${at} < ${this.time})`);
+    }
+    if (this.size === this.at.length) this.grow();
+    const s = this.seq++;
+    // Sift up from the new slot.
+    const times = this.at;
+    const seqs = this.seqs;
+    const fns = this.fns;
+    let i = this.size++;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const pt = times[parent]!;
+      if (!(at < pt || (at === pt && s < seqs[parent]!))) break;
+      times[i] = pt;
+      seqs[i] = seqs[parent]!;
+      fns[i] = fns[parent];
+      i = parent;
+    }
+    times[i] = at;
+    seqs[i] = s;
+    fns[i] = fn;
   }
 
   /** Run every event, including those scheduled while running; returns the final time. */
   run(): number {
-    while (this.heap.length > 0) {
-      const ev = this.pop();
-      this.time = ev.at;
+    while (this.size > 0) {
+      this.time = this.at[0]!;
+      const fn = this.fns[0]!;
+      this.removeTop();
       this.processed++;
-      ev.fn();
+      fn();
     }
     return this.time;
   }
 
-  private pop(): Event {
-    const heap = this.heap;
-    const top = heap[0]!;
-    const last = heap.pop()!;
-    if (heap.length > 0) {
-      heap[0] = last;
-      this.siftDown(0);
+  private removeTop(): void {
+    const times = this.at;
+    const seqs = this.seqs;
+    const fns = this.fns;
+    const n = --this.size;
+    if (n === 0) {
+      fns[0] = undefined;
+      return;
     }
-    return top;
-  }
-
-  private siftUp(i: number): void {
-    const heap = this.heap;
-    const ev = heap[i]!;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!before(ev, heap[parent]!)) break;
-      heap[i] = heap[parent]!;
-      i = parent;
-    }
-    heap[i] = ev;
-  }
-
-  private siftDown(i: number): void {
-    const heap = this.heap;
-    const n = heap.length;
-    const ev = heap[i]!;
+    // Sift the last event down from the root.
+    const t = times[n]!;
+    const s = seqs[n]!;
+    const f = fns[n];
+    fns[n] = undefined;
+    let i = 0;
     for (;;) {
       const left = 2 * i + 1;
       if (left >= n) break;
       const right = left + 1;
-      const child = right < n && before(heap[right]!, heap[left]!) ? right : left;
-      if (!before(heap[child]!, ev)) break;
-      heap[i] = heap[child]!;
+      let child = left;
+      if (right < n) {
+        const rt = times[right]!;
+        const lt = times[left]!;
+        if (rt < lt || (rt === lt && seqs[right]! < seqs[left]!)) child = right;
+      }
+      const ct = times[child]!;
+      if (!(ct < t || (ct === t && seqs[child]! < s))) break;
+      times[i] = ct;
+      seqs[i] = seqs[child]!;
+      fns[i] = fns[child];
       i = child;
     }
-    heap[i] = ev;
+    times[i] = t;
+    seqs[i] = s;
+    fns[i] = f;
+  }
+
+  private grow(): void {
+    const n = this.at.length * 2;
+    const at = new Float64Array(n);
+    at.set(this.at);
+    const seqs = new Float64Array(n);
+    seqs.set(this.seqs);
+    this.at = at;
+    this.seqs = seqs;
+    this.fns.length = n;
   }
 }

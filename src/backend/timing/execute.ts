@@ -42,7 +42,9 @@
 // paper's Fig. 8 "DRAM access ... segment exceeds the on-package execution") and idle (waiting
 // for other dies), attributed to the Transformer block of the instruction running. Each
 // collective's time is also split into its link latency (steps × a, fixed) and transmission
-// (the rest of its duration: bytes on the link, plus any wait for late peers).
+// (the rest of its duration: bytes on the link, plus any wait for late peers); collectives
+// that are steps inside a compute op (`part_of`) are summed apart, since Table III leaves them
+// out. No member of a collective finishes before its last member has started.
 
 import { GygesError, InternalError, assert, assertNever, error } from '../../diagnostics/diagnostic.js';
 import type { Target } from '../../target/target.js';
@@ -82,13 +84,18 @@ export interface BlockTiming {
   readonly phase: 'fwd' | 'bwd';
   /** attention, ffn, or `other` outside the blocks (embedding, head, loss). */
   readonly block: string;
-  /** Busy time of each engine on the die for this block's instructions. */
+  /** Busy time of each engine on the die for this block's instructions (nop_s: layout collectives). */
   readonly compute_s: number;
   readonly dram_s: number;
   readonly nop_s: number;
   /** nop_s split: link latency (steps × step latency) and transmission (the rest). */
   readonly nop_latency_s: number;
   readonly nop_transmission_s: number;
+  /**
+   * NoP time of collectives inside compute ops (`part_of`: score all-reduces of heads split
+   * over dies, Optimus's key/value gathers), not in nop_s: Table III does not count them.
+   */
+  readonly nop_internal_s: number;
   /** Of the die's wall time, what this block's instructions left exposed. */
   readonly exposed: TimeSplit;
 }
@@ -145,6 +152,12 @@ interface Node {
   readonly label: string;
   /** Index among the collective nodes, or -1. */
   readonly coll: number;
+  /** A collective that is a step inside a compute op (`part_of`), reported apart. */
+  readonly internal: boolean;
+  /** Which of `deps` are in the same body (the same frame at run time). */
+  readonly local: readonly boolean[];
+  /** Positions in the same body of the nodes depending on this one, in body order (repeated per dep). */
+  readonly localDependents: number[];
 }
 
 interface BlockKey {
@@ -205,7 +218,11 @@ class Shape {
         block: this.blockOf(ins),
         label: ins.kind === 'gemm' || ins.kind === 'vector' ? ins.op : ins.kind === 'collective' ? `${ins.op} ${ins.axis}` : ins.kind === 'loop' ? `loop ${ins.over}` : `${ins.kind} ${ins.tensor}`,
         coll: ins.kind === 'collective' ? this.collectives++ : -1,
+        internal: ins.kind === 'collective' && ins.partOf !== null,
+        local: deps.map((n) => this.nodes[n]!.parent === parent),
+        localDependents: [],
       };
+      for (const n of deps) if (this.nodes[n]!.parent === parent) this.nodes[n]!.localDependents.push(pos);
       this.nodes.push(node);
       out.push(index);
       byId.set(ins.id, index);
@@ -311,6 +328,16 @@ function programError(message: string): GygesError {
 
 // ---------------------------------------------------------------------------------------------
 // Running
+//
+// Representation (for speed; the semantics above are unchanged). An instance is one small
+// object and carries no key of its own: program order is the order of its frames (loop id,
+// iteration) from the top down and then its node's id, compared by walking both instances'
+// frames to their common one (`earlier`). The NoP cursor walks the shape by loop iterations
+// and finds its next collective's instance by walking the die's live frames. A group has at
+// most one meeting open at a time (its members serve their collectives in the same program
+// order, and a member that has started one is busy until all have), so meetings are kept per
+// group, keyed by a small integer, and checked to be the same collective by each die's count
+// of collectives served.
 
 /** One instance of a node on a die. */
 class Inst {
@@ -323,142 +350,220 @@ class Inst {
   constructor(
     readonly node: Node,
     readonly frame: Frame,
-    /** Program order: enclosing (loop id, iteration) pairs, then the node's id. */
-    readonly key: readonly number[],
   ) {}
 }
 
 /** One iteration of a loop body on a die (or a die's top level). */
-interface Frame {
-  readonly die: number;
-  /** The loop node, or -1 for the top level. */
-  readonly loopNode: number;
-  readonly parent: Frame | null;
-  readonly insts: Inst[];
-  remaining: number;
-  readonly scale: number;
-  /** Loop iteration indices down to here, to match collectives across dies. */
-  readonly path: string;
-  readonly owner: LoopRun | null;
+class Frame {
+  readonly insts: Inst[] = [];
+  remaining = 0;
+  constructor(
+    readonly die: number,
+    /** The loop node, or -1 for the top level. */
+    readonly loopNode: number,
+    /** The loop's instruction id (program order), or -1. */
+    readonly loopId: number,
+    /** The iteration index, or -1 for the top level. */
+    readonly it: number,
+    /** Nesting depth: 0 at the top level. */
+    readonly depth: number,
+    readonly parent: Frame | null,
+    readonly scale: number,
+    readonly owner: LoopRun | null,
+  ) {}
 }
 
-interface LoopRun {
-  readonly inst: Inst;
-  opened: number;
-  completed: number;
-  last: Frame | null;
+class LoopRun {
+  opened = 0;
+  completed = 0;
+  last: Frame | null = null;
+  /** Opened iterations not yet finished (at most WINDOW). */
+  readonly live: Frame[] = [];
+  constructor(readonly inst: Inst) {}
 }
 
 /** At most this many iterations of one loop are materialised and unfinished at once. */
 const WINDOW = 2;
 
+/** The open meeting of a collective group: who has started, when. */
 interface Meeting {
   readonly starts: Float64Array;
   readonly insts: (Inst | null)[];
   count: number;
+  /** The members' count of collectives served before this one (the same on every die). */
+  serial: number;
 }
 
 interface DieState {
   readonly numbers: DieNumbers;
+  /** Per collective node: the group's index among the package's meeting groups. */
+  readonly groupOf: Int32Array;
   readonly computeReady: Inst[];
   readonly dramReady: Inst[];
   computeBusy: Inst | null;
   dramBusy: Inst | null;
   nopBusy: Inst | null;
   readonly nopCursor: NopCursor;
-  /** Created collective instances not yet served, by `${node}@${path}`. */
-  readonly nopWaiting: Map<string, Inst>;
-  readonly busy: { compute: number; dram: number; nop: number };
-  readonly split: TimeSplit;
+  /** The cursor's collective's instance, once found (nextCollective). */
+  nopNext: Inst | null;
+  /** Collectives this die has started. */
+  served: number;
+  /** compute, dram, nop. */
+  readonly busy: Float64Array;
+  /** compute, nop, dram, idle (SPLIT_FIELDS). */
+  readonly split: Float64Array;
   /** Per block: compute, dram, nop busy; nop latency; exposed compute, nop, dram, idle. */
   readonly perBlock: Float64Array;
   last: number;
   finish: number;
-  started: number;
+  /** The instruction each engine serves: its start, and its seconds (compute) or latency (NoP). */
+  computeStart: number;
+  computeSeconds: number;
+  dramStart: number;
+  dramBytes: number;
+  nopStart: number;
+  nopLatency: number;
+  /** The engines' completion events (one closure per die, not per instance). */
+  onCompute: () => void;
+  onDram: () => void;
+  onNop: () => void;
 }
 
-const BLOCK_FIELDS = 8;
+const BLOCK_FIELDS = 9;
+const nothing = (): void => {};
+const SPLIT_COMPUTE = 0;
+const SPLIT_NOP = 1;
+const SPLIT_DRAM = 2;
+const SPLIT_IDLE = 3;
+const BUSY_COMPUTE = 0;
+const BUSY_DRAM = 1;
+const BUSY_NOP = 2;
 
 class Executor {
   private readonly queue = new EventQueue();
   private readonly dram: DramChannels;
   private readonly state: DieState[];
-  private readonly meetings = new Map<string, Meeting>();
+  private readonly meetings: (Meeting | null)[] = [];
   private instances = 0;
   private readonly tops: Frame[] = [];
+  private readonly nodes: readonly Node[];
+  private readonly bandwidth: number;
 
   constructor(
     private readonly shape: Shape,
     numbers: DieNumbers[],
     private readonly where: readonly Range[],
-    private readonly target: Target,
+    target: Target,
     private readonly trace: TraceSink | null,
   ) {
+    this.nodes = shape.nodes;
+    this.bandwidth = target.package.link.bandwidthBytesPerS;
     this.dram = new DramChannels(target, this.queue);
     const collectiveNodes = shape.nodes.filter((n) => n.kind === 'collective').map((n) => n.index);
-    this.state = numbers.map((nums) => ({
-      numbers: nums,
-      computeReady: [],
-      dramReady: [],
-      computeBusy: null,
-      dramBusy: null,
-      nopBusy: null,
-      nopCursor: new NopCursor(shape, collectiveNodes),
-      nopWaiting: new Map(),
-      busy: { compute: 0, dram: 0, nop: 0 },
-      split: { compute: 0, nop: 0, dram: 0, idle: 0 },
-      perBlock: new Float64Array(shape.blocks.length * BLOCK_FIELDS),
-      last: 0,
-      finish: 0,
-      started: 0,
-    }));
+    const groupIndex = new Map<string, number>();
+    this.state = numbers.map((nums) => {
+      const groupOf = new Int32Array(nums.colls.length);
+      nums.colls.forEach((c, k) => {
+        let g = groupIndex.get(c.group);
+        if (g === undefined) {
+          g = groupIndex.size;
+          groupIndex.set(c.group, g);
+          this.meetings.push(null);
+        }
+        groupOf[k] = g;
+      });
+      return {
+        numbers: nums,
+        groupOf,
+        computeReady: [],
+        dramReady: [],
+        computeBusy: null,
+        dramBusy: null,
+        nopBusy: null,
+        nopCursor: new NopCursor(shape, collectiveNodes),
+        nopNext: null,
+        served: 0,
+        busy: new Float64Array(3),
+        split: new Float64Array(4),
+        perBlock: new Float64Array(shape.blocks.length * BLOCK_FIELDS),
+        last: 0,
+        finish: 0,
+        computeStart: 0,
+        computeSeconds: 0,
+        dramStart: 0,
+        dramBytes: 0,
+        nopStart: 0,
+        nopLatency: 0,
+        onCompute: nothing,
+        onDram: nothing,
+        onNop: nothing,
+      };
+    });
+    this.state.forEach((s, d) => {
+      s.onCompute = () => this.computeDone(d);
+      s.onDram = () => this.dramDone(d);
+      s.onNop = () => this.nopDone(d);
+    });
   }
 
   run(): void {
     this.queue.schedule(0, () => {
-      this.state.forEach((_, d) => {
-        const top: Frame = { die: d, loopNode: NOT_LOOP, parent: null, insts: [], remaining: 0, scale: 1, path: '', owner: null };
+      for (let d = 0; d < this.state.length; d++) {
+        const top = new Frame(d, NOT_LOOP, -1, -1, 0, null, 1, null);
         this.tops.push(top);
-        this.open(top, this.shape.top, []);
-      });
+        this.open(top, this.shape.top);
+      }
     });
     this.queue.run();
     this.state.forEach((s, d) => {
-      const left = s.nopCursor.peek();
-      assert(left === null && this.tops[d]!.remaining === 0, `program execution deadlocked: die ${d} stopped with ${this.tops[d]!.remaining} top-level instructions unfinished (next collective ${left})`);
+      const left = s.nopCursor.current;
+      assert(left < 0 && this.tops[d]!.remaining === 0, `program execution deadlocked: die ${d} stopped with ${this.tops[d]!.remaining} top-level instructions unfinished (next collective ${left < 0 ? 'none' : `node ${left}`})`);
     });
   }
 
   // -- materialising ---------------------------------------------------------------------------
 
   /** Create the instances of a body in `frame`; those already free become ready. */
-  private open(frame: Frame, body: readonly number[], prefix: readonly number[]): void {
-    const fresh: Inst[] = [];
-    for (const n of body) {
-      const node = this.shape.nodes[n]!;
-      const inst = new Inst(node, frame, [...prefix, node.id]);
-      frame.insts.push(inst);
+  private open(frame: Frame, body: readonly number[]): void {
+    const nodes = this.nodes;
+    const insts = frame.insts;
+    const first = insts.length;
+    const owner = frame.owner;
+    const previous = owner !== null && owner.last !== null && owner.last !== frame ? owner.last : null;
+    for (let k = 0; k < body.length; k++) {
+      const node = nodes[body[k]!]!;
+      const inst = new Inst(node, frame);
+      insts.push(inst);
       frame.remaining++;
       this.instances++;
-      for (const dep of node.deps) this.waitOn(inst, this.lookup(frame, dep));
-      if (node.carried.length > 0 && frame.owner !== null && frame.owner.last !== null && frame.owner.last !== frame) {
-        const previous = frame.owner.last;
-        for (const dep of node.carried) this.waitOn(inst, previous.insts[this.shape.nodes[dep]!.pos]!);
+      // A dep in the same body is this frame's instance, created just now and not done: it
+      // finds its dependents through its node's localDependents (complete).
+      const deps = node.deps;
+      const local = node.local;
+      for (let i = 0; i < deps.length; i++) {
+        if (local[i]) inst.pending++;
+        else this.waitOn(inst, this.lookup(frame, deps[i]!));
       }
-      if (node.kind === 'collective') this.state[frame.die]!.nopWaiting.set(`${n}@${frame.path}`, inst);
-      fresh.push(inst);
+      const carried = node.carried;
+      if (carried.length > 0 && previous !== null) {
+        for (let i = 0; i < carried.length; i++) this.waitOn(inst, previous.insts[nodes[carried[i]!]!.pos]!);
+      }
     }
-    for (const inst of fresh) if (inst.pending === 0) this.becomeReady(inst);
+    for (let k = first; k < insts.length; k++) {
+      const inst = insts[k]!;
+      if (inst.pending === 0) this.becomeReady(inst);
+    }
   }
 
   private waitOn(inst: Inst, dep: Inst): void {
     if (dep.done) return;
     inst.pending++;
-    (dep.dependents ??= []).push(inst);
+    if (dep.dependents === null) dep.dependents = [inst];
+    else dep.dependents.push(inst);
   }
 
   private lookup(frame: Frame, node: number): Inst {
-    const target = this.shape.nodes[node]!;
+    const target = this.nodes[node]!;
     for (let f: Frame | null = frame; f !== null; f = f.parent) {
       if (f.loopNode === target.parent) {
         const inst = f.insts[target.pos];
@@ -477,10 +582,10 @@ class Executor {
     while (run.opened < loop.count && run.opened - run.completed < WINDOW) {
       const it = run.opened++;
       const scale = frame.scale * (it === loop.count - 1 ? loop.share : 1);
-      const body: Frame = { die: frame.die, loopNode: node.index, parent: frame, insts: [], remaining: 0, scale, path: `${frame.path}/${node.id}.${it}`, owner: run };
-      const prefix = [...run.inst.key, it];
+      const body = new Frame(frame.die, node.index, node.id, it, frame.depth + 1, frame, scale, run);
+      run.live.push(body);
       // Carried deps look at the previous iteration: `last` is it until this one is open.
-      this.open(body, loop.body, prefix);
+      this.open(body, loop.body);
       run.last = body;
       if (body.remaining === 0) this.iterationDone(body);
     }
@@ -490,20 +595,23 @@ class Executor {
 
   private becomeReady(inst: Inst): void {
     inst.ready = true;
-    const s = this.state[inst.frame.die]!;
     switch (inst.node.engine) {
       case null: {
-        const run: LoopRun = { inst, opened: 0, completed: 0, last: null };
+        const run = new LoopRun(inst);
         inst.loop = run;
         this.openIterations(run);
         return;
       }
-      case 'compute':
-        heapPush(s.computeReady, inst);
-        return this.dispatchCompute(inst.frame.die);
-      case 'dram':
-        heapPush(s.dramReady, inst);
-        return this.dispatchDram(inst.frame.die);
+      case 'compute': {
+        const die = inst.frame.die;
+        heapPush(this.state[die]!.computeReady, inst);
+        return this.dispatchCompute(die);
+      }
+      case 'dram': {
+        const die = inst.frame.die;
+        heapPush(this.state[die]!.dramReady, inst);
+        return this.dispatchDram(die);
+      }
       case 'nop':
         return this.dispatchNop(inst.frame.die);
       default:
@@ -513,20 +621,34 @@ class Executor {
 
   private complete(inst: Inst): void {
     inst.done = true;
-    const die = inst.frame.die;
-    const s = this.state[die]!;
+    const frame = inst.frame;
+    const s = this.state[frame.die]!;
     s.finish = Math.max(s.finish, this.queue.now);
+    // Dependents in the same frame registered first (when the frame opened), then the rest.
+    const local = inst.node.localDependents;
+    if (local.length > 0) {
+      const insts = frame.insts;
+      for (let i = 0; i < local.length; i++) {
+        const d = insts[local[i]!]!;
+        if (--d.pending === 0) this.becomeReady(d);
+      }
+    }
     const deps = inst.dependents;
     inst.dependents = null;
     if (deps !== null) {
-      for (const d of deps) if (--d.pending === 0) this.becomeReady(d);
+      for (let i = 0; i < deps.length; i++) {
+        const d = deps[i]!;
+        if (--d.pending === 0) this.becomeReady(d);
+      }
     }
-    const frame = inst.frame;
     if (--frame.remaining === 0 && frame.owner !== null) this.iterationDone(frame);
   }
 
   private iterationDone(frame: Frame): void {
     const run = frame.owner!;
+    const live = run.live;
+    const at = live.indexOf(frame);
+    if (at >= 0) live.splice(at, 1);
     run.completed++;
     if (run.completed === run.inst.node.loop!.count) this.complete(run.inst);
     else this.openIterations(run);
@@ -542,15 +664,22 @@ class Executor {
     const start = this.queue.now;
     this.sweep(die);
     s.computeBusy = inst;
-    this.queue.schedule(start + seconds, () => {
-      this.sweep(die);
-      s.computeBusy = null;
-      s.busy.compute += seconds;
-      s.perBlock[inst.node.block * BLOCK_FIELDS + 0]! += seconds;
-      this.span(die, 'compute', inst, start);
-      this.complete(inst);
-      this.dispatchCompute(die);
-    });
+    s.computeStart = start;
+    s.computeSeconds = seconds;
+    this.queue.schedule(start + seconds, s.onCompute);
+  }
+
+  private computeDone(die: number): void {
+    const s = this.state[die]!;
+    const inst = s.computeBusy!;
+    const seconds = s.computeSeconds;
+    this.sweep(die);
+    s.computeBusy = null;
+    s.busy[BUSY_COMPUTE] += seconds;
+    s.perBlock[inst.node.block * BLOCK_FIELDS + 0] += seconds;
+    if (this.trace !== null) this.span(die, 'compute', inst, s.computeStart);
+    this.complete(inst);
+    this.dispatchCompute(die);
   }
 
   private dispatchDram(die: number): void {
@@ -561,91 +690,131 @@ class Executor {
     const start = this.queue.now;
     this.sweep(die);
     s.dramBusy = inst;
-    this.dram.transfer(die, bytes, () => {
-      this.sweep(die);
-      const seconds = this.queue.now - start;
-      s.dramBusy = null;
-      s.busy.dram += seconds;
-      s.perBlock[inst.node.block * BLOCK_FIELDS + 1]! += seconds;
-      this.span(die, 'dma', inst, start, { bytes });
-      this.complete(inst);
-      this.dispatchDram(die);
-    });
+    s.dramStart = start;
+    s.dramBytes = bytes;
+    this.dram.transfer(die, bytes, s.onDram);
+  }
+
+  private dramDone(die: number): void {
+    const s = this.state[die]!;
+    const inst = s.dramBusy!;
+    this.sweep(die);
+    const seconds = this.queue.now - s.dramStart;
+    s.dramBusy = null;
+    s.busy[BUSY_DRAM] += seconds;
+    s.perBlock[inst.node.block * BLOCK_FIELDS + 1] += seconds;
+    if (this.trace !== null) this.span(die, 'dma', inst, s.dramStart, { bytes: s.dramBytes });
+    this.complete(inst);
+    this.dispatchDram(die);
+  }
+
+  /** The instance of the die's next collective (its NoP cursor), if it has been created. */
+  private nextCollective(die: number): Inst | null {
+    const cursor = this.state[die]!.nopCursor;
+    if (cursor.current < 0) return null;
+    const nodes = this.nodes;
+    let f = this.tops[die]!;
+    for (let k = 1; k < cursor.depth; k++) {
+      const loopNode = nodes[cursor.bodies[k - 1]![cursor.idx[k - 1]!]!]!;
+      const li = f.insts[loopNode.pos];
+      if (li === undefined || li.loop === null) return null;
+      const live = li.loop.live;
+      const it = cursor.its[k]!;
+      let next: Frame | null = null;
+      for (let i = 0; i < live.length; i++) {
+        if (live[i]!.it === it) {
+          next = live[i]!;
+          break;
+        }
+      }
+      if (next === null) return null;
+      f = next;
+    }
+    return f.insts[nodes[cursor.current]!.pos] ?? null;
   }
 
   private dispatchNop(die: number): void {
     const s = this.state[die]!;
     if (s.nopBusy !== null) return;
-    const next = s.nopCursor.peek();
-    if (next === null) return;
-    const inst = s.nopWaiting.get(next);
-    if (inst === undefined || !inst.ready) return;
-    s.nopWaiting.delete(next);
+    let inst = s.nopNext;
+    if (inst === null) {
+      inst = this.nextCollective(die);
+      if (inst === null) return;
+      s.nopNext = inst;
+    }
+    if (!inst.ready) return;
+    s.nopNext = null;
     s.nopCursor.advance();
+    const serial = s.served++;
     this.sweep(die);
     s.nopBusy = inst;
     const c = s.numbers.colls[inst.node.coll]!;
     if (c.steps === 0) {
-      this.queue.schedule(this.queue.now, () => this.nopDone(die, inst, this.queue.now, c, 0));
+      s.nopStart = this.queue.now;
+      s.nopLatency = 0;
+      this.queue.schedule(this.queue.now, s.onNop);
       return;
     }
-    const key = `${c.group}@${inst.frame.path}`;
-    let m = this.meetings.get(key);
-    if (m === undefined) {
-      m = { starts: new Float64Array(c.size), insts: new Array<Inst | null>(c.size).fill(null), count: 0 };
-      this.meetings.set(key, m);
+    const g = s.groupOf[inst.node.coll]!;
+    let m = this.meetings[g]!;
+    if (m === null) {
+      m = { starts: new Float64Array(c.size), insts: new Array<Inst | null>(c.size).fill(null), count: 0, serial };
+      this.meetings[g] = m;
+    } else if (m.count === 0) {
+      m.serial = serial;
     }
-    assert(m.insts[c.position] === null, `collective ${key} started twice at position ${c.position}`);
+    if (m.serial !== serial || m.insts.length !== c.size || m.insts[c.position] !== null) {
+      throw new InternalError(`collective group ${c.group} met out of order or twice at position ${c.position}`);
+    }
     m.insts[c.position] = inst;
     m.starts[c.position] = this.queue.now;
     if (++m.count === c.size) {
-      this.meetings.delete(key);
       this.solveRing(m, c, inst.frame.scale);
+      m.count = 0;
+      m.insts.fill(null);
     }
   }
+
+  private ringScratch: RingSolution | undefined = undefined;
 
   /** Every member has started: solve the ring (see the header) and schedule each one's end. */
   private solveRing(m: Meeting, c: CollectiveNumbers, scale: number): void {
     const n = c.size;
-    const S = c.steps;
-    const tau = (c.stepBytes * scale) / this.target.package.link.bandwidthBytesPerS;
-    const a = c.latency;
-    // W(p) = time die p starts its last send = (S−1)τ + p·a + max_{j ∈ [p−S+1, p]} (start(j mod n) − j·a),
-    // j a virtual index (not reduced mod n); a monotonic deque gives every window's maximum.
-    const value = (j: number): number => m.starts[((j % n) + n) % n]! - j * a;
-    const lastSend = new Float64Array(n + 1); // index p + 1 for p ∈ [−1, n−1]
-    const deque: number[] = [];
-    let head = 0;
-    for (let j = -S; j <= n - 1; j++) {
-      const v = value(j);
-      while (deque.length > head && value(deque[deque.length - 1]!) <= v) deque.pop();
-      deque.push(j);
-      if (j >= -1) {
-        while (deque[head]! < j - S + 1) head++;
-        lastSend[j + 1] = (S - 1) * tau + j * a + value(deque[head]!);
-      }
-    }
+    const tau = (c.stepBytes * scale) / this.bandwidth;
+    const ring = solveRing(m.starts, n, c.steps, tau, c.latency, this.ringScratch);
+    this.ringScratch = ring;
     for (let p = 0; p < n; p++) {
-      const end = Math.max(lastSend[p]!, lastSend[p + 1]!) + tau + a;
+      // Every member's result depends on every member's data, so none ends before the last
+      // has started (a ring of fewer steps than members, standing for a torus or tree
+      // algorithm, would otherwise let far members finish early).
+      const end = Math.max(ring.end[p]!, this.queue.now);
       const inst = m.insts[p]!;
-      const die = inst.frame.die;
+      const s = this.state[inst.frame.die]!;
       const start = m.starts[p]!;
-      const cp = this.state[die]!.numbers.colls[inst.node.coll]!;
-      this.queue.schedule(end, () => this.nopDone(die, inst, start, cp, S * a));
-      if (this.trace !== null) this.trace.span(die, `link ${linkName(c.axis)}`, inst.node.label, start, lastSend[p + 1]! + tau, { bytes: S * c.stepBytes * scale });
+      s.nopStart = start;
+      s.nopLatency = c.steps * c.latency;
+      this.queue.schedule(end, s.onNop);
+      if (this.trace !== null) this.trace.span(inst.frame.die, `link ${linkName(c.axis)}`, inst.node.label, start, ring.sendsEnd[p]!, { bytes: c.steps * c.stepBytes * scale });
     }
   }
 
-  private nopDone(die: number, inst: Inst, start: number, c: CollectiveNumbers, latency: number): void {
+  private nopDone(die: number): void {
     const s = this.state[die]!;
+    const inst = s.nopBusy!;
+    const start = s.nopStart;
+    const latency = s.nopLatency;
+    const c = s.numbers.colls[inst.node.coll]!;
     this.sweep(die);
     const seconds = this.queue.now - start;
     s.nopBusy = null;
-    s.busy.nop += seconds;
+    s.busy[BUSY_NOP] += seconds;
     const b = inst.node.block * BLOCK_FIELDS;
-    s.perBlock[b + 2]! += seconds;
-    s.perBlock[b + 3]! += latency;
-    this.span(die, 'nop', inst, start, { steps: c.steps, group: c.size });
+    if (inst.node.internal) s.perBlock[b + 8] += seconds;
+    else {
+      s.perBlock[b + 2] += seconds;
+      s.perBlock[b + 3] += latency;
+    }
+    if (this.trace !== null) this.span(die, 'nop', inst, start, { steps: c.steps, group: c.size });
     this.complete(inst);
     this.dispatchNop(die);
   }
@@ -657,14 +826,23 @@ class Executor {
     const dt = now - s.last;
     if (dt <= 0) return;
     s.last = now;
-    let field: keyof TimeSplit;
+    let field: number;
     let inst: Inst | null;
-    if (s.computeBusy !== null) [field, inst] = ['compute', s.computeBusy];
-    else if (s.nopBusy !== null) [field, inst] = ['nop', s.nopBusy];
-    else if (s.dramBusy !== null) [field, inst] = ['dram', s.dramBusy];
-    else [field, inst] = ['idle', null];
+    if (s.computeBusy !== null) {
+      field = SPLIT_COMPUTE;
+      inst = s.computeBusy;
+    } else if (s.nopBusy !== null) {
+      field = SPLIT_NOP;
+      inst = s.nopBusy;
+    } else if (s.dramBusy !== null) {
+      field = SPLIT_DRAM;
+      inst = s.dramBusy;
+    } else {
+      field = SPLIT_IDLE;
+      inst = null;
+    }
     s.split[field] += dt;
-    if (inst !== null) s.perBlock[inst.node.block * BLOCK_FIELDS + 4 + SPLIT_FIELDS.indexOf(field)]! += dt;
+    if (inst !== null) s.perBlock[inst.node.block * BLOCK_FIELDS + 4 + field] += dt;
   }
 
   private span(die: number, track: TraceTrack, inst: Inst, start: number, args: Record<string, string | number> = {}): void {
@@ -681,9 +859,13 @@ class Executor {
     const critical = Math.max(0, finish.indexOf(latency));
     const s = this.state[critical]!;
     // Time after the die's last instruction, until the package is done, is idle.
-    const split = { ...s.split, idle: s.split.idle + (latency - s.last) };
+    const split = { compute: s.split[SPLIT_COMPUTE]!, nop: s.split[SPLIT_NOP]!, dram: s.split[SPLIT_DRAM]!, idle: s.split[SPLIT_IDLE]! + (latency - s.last) };
+    const busyOf = (t: DieState) => ({ compute: t.busy[BUSY_COMPUTE]!, dram: t.busy[BUSY_DRAM]!, nop: t.busy[BUSY_NOP]! });
     const busy = { compute: 0, dram: 0, nop: 0 };
-    for (const t of this.state) for (const k of ['compute', 'dram', 'nop'] as const) busy[k] = Math.max(busy[k], t.busy[k]);
+    for (const t of this.state) {
+      const b = busyOf(t);
+      for (const k of ['compute', 'dram', 'nop'] as const) busy[k] = Math.max(busy[k], b[k]);
+    }
     const blocks = this.shape.blocks.map((key, i): BlockTiming => {
       const f = (k: number): number => s.perBlock[i * BLOCK_FIELDS + k]!;
       return {
@@ -695,6 +877,7 @@ class Executor {
         nop_s: f(2),
         nop_latency_s: f(3),
         nop_transmission_s: f(2) - f(3),
+        nop_internal_s: f(8),
         exposed: { compute: f(4), nop: f(5), dram: f(6), idle: f(7) },
       };
     });
@@ -703,7 +886,7 @@ class Executor {
       breakdown_s: split,
       busy_s: busy,
       critical_die: this.where[critical]!,
-      dies: this.state.map((t, d) => ({ die: this.where[d]!, finish_s: t.finish, busy_s: { ...t.busy } })),
+      dies: this.state.map((t, d) => ({ die: this.where[d]!, finish_s: t.finish, busy_s: busyOf(t) })),
       blocks,
       instances: this.instances,
       events: this.queue.eventsRun,
@@ -711,68 +894,75 @@ class Executor {
   }
 }
 
-const SPLIT_FIELDS: readonly (keyof TimeSplit)[] = ['compute', 'nop', 'dram', 'idle'];
-
 /** The link direction a collective on these grid axes drives (rings run east and south). */
 function linkName(axis: string): string {
   return axis === 'c' ? 'east (row ring)' : axis === 'r' ? 'south (column ring)' : 'ring over all dies';
 }
 
 /**
- * Walks a die's collectives in program order (the same on every die), naming the next one as
- * `${node}@${path}`, the key under which its instance registers when materialised.
+ * Walks a die's collectives in program order (the same on every die): `current` is the next
+ * one's node (or −1 when none is left), reached through the loop iterations `its[1..depth−1]`
+ * of the loops `bodies[k−1][idx[k−1]]`.
  */
 class NopCursor {
-  /** Stack of (body, index in body, loop node, iteration, path). */
-  private readonly stack: { body: readonly number[]; i: number; path: string }[];
-  private current: string | null = null;
+  readonly bodies: (readonly number[])[] = [];
+  readonly idx: number[] = [];
+  /** The iteration of the loop whose body is at this level (−1 at the top). */
+  readonly its: number[] = [];
+  depth = 0;
+  current = -1;
 
   constructor(
     private readonly shape: Shape,
     collectiveNodes: readonly number[],
   ) {
-    this.stack = collectiveNodes.length > 0 ? [{ body: shape.top, i: 0, path: '' }] : [];
+    if (collectiveNodes.length > 0) this.push(shape.top, -1);
     this.find();
-  }
-
-  peek(): string | null {
-    return this.current;
   }
 
   advance(): void {
-    this.stack[this.stack.length - 1]!.i++;
+    this.idx[this.depth - 1]!++;
     this.find();
+  }
+
+  private push(body: readonly number[], it: number): void {
+    const k = this.depth++;
+    this.bodies[k] = body;
+    this.idx[k] = 0;
+    this.its[k] = it;
   }
 
   /** Move to the next collective at or after the current position. */
   private find(): void {
+    const nodes = this.shape.nodes;
     for (;;) {
-      const top = this.stack[this.stack.length - 1];
-      if (top === undefined) {
-        this.current = null;
+      if (this.depth === 0) {
+        this.current = -1;
         return;
       }
-      if (top.i >= top.body.length) {
-        this.stack.pop();
-        const parent = this.stack[this.stack.length - 1];
-        if (parent === undefined) continue;
-        // Finished one iteration of the loop at parent.body[parent.i]: next iteration or move on.
-        const loopNode = this.shape.nodes[parent.body[parent.i]!]!;
-        const it = Number(top.path.slice(top.path.lastIndexOf('.') + 1)) + 1;
-        if (it < loopNode.loop!.count) this.stack.push({ body: loopNode.loop!.body, i: 0, path: `${parent.path}/${loopNode.id}.${it}` });
-        else parent.i++;
+      const k = this.depth - 1;
+      const body = this.bodies[k]!;
+      const i = this.idx[k]!;
+      if (i >= body.length) {
+        this.depth--;
+        if (this.depth === 0) continue;
+        // Finished one iteration of the loop at bodies[k−1][idx[k−1]]: next iteration or move on.
+        const loopNode = nodes[this.bodies[k - 1]![this.idx[k - 1]!]!]!;
+        const it = this.its[k]! + 1;
+        if (it < loopNode.loop!.count) this.push(loopNode.loop!.body, it);
+        else this.idx[k - 1]!++;
         continue;
       }
-      const node = this.shape.nodes[top.body[top.i]!]!;
+      const node = nodes[body[i]!]!;
       if (node.kind === 'collective') {
-        this.current = `${node.index}@${top.path}`;
+        this.current = node.index;
         return;
       }
       if (node.loop !== null && this.containsCollective(node)) {
-        this.stack.push({ body: node.loop.body, i: 0, path: `${top.path}/${node.id}.0` });
+        this.push(node.loop.body, 0);
         continue;
       }
-      top.i++;
+      this.idx[k] = i + 1;
     }
   }
 
@@ -792,10 +982,37 @@ class NopCursor {
 
 // -- a binary heap of instances by program order -------------------------------------------------
 
+/**
+ * Program order: the instances' (loop id, iteration) pairs from the top down, then their
+ * node ids, compared lexicographically; found at the first frame the two do not share.
+ */
 function earlier(a: Inst, b: Inst): boolean {
-  const n = Math.min(a.key.length, b.key.length);
-  for (let i = 0; i < n; i++) if (a.key[i] !== b.key[i]) return a.key[i]! < b.key[i]!;
-  return a.key.length < b.key.length;
+  let fa = a.frame;
+  let fb = b.frame;
+  let xa = a.node.id;
+  let xb = b.node.id;
+  let ia = -1;
+  let ib = -1;
+  while (fa.depth > fb.depth) {
+    xa = fa.loopId;
+    ia = fa.it;
+    fa = fa.parent!;
+  }
+  while (fb.depth > fa.depth) {
+    xb = fb.loopId;
+    ib = fb.it;
+    fb = fb.parent!;
+  }
+  while (fa !== fb) {
+    xa = fa.loopId;
+    ia = fa.it;
+    fa = fa.parent!;
+    xb = fb.loopId;
+    ib = fb.it;
+    fb = fb.parent!;
+  }
+  if (xa !== xb) return xa < xb;
+  return ia < ib;
 }
 
 function heapPush(h: Inst[], x: Inst): void {
@@ -825,4 +1042,48 @@ function heapPop(h: Inst[]): Inst {
   }
   h[i] = last;
   return top;
+}
+
+// -- the ring of a collective ---------------------------------------------------------------------
+
+export interface RingSolution {
+  /** When member p has received every step and its own last message has arrived. */
+  readonly end: Float64Array;
+  /** When member p's last message has left its link. */
+  readonly sendsEnd: Float64Array;
+  /** Scratch for the window maxima. */
+  readonly deque: Int32Array;
+}
+
+/**
+ * A ring of n members, S steps, each step moving one message of τ seconds on the link from
+ * member p to p+1 and arriving a later; member p starts at `starts[p]`; its step-s send waits
+ * for its step-(s−1) message from p−1 and for its own previous send to leave the link:
+ *   send(p, s) = max(send(p−1, s−1) + τ + a, send(p, s−1) + τ),  send(p, 0) = start(p)
+ * whose solution is send(p, s) = s·τ + max_{0≤k≤s} (start(p−k) + k·a). With the virtual index
+ * j = p − k (not reduced mod n), send(p, S−1) = (S−1)τ + p·a + max_{j∈[p−S+1, p]} (start(j mod n)
+ * − j·a), every window's maximum from one monotonic deque: O(n + S).
+ */
+export function solveRing(starts: ArrayLike<number>, n: number, S: number, tau: number, a: number, scratch?: RingSolution): RingSolution {
+  const big = scratch !== undefined && scratch.end.length >= n && scratch.deque.length >= n + S + 1;
+  const out: RingSolution = big ? scratch : { end: new Float64Array(n), sendsEnd: new Float64Array(n + 1), deque: new Int32Array(n + S + 1) };
+  const at = (j: number): number => starts[((j % n) + n) % n]! - j * a;
+  const deque = out.deque;
+  // lastSend for p ∈ [−1, n−1] is kept in sendsEnd[p + 1] first, then turned into ends.
+  const last = out.sendsEnd;
+  let head = 0;
+  let tail = 0;
+  for (let j = -S; j <= n - 1; j++) {
+    const v = at(j);
+    while (tail > head && at(deque[tail - 1]!) <= v) tail--;
+    deque[tail++] = j;
+    if (j >= -1) {
+      while (deque[head]! < j - S + 1) head++;
+      last[j + 1] = (S - 1) * tau + j * a + at(deque[head]!);
+    }
+  }
+  for (let p = 0; p < n; p++) out.end[p] = Math.max(last[p]!, last[p + 1]!) + tau + a;
+  // Shift: sendsEnd[p] = member p's last send + τ.
+  for (let p = 0; p < n; p++) last[p] = last[p + 1]! + tau;
+  return out;
 }
