@@ -33,7 +33,7 @@ describe('gyges simulate', () => {
     const parts = Object.values(s.energy_breakdown_j as Record<string, number>).reduce((a, b) => a + b, 0);
     expect(parts).toBeCloseTo(s.energy_j, 12);
     // One entry per layer × phase × block, with Table III's parameters.
-    const layer0 = s.blocks.filter((b: { layer: number | null }) => b.layer === 0);
+    const layer0 = s.blocks.filter((b: { layer: number | null; phase: string }) => b.layer === 0 && b.phase !== 'update');
     expect(layer0.map((b: { phase: string; block: string }) => `${b.phase}/${b.block}`).sort()).toEqual(['bwd/attention', 'bwd/ffn', 'fwd/attention', 'fwd/ffn']);
     for (const b of layer0) {
       expect(b.dims).toEqual({ b: 2, s: 32, h: 64, N: 4, alpha_s: 10e-9, beta_bytes_per_s: 64e9, bytes_per_element: 4 });

@@ -48,7 +48,7 @@
 
 import { GygesError, InternalError, assert, assertNever, error } from '../../diagnostics/diagnostic.js';
 import type { Target } from '../../target/target.js';
-import type { CollectiveInstr, Instruction, Program, Range } from '../program.js';
+import type { CollectiveInstr, Instruction, Phase, Program, Range } from '../program.js';
 import { targetDieModel, type DieCostModel } from './die-model.js';
 import { DramChannels, collectiveLatency, engineOf, type EngineClass } from './engines.js';
 import { EventQueue } from './events.js';
@@ -80,8 +80,11 @@ export type TimeSplit = { compute: number; nop: number; dram: number; idle: numb
 
 export interface BlockTiming {
   readonly layer: number | null;
-  /** fwd or bwd (a weight update counts with bwd, Algorithm 1 step 8). */
-  readonly phase: 'fwd' | 'bwd';
+  /**
+   * fwd, bwd, or update: the weight update (Algorithm 1 step 8) with the all-reduces of
+   * replicated parameters' gradients (biases, norm scales), which Table III does not count.
+   */
+  readonly phase: Phase;
   /** attention, ffn, or `other` outside the blocks (embedding, head, loss). */
   readonly block: string;
   /** Busy time of each engine on the die for this block's instructions (nop_s: layout collectives). */
@@ -162,7 +165,7 @@ interface Node {
 
 interface BlockKey {
   readonly layer: number | null;
-  readonly phase: 'fwd' | 'bwd';
+  readonly phase: Phase;
   readonly block: string;
 }
 
@@ -249,7 +252,7 @@ class Shape {
   }
 
   private blockOf(ins: Instruction): number {
-    const key: BlockKey = { layer: ins.layer, phase: ins.phase === 'fwd' ? 'fwd' : 'bwd', block: ins.block ?? 'other' };
+    const key: BlockKey = { layer: ins.layer, phase: accountedPhase(ins), block: ins.block ?? 'other' };
     const k = `${key.layer}|${key.phase}|${key.block}`;
     let i = this.blockIndex.get(k);
     if (i === undefined) {
@@ -320,6 +323,17 @@ function collectiveNumbers(ins: CollectiveInstr, target: Target): CollectiveNumb
     latency: steps > 0 ? collectiveLatency(ins, target) / steps : 0,
     axis: ins.axis,
   };
+}
+
+/**
+ * The phase a block's accounting puts an instruction in. An update-phase reduce-scatter
+ * completes a sharded weight's gradient (Optimus's SUMMA reduction of dW, made after the
+ * mini-batch loop because dW accumulates over it), so it counts with the backward, as Table
+ * III's backward columns do; update-phase all-reduces synchronise the gradients of replicated
+ * parameters (biases, norm scales) and stay in the update with the optimizer's own work.
+ */
+function accountedPhase(ins: Instruction): Phase {
+  return ins.phase === 'update' && ins.kind === 'collective' && ins.op === 'reduce_scatter' ? 'bwd' : ins.phase;
 }
 
 function programError(message: string): GygesError {
