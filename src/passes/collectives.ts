@@ -6,7 +6,9 @@
 // consumer's tiles; activations are scattered and then all-gathered over the NoP when the
 // strategy does so (hecaton always, Algorithm 1 steps 2-3 and 6-7; the 1-D baselines for
 // the activations a weight gradient needs, the "additional all-gather" of Table III's
-// backward columns), otherwise read replicated.
+// backward columns), otherwise read replicated. A partial sum split along its last axis
+// (the fused QKV projection) is reduced once before the split when every piece would be
+// reduced alike after it (hoistReductions): the bytes are the same, the link latency is paid once.
 
 import type { Module, Op, Value } from '../ir/module.js';
 import type { CollectiveAlgo } from '../ir/collective-ops.js';
@@ -99,6 +101,7 @@ export interface InsertedCollectives {
 export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): InsertedCollectives {
   const totals: InsertedCollectives = { layout: { count: 0, sentBytes: 0, linkBytes: 0 }, attention: { count: 0, sentBytes: 0, linkBytes: 0 } };
   const acts = activationValues(m);
+  hoistReductions(m, strategy, acts);
   const made = new Map<string, Value>();
   /** The reduced copy of a partial value, made where it was produced: what DRAM keeps of it. */
   const whole = new Map<Value, { value: Value; spec: Sharding }>();
@@ -129,6 +132,60 @@ export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): In
     });
   }
   return totals;
+}
+
+/**
+ * A partial sum split along its last axis (the fused QKV projection's [b·s, 3h] output split
+ * into q, k and v) is reduced once, before the split, when every piece would otherwise be
+ * reduced by the same collective right after it: the split keeps the layout (tile2d), so it
+ * commutes with the reduction, and one reduce-scatter of the whole output moves the same
+ * bytes as one per piece but pays the link latency once (paper eq. (4), T_RS_QKV). The split
+ * is re-noted to run on the reduced layout; the collectives for it are then inserted as for
+ * any other operand. Only pieces read in the split's own group and phase decide (those read
+ * from DRAM get the reduced copy either way), and a step an attention core takes itself is
+ * never hoisted. Splits are visited last first, so a split feeding another split sees the
+ * inner one already hoisted.
+ */
+function hoistReductions(m: Module, strategy: Strategy, acts: ReadonlySet<Value>): void {
+  for (const split of [...m.ops()].reverse()) {
+    if (split.kind !== 'split' || split.notes?.['tile2d.dram'] === true) continue;
+    const x = split.operands[0]!;
+    const ins = specsOf(split, 'tile2d.in');
+    const outs = specsOf(split, 'tile2d.out');
+    const have = ins[0];
+    if (!have || have.partial.length === 0 || ins.length !== 1 || !outs.every((s) => s && sameSharding(s, have))) continue;
+    // The split's own operand must reach it as it was made, so the reduction is its only step.
+    const producer = x.def;
+    if (!producer || producer.notes?.['tile2d.dram'] === true || !acts.has(x) || placementKey(producer) !== placementKey(split)) continue;
+    if (!sameSharding(specsOf(producer, 'tile2d.out')[producer.results.indexOf(x)]!, have)) continue;
+    let first: Step | undefined;
+    let agree = true;
+    for (const piece of split.results) {
+      for (const user of m.users(piece)) {
+        if (user.notes?.['tile2d.dram'] === true) continue;
+        if (placementKey(user) !== placementKey(split)) continue;
+        const wants = specsOf(user, 'tile2d.in');
+        user.operands.forEach((v, k) => {
+          if (v !== piece || !agree) return;
+          const want = wants[k];
+          const route = want ? stepsFor(v, user, k, want, strategy, acts, undefined) : undefined;
+          const step = route?.from === v ? route.steps[0] : undefined;
+          const reduces = step && step.to.partial.length === 0 && (step.kind === 'reduce_scatter' || step.kind === 'all_reduce');
+          if (!reduces || attentionSteps(v, user, k, wants[0], route!.steps)[0]) agree = false;
+          else if (!first) first = step;
+          else if (first.kind !== step.kind || first.axes.join('') !== step.axes.join('') || !sameSharding(first.to, step.to)) agree = false;
+        });
+      }
+    }
+    if (!agree || !first) continue;
+    const to = formatSharding(first.to);
+    split.notes = {
+      ...split.notes,
+      'tile2d.in': to,
+      'tile2d.out': split.results.map(() => to).join('; '),
+      'collectives.hoisted': `${first.kind} ${first.axes.join('')}`,
+    };
+  }
 }
 
 interface Route {

@@ -1,0 +1,104 @@
+// The collectives pass reduces a partial sum that is split along its last axis once, before
+// the split, when every piece would be reduced the same way right after it: the fused QKV
+// projection's [b·s, 3h] output takes one reduce-scatter (paper eq. (4), T_RS_QKV), not one
+// per q, k and v. Same bytes, one link latency: Table III's Hecaton latency (eq. (3), 2 L_AG +
+// 2 L_RS per forward block, 4 L_AG + 2 L_RS per backward block) counts each step once.
+
+import { describe, expect, it } from 'vitest';
+import { compile } from '../../src/compile.js';
+import { parseDsl } from '../../src/frontend/dsl/index.js';
+import { programsOf } from '../../src/passes/schedule/index.js';
+import { forEachInstr } from '../../src/backend/program.js';
+import type { Module, Op } from '../../src/ir/module.js';
+import type { Strategy } from '../../src/passes/pass.js';
+
+const COLLECTIVES = new Set(['reduce_scatter', 'all_reduce', 'all_gather', 'broadcast']);
+
+function splitsOf(m: Module): Op[] {
+  return m.ops().filter((op) => op.kind === 'split');
+}
+
+/** The collectives reading `op`'s results (directly). */
+function collectivesAfter(m: Module, op: Op): Op[] {
+  return op.results.flatMap((r) => m.users(r)).filter((u) => COLLECTIVES.has(u.kind));
+}
+
+describe('collectives: one reduction before a split', () => {
+  it('reduce-scatters the fused QKV projection once, before the split (hecaton)', () => {
+    const m = compile('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard', strategy: 'hecaton' }).module;
+    const fwd = splitsOf(m).filter((op) => op.notes?.['train.phase'] === 'fwd');
+    expect(fwd).toHaveLength(2);
+    for (const split of fwd) {
+      const rs = split.operands[0]!.def!;
+      expect(rs.kind).toBe('reduce_scatter');
+      expect([rs.attrs.axis, rs.attrs.dim, rs.notes?.['tile2d.in'], rs.notes?.['tile2d.out']]).toEqual(['c', 'cols', '[-, r]~c', '[-, rc]']);
+      // The whole [b·s, 3h] output: three times a piece's bytes, in one collective.
+      expect(rs.operands[0]!.def!.kind).toBe('linear');
+      expect(rs.operands[0]!.type.shape.at(-1)).toBe(3 * split.results[0]!.type.shape.at(-1)!);
+      expect(split.notes?.['collectives.hoisted']).toBe('reduce_scatter c');
+      expect(split.notes?.['tile2d.out']).toBe('[-, rc]; [-, rc]; [-, rc]');
+      // q, k and v reach attention as they leave the split.
+      expect(collectivesAfter(m, split)).toEqual([]);
+      for (const piece of split.results) expect(m.users(piece).some((u) => u.kind === 'attention')).toBe(true);
+    }
+  });
+
+  for (const strategy of ['megatron', 'torus', 'optimus'] as Strategy[]) {
+    it(`leaves ${strategy} alone: its QKV output is not a partial sum`, () => {
+      const m = compile('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard', strategy }).module;
+      for (const split of splitsOf(m)) expect(split.notes?.['collectives.hoisted']).toBeUndefined();
+    });
+  }
+
+  const model = (tail: string) =>
+    parseDsl(['model "m"', 'let batch = 2', 'let seq = 32', 'let h = 64', 'input x: f32[batch, seq, h]', 'param w: f32[h, 2 * h]', tail].join('\n'), 'm.gy', {});
+
+  it('hoists whatever reduction every piece shares (two row-wise consumers: onto the rows)', () => {
+    const m = compile(model('q, r = split(linear(x, w), axis = -1, sizes = [h, h])\ny = add(gelu(q), gelu(r))\noutput y'), { hw: 'hecaton-2x2-standard', strategy: 'hecaton', mode: 'inference' }).module;
+    const [split] = splitsOf(m);
+    expect(split!.notes?.['collectives.hoisted']).toBe('reduce_scatter c');
+    expect(split!.operands[0]!.def!.notes?.['tile2d.out']).toBe('[c, r]');
+    expect(collectivesAfter(m, split!)).toEqual([]);
+  });
+
+  it('keeps one reduction per piece when the pieces are reduced differently', () => {
+    // q goes to attention (reduced onto the columns, heads over all dies), r to a row-wise op (onto the rows).
+    const m = compile(model('q, r = split(linear(x, w), axis = -1, sizes = [h, h])\na = attention(q, q, q, heads = 4)\ny = gelu(r)\noutput a, y'), { hw: 'hecaton-2x2-standard', strategy: 'hecaton', mode: 'inference' }).module;
+    const [split] = splitsOf(m);
+    expect(split!.notes?.['collectives.hoisted']).toBeUndefined();
+    expect(split!.notes?.['tile2d.in']).toBe('[-, r]~c');
+    expect(collectivesAfter(m, split!).map((op) => op.notes?.['tile2d.out']).sort()).toEqual(['[-, rc]', '[c, r]']);
+  });
+});
+
+describe("Table III's Hecaton link latency: each block's collectives, counted once", () => {
+  // Per block, 2 all-gathers and 2 reduce-scatters forward, 4 and 2 backward, each over a row
+  // or column ring of √N dies: (√N−1) steps of 2α apiece, so 8(√N−1)α and 12(√N−1)α.
+  for (const [model, side] of [
+    ['bert-large', 4],
+    ['bloom-1.7b', 8],
+  ] as const) {
+    it(`${model} on ${side * side} dies`, () => {
+      const c = compile(`models/${model}.gy`, { hw: `hecaton-${side}x${side}-standard`, strategy: 'hecaton', set: { layers: 3 } });
+      const p = programsOf(c.module)!.programFor({ i: 1, j: 1 });
+      const got = new Map<string, { ops: string[]; steps: number }>();
+      forEachInstr(p.instructions, (ins) => {
+        // Layout collectives of the middle layer; attention cores' own steps and the update's
+        // bias and norm-parameter all-reduces are outside Table III.
+        if (ins.kind !== 'collective' || ins.layer !== 1 || ins.partOf !== null || ins.phase === 'update') return;
+        const key = `${ins.phase}/${ins.block}`;
+        const g = got.get(key) ?? { ops: [], steps: 0 };
+        g.ops.push(ins.op);
+        g.steps += ins.steps;
+        got.set(key, g);
+      });
+      const count = (ops: string[]) => ({ all_gather: ops.filter((o) => o === 'all_gather').length, reduce_scatter: ops.filter((o) => o === 'reduce_scatter').length, other: ops.filter((o) => o !== 'all_gather' && o !== 'reduce_scatter').length });
+      for (const block of ['fwd/attention', 'fwd/ffn', 'bwd/attention', 'bwd/ffn']) {
+        const g = got.get(block)!;
+        const fwd = block.startsWith('fwd');
+        expect(count(g.ops), block).toEqual({ all_gather: fwd ? 2 : 4, reduce_scatter: 2, other: 0 });
+        expect(g.steps, block).toBe((fwd ? 4 : 6) * (side - 1));
+      }
+    });
+  }
+});
