@@ -664,8 +664,13 @@ class Executor {
     const at = live.indexOf(frame);
     if (at >= 0) live.splice(at, 1);
     run.completed++;
-    if (run.completed === run.inst.node.loop!.count) this.complete(run.inst);
-    else this.openIterations(run);
+    if (run.completed === run.inst.node.loop!.count) {
+      // Nothing looks into a finished loop again: let its last iteration's instances go, or
+      // every loop of a long program would keep one iteration alive to the end.
+      run.last = null;
+      run.inst.loop = null;
+      this.complete(run.inst);
+    } else this.openIterations(run);
   }
 
   // -- engines ---------------------------------------------------------------------------------
