@@ -32,7 +32,8 @@
 //   holding a part (DRAM-side accumulation).
 // - A collective instruction with the same `cid` runs on every die of `group` (ring order),
 //   moving the same bytes; within a loop, instances match by iteration index. `part_of` marks
-//   a step inside a compute op (the score all-reduce of a head split over dies).
+//   a step inside a compute op (the score all-reduce of a head split over dies, Optimus's
+//   key/value gathers and the reductions of their gradients).
 
 import { z } from 'zod';
 import { GygesError, assertNever } from '../diagnostics/diagnostic.js';
@@ -130,8 +131,8 @@ export interface CollectiveInstr extends InstrCommon {
   readonly linkBytes: number;
   readonly steps: number;
   /**
-   * null for the IR's collective ops (layout changes, Table III's traffic); the compute op's
-   * kind for a step inside one (the all-reduce of partial scores when a head spans dies).
+   * null for layout changes (Table III's traffic); the compute op's kind for a step inside
+   * one (the all-reduce of partial scores when a head spans dies, Optimus's key/value gathers).
    */
   readonly partOf: string | null;
 }
