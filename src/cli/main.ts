@@ -142,7 +142,7 @@ function buildProgram(io: CliIO): Command {
       io.out(runCompile(model, flags, loadOptions(flags)));
     });
 
-  withModelFlags(program.command('simulate').argument('<MODEL>', 'a .gy or .gyir model'))
+  withModelFlags(program.command('simulate').argument('<MODEL>', 'a .gy or .gyir model, or a program folder written by compile -o'))
     .description('Compile a model and run its per-die programs on the timing backend: latency, energy, and where the time went.')
     .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
     .addOption(new Option('--strategy <S>', 'how work is distributed').choices([...STRATEGIES]).default('hecaton'))

@@ -2,11 +2,12 @@
 // backend, and report latency, energy and where the time went (DESIGN.md §4). The trace file
 // is written only when the whole run succeeded (beside its destination, then renamed).
 
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { compile, type CompileOptions } from '../compile.js';
 import { error, GygesError } from '../diagnostics/diagnostic.js';
-import { simulateCompiled, type SimulationReport } from '../backend/timing/simulate.js';
+import { simulateCompiled, simulateFolder, type SimulationReport } from '../backend/timing/simulate.js';
+import { loadTarget } from '../target/load.js';
 import { ChromeTrace } from '../backend/timing/trace.js';
 import { programsOf } from '../passes/schedule/index.js';
 import { STRATEGIES, type Strategy } from '../passes/pass.js';
@@ -22,10 +23,13 @@ export interface SimulateFlags {
 type Load = Pick<CompileOptions, 'batch' | 'seq' | 'set'>;
 
 export function runSimulate(model: string, flags: SimulateFlags, load: Load, warn: (line: string) => void): string {
-  const c = compile(model, { ...load, hw: flags.hw, strategy: flags.strategy });
-  const set = programsOf(c.module);
-  const trace = flags.trace !== undefined && set ? new ChromeTrace(set.dies().map((d) => [d.i, d.j] as const)) : undefined;
-  const report = simulateCompiled(c, { trace });
+  // A folder written by `gyges compile -o` is simulated from its files, as compiled.
+  const folder = isDirectory(model);
+  const c = folder ? null : compile(model, { ...load, hw: flags.hw, strategy: flags.strategy });
+  const target = c ? c.target : loadTarget(flags.hw);
+  const set = c ? programsOf(c.module) : undefined;
+  const trace = flags.trace === undefined ? undefined : new ChromeTrace(set ? set.dies().map((d) => [d.i, d.j] as const) : dieGrid(target.package.rows, target.package.cols));
+  const report = c ? simulateCompiled(c, { trace }) : simulateFolder(model, target, { trace });
   if (trace && flags.trace !== undefined) {
     writeAtomically(flags.trace, JSON.stringify(trace.toJSON()));
     if (trace.truncated > 0) warn(`warning: the trace holds its first ${trace.toJSON().traceEvents.length} events; ${trace.truncated} more were not recorded`);
@@ -163,6 +167,20 @@ function joules(j: number): string {
 
 function ratio(x: number): string {
   return `${x.toFixed(2)}×`;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function dieGrid(rows: number, cols: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out.push([i, j]);
+  return out;
 }
 
 function writeAtomically(file: string, text: string): void {

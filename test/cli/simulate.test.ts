@@ -2,7 +2,7 @@
 // the blocks list, a readable table, energy in its parts, determinism, a Chrome-trace file with
 // a track per die, and one-line errors without partial files.
 
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -75,6 +75,25 @@ describe('gyges simulate', () => {
       expect(e.dur).toBeGreaterThanOrEqual(0);
     }
     expect(new Set(spans.map((e) => e.pid))).toEqual(new Set([0, 1, 2, 3]));
+  });
+
+  it('simulates a program folder from its files exactly as the compile it came from', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'gyges-progs-')), 'programs');
+    expect((await run('compile', 'models/tiny-llama.gy', '--hw', 'hecaton-2x2-standard', '--strategy', 'torus', '-o', dir)).code).toBe(0);
+    const fromFiles = JSON.parse((await run('simulate', dir, '--hw', 'hecaton-2x2-standard', '--json')).out);
+    const fromModel = JSON.parse((await run('simulate', 'models/tiny-llama.gy', '--hw', 'hecaton-2x2-standard', '--strategy', 'torus', '--json')).out);
+    // The folder does not record the model's dimensions; everything else is the same.
+    const strip = (r: Record<string, unknown>) => ({ ...r, dims: null, blocks: (r.blocks as Record<string, unknown>[]).map((b) => ({ ...b, dims: null })) });
+    expect(fromFiles.strategy).toBe('torus');
+    expect(strip(fromFiles)).toEqual(strip(fromModel));
+    const wrong = await run('simulate', dir, '--hw', 'hecaton-4x4-standard');
+    expect(wrong.code).toBe(1);
+    expect(wrong.err).toMatch(/compiled for hecaton-2x2-standard/);
+    writeFileSync(join(dir, 'die-1-0.json'), '{"format": "gyges-program/1"}\n');
+    const broken = await run('simulate', dir, '--hw', 'hecaton-2x2-standard');
+    expect(broken.code).toBe(1);
+    expect(broken.err).toMatch(/^.*die-1-0\.json.*error GY7001|^error GY7001: .*die-1-0\.json/);
+    expect(broken.err.trimEnd()).not.toContain('\n');
   });
 
   it('fails with one line and writes no trace on a bad model', async () => {

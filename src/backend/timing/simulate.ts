@@ -10,8 +10,8 @@ import type { Target } from '../../target/target.js';
 import type { Program } from '../program.js';
 import { targetDieModel } from './die-model.js';
 import { EnergyAccount, type EnergyParts } from './energy.js';
-import { executePrograms, type BlockTiming, type ExecuteOptions, type TimeSplit } from './execute.js';
-import { sourceOfSet } from './source.js';
+import { executePrograms, type BlockTiming, type ExecuteOptions, type ProgramSource, type TimeSplit } from './execute.js';
+import { sourceOfFolder, sourceOfSet } from './source.js';
 
 /** The model and link parameters Table III's formulas take. */
 export interface BlockDims {
@@ -62,37 +62,61 @@ export function simulateCompiled(c: Compilation, opts: ExecuteOptions = {}): Sim
 }
 
 export function simulateSet(set: ProgramSet, target: Target, dims: BlockDims | null, opts: ExecuteOptions = {}): SimulationReport {
+  const meta = { model: set.model, strategy: set.strategy, grid: [set.grid.rows, set.grid.cols] as const, minibatch: set.minibatch };
+  return simulateSource(sourceOfSet(set), meta, target, dims, opts);
+}
+
+/**
+ * Simulate the programs of a folder written by `gyges compile -o` (read one die at a time):
+ * the simulator sees exactly the files. The folder does not record the model's dimensions,
+ * so its blocks carry no `dims`.
+ */
+export function simulateFolder(dir: string, target: Target, opts: ExecuteOptions = {}): SimulationReport {
+  const folder = sourceOfFolder(dir);
+  if (folder.targetName !== target.name) throw error('GY9001', `the programs in '${dir}' were compiled for ${folder.targetName}; --hw names ${target.name}`);
+  return simulateSource(folder.source, folder, target, null, opts);
+}
+
+interface RunMeta {
+  readonly model: string;
+  readonly strategy: string;
+  readonly grid: readonly [number, number];
+  readonly minibatch: { readonly batch: number; readonly size: number; readonly count: number };
+}
+
+function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims: BlockDims | null, opts: ExecuteOptions): SimulationReport {
   const model = opts.model ?? targetDieModel(target.die);
   const energy = new EnergyAccount(target, model);
-  const base = sourceOfSet(set);
-  const source = {
+  const peak = { activation: 0, weight: 0 };
+  const source: ProgramSource = {
     dies: base.dies,
     program: (d: number): Program => {
       const p = base.program(d);
       energy.add(p);
+      peak.activation = Math.max(peak.activation, p.header.sram.activationPeak);
+      peak.weight = Math.max(peak.weight, p.header.sram.weightPeak);
       return p;
     },
   };
   const r = executePrograms(source, target, { ...opts, model });
   const e = energy.total(r.latency_s);
   const die = target.die;
-  const peak = set.peak;
   return {
-    model: set.model,
+    model: meta.model,
     target: target.name,
-    strategy: set.strategy,
-    dies: set.grid.rows * set.grid.cols,
-    grid: [set.grid.rows, set.grid.cols],
+    strategy: meta.strategy,
+    dies: meta.grid[0] * meta.grid[1],
+    grid: [meta.grid[0], meta.grid[1]],
     latency_s: r.latency_s,
     energy_j: e.energy_j,
     breakdown_s: r.breakdown_s,
     energy_breakdown_j: e.parts,
     nop_bytes: energy.nopBytes,
     dram_bytes: energy.dramBytes,
-    sram_peak_bytes: { activation: peak.activation, weight: peak.weight },
+    sram_peak_bytes: peak,
     sram_capacity_bytes: { activation: die.activationBufferBytes, weight: die.weightBufferBytes },
     sram_ok: peak.activation <= die.activationBufferBytes && peak.weight <= die.weightBufferBytes,
-    minibatch: { batch: set.minibatch.batch, size: set.minibatch.size, count: set.minibatch.count },
+    minibatch: { batch: meta.minibatch.batch, size: meta.minibatch.size, count: meta.minibatch.count },
     critical_die: [r.critical_die[0], r.critical_die[1]],
     dims,
     blocks: r.blocks.map((b) => ({ ...b, dims: b.layer === null ? null : dims })),
