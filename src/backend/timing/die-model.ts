@@ -17,16 +17,11 @@
 //           blocked inside the PE array.
 
 import type { DieSpec, Precision } from '../../target/target.js';
+import type { GemmInstr } from '../program.js';
 import { assertNever } from '../../diagnostics/diagnostic.js';
 
-export interface GemmWork {
-  readonly batch: number;
-  readonly m: number;
-  readonly n: number;
-  readonly k: number;
-  readonly macs: number;
-  readonly accumulate: boolean;
-}
+/** What a GEMM instruction asks of the die (the program's own fields). */
+export type GemmWork = Pick<GemmInstr, 'batch' | 'm' | 'n' | 'k' | 'macs' | 'accumulate'>;
 
 export interface VectorWork {
   readonly op: string;

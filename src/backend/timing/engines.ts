@@ -28,7 +28,7 @@
 // together. The dies sharing a channel share its bandwidth equally while they transfer
 // (processor sharing: DDR interleaves their bursts).
 
-import { assert, assertNever } from '../../diagnostics/diagnostic.js';
+import { assert, assertNever, error } from '../../diagnostics/diagnostic.js';
 import type { CollectiveInstr, Instruction, LoopInstr } from '../program.js';
 import type { Target } from '../../target/target.js';
 import type { EventQueue } from './events.js';
@@ -73,7 +73,7 @@ export function collectiveLatency(ins: Pick<CollectiveInstr, 'algo' | 'axis' | '
       return sets * g * (g - 1) * a;
     }
     default:
-      throw new Error(`unknown collective algorithm '${ins.algo}'`);
+      throw error('GY7003', `no link-latency model for collective algorithm '${ins.algo}' (ring, torus2d, recursive_doubling)`);
   }
 }
 

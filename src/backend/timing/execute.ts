@@ -426,7 +426,7 @@ interface DieState {
   readonly busy: Float64Array;
   /** compute, nop, dram, idle (SPLIT_FIELDS). */
   readonly split: Float64Array;
-  /** Per block: compute, dram, nop busy; nop latency; exposed compute, nop, dram, idle. */
+  /** Per block: compute, dram, nop busy; nop latency; exposed compute, nop, dram, idle; nop inside compute ops. */
   readonly perBlock: Float64Array;
   last: number;
   finish: number;
