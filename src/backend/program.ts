@@ -27,8 +27,8 @@
 // - `op` names the IR op kind, with the step after a colon when one op is several
 //   instructions (`linear_grad:dx`, `linear_grad:dw`, `attention:qk`, `layernorm_grad:dgamma`).
 // - DRAM traffic is by logical tensor: `tensor` with the row and column ranges of its 2-D
-//   view. A die holding a replica of what is written writes nothing (bytes 0); die 0 along the
-//   replicated axes writes. A tensor the IR leaves as a partial sum is written by every die
+//   view. The dies holding replicas of what is written share the write: each writes its block
+//   of the tile's rows (rows and bytes say which; a die whose block is empty writes 0 B). A tensor the IR leaves as a partial sum is written by every die
 //   holding a part (DRAM-side accumulation).
 // - A collective instruction with the same `cid` runs on every die of `group` (ring order),
 //   moving the same bytes; within a loop, instances match by iteration index. `part_of` marks

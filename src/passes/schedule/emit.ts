@@ -8,10 +8,10 @@ import type { Op, Value } from '../../ir/module.js';
 import { opDef } from '../../ir/ops.js';
 import { assert } from '../../diagnostics/diagnostic.js';
 import type { Target } from '../../target/target.js';
-import { formatSharding, REPLICATED, tileOf, type Die, type Sharding } from '../sharding.js';
+import { blockIndex, blockRange, formatSharding, REPLICATED, span, tileOf, type Die, type Sharding } from '../sharding.js';
 import type { BufferKind, LoopOver, Phase } from '../../backend/program.js';
 import { isDramSide, rootOf, type Analysis, type SpecCache } from './analysis.js';
-import { dieTileElems, elemBytes, even, minibatchType } from './geometry.js';
+import { dieTileElems, elemBytes, even, len, minibatchType } from './geometry.js';
 import { addCarried, touch, type Buf, type DramFields, type Origin, type SNode, type Static } from './skeleton.js';
 
 /** Where instructions go: a stage's top level (prologue/epilogue), its loop body, or a chunk loop. */
@@ -112,13 +112,19 @@ export class Builder {
     const batched = this.a.batched.has(tensor);
     const rowsType = batched ? minibatchType(type, size) : type;
     const s = spec ?? REPLICATED;
-    // A die holding a replica of what is written stays silent; die 0 along those axes writes.
+    // The dies holding replicas of what is written share the write: each writes its block of
+    // the tile's rows (k replicas, block q of k), so no die carries the whole DRAM traffic of a
+    // tensor every die holds (1-D TP's replicated activations).
     const replicated = kind === 'dram.write' ? (['r', 'c'] as const).filter((x) => ![...s.rows, ...s.cols, ...s.partial].includes(x)) : [];
+    const replicas = span(replicated, grid);
     const eb = elemBytes(type);
     const tile = (die: Die): DramFields => {
       const t = tileOf(rowsType, s, grid, die);
-      const owner = replicated.every((x) => (x === 'r' ? die.i : die.j) === 0);
-      return { rows: t.rows, cols: t.cols, bytes: owner ? dieTileElems(type, s, grid, die) * eb * scale : 0 };
+      const whole = dieTileElems(type, s, grid, die) * eb * scale;
+      if (replicas === 1) return { rows: t.rows, cols: t.cols, bytes: whole };
+      const n = len(t.rows);
+      const [a, b] = blockRange(n, replicas, blockIndex(replicated, grid, die));
+      return { rows: [t.rows[0] + a, t.rows[0] + b], cols: t.cols, bytes: n === 0 ? 0 : (whole * (b - a)) / n };
     };
     const uniform = replicated.length === 0 && even(type, s, grid) && even(rowsType, s, grid);
     return this.node(place, origin, { kind, tensor: tensor.name, tile }, kind === 'dram.read' ? [] : bufs, kind === 'dram.read' ? bufs : [], uniform);
