@@ -135,20 +135,25 @@ export function formatReport(r: SimulationReport): string {
     ],
     true,
   );
-  // Blocks summed over layers, by phase and kind (the JSON lists every layer).
-  const groups = new Map<string, { n: number; compute: number; lat: number; trans: number; dram: number }>();
+  // Blocks summed over layers, by phase and kind (the JSON lists every layer); rows with no
+  // time at all (ops that run beside DRAM) are left out.
+  const groups = new Map<string, { n: number; compute: number; lat: number; trans: number; core: number; dram: number }>();
   for (const b of r.blocks) {
     const key = `${b.phase} ${b.block}`;
-    const g = groups.get(key) ?? { n: 0, compute: 0, lat: 0, trans: 0, dram: 0 };
+    const g = groups.get(key) ?? { n: 0, compute: 0, lat: 0, trans: 0, core: 0, dram: 0 };
     g.n++;
     g.compute += b.compute_s;
     g.lat += b.nop_latency_s;
     g.trans += b.nop_transmission_s;
+    g.core += b.nop_internal_s;
     g.dram += b.exposed.dram;
     groups.set(key, g);
   }
-  const rows = [['block (all layers)', 'count', 'compute', 'NoP latency', 'NoP transmission', 'exposed DRAM']];
-  for (const [k, g] of groups) rows.push([k, String(g.n), seconds(g.compute), seconds(g.lat), seconds(g.trans), seconds(g.dram)]);
+  const rows = [['block (all layers)', 'count', 'compute', 'NoP latency', 'NoP transmission', 'NoP in attention', 'exposed DRAM']];
+  for (const [k, g] of groups) {
+    if (g.compute + g.lat + g.trans + g.core + g.dram === 0) continue;
+    rows.push([k, String(g.n), seconds(g.compute), seconds(g.lat), seconds(g.trans), seconds(g.core), seconds(g.dram)]);
+  }
   return `${summary}\n\n${table(rows)}\n`;
 }
 
