@@ -4,7 +4,7 @@
 //   GY2xxx  model semantics: names, constants, shapes, op arguments (DSL and IR text)
 //   GY3xxx  passes: capacity and mapping (later issues)
 //   GY4xxx  hardware descriptions
-//   GY5xxx  ONNX frontend (later issues)
+//   GY5xxx  ONNX frontend
 //   GY6xxx  IR text form
 //   GY7xxx  per-die programs: files the compiler writes and the simulators read
 //   GY8xxx  simulators: bad simulation parameters
@@ -45,6 +45,15 @@ export const CODES = {
   GY4002: 'hardware description: unknown preset',
   GY4003: 'hardware description: malformed file',
   GY4004: 'hardware description: unknown field',
+
+  GY5001: 'ONNX: malformed model file',
+  GY5002: 'ONNX: unsupported operator',
+  GY5003: 'ONNX: unsupported opset, data type or attribute',
+  GY5004: 'ONNX: external data cannot be read',
+  GY5005: 'ONNX: a dimension stays unknown',
+  GY5006: 'ONNX: an operator has bad inputs',
+  GY5007: 'ONNX: a tensor is too large',
+  GY5008: 'ONNX: the graph cannot be lowered to the IR',
 
   GY6001: 'IR text: syntax error',
   GY6002: 'IR text: verification failed',
