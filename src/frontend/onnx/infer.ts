@@ -165,15 +165,25 @@ function tensorOf(t: LazyTensor): Tensor {
   return { dtype: t.dtype, dims: t.dims, data: t.values() };
 }
 
-/** Known numbers of a value, loading an inline initializer's on demand; never external data. */
+/**
+ * Largest external initializer whose numbers folding may read (elements): shape tensors an
+ * exporter stored beside the weights. Weights themselves are far larger and never read.
+ */
+export const EXTERNAL_FOLD_LIMIT = 1024;
+
+function foldsFrom(init: LazyTensor): boolean {
+  return numelOf(init.dims) <= (init.external ? EXTERNAL_FOLD_LIMIT : FOLD_LIMIT);
+}
+
+/** Known numbers of a value, loading an initializer's on demand (small external ones only). */
 function constantOf(f: ValueFacts): Tensor | undefined {
   if (f.value) return f.value;
-  if (f.init && !f.init.external && numelOf(f.init.dims) <= FOLD_LIMIT) return tensorOf(f.init);
+  if (f.init && foldsFrom(f.init)) return tensorOf(f.init);
   return undefined;
 }
 
 function isConstant(f: ValueFacts | undefined): boolean {
-  return f === undefined || f.value !== undefined || (f.init !== undefined && !f.init.external && numelOf(f.init.dims) <= FOLD_LIMIT);
+  return f === undefined || f.value !== undefined || (f.init !== undefined && foldsFrom(f.init));
 }
 
 function foldable(inputs: readonly (ValueFacts | undefined)[], outs: readonly InferredOutput[]): boolean {
