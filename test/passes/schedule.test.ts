@@ -6,6 +6,9 @@
 // their group, per-block traffic equals the IR's notes, and per-die totals agree with the
 // materialised programs.
 
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compile, type CompileOptions } from '../../src/compile.js';
@@ -192,6 +195,23 @@ describe('schedule: invariants on fixed cases', () => {
       [3, 2, 1],
     ]);
     expect(checkSet(set, c.module)).toEqual([]);
+  });
+
+  it('batch 1: a gradient that is a view of a mini-batch value outlives the loop without sharing its SRAM', () => {
+    // With batch 1 the gradient of a [1, s, h] broadcast of a weight is a reshape of the
+    // loop's all-gathered tile, written to DRAM after the loop: its buffer lives across the
+    // loop and must be placed around the loop's own buffers.
+    const dir = mkdtempSync(join(tmpdir(), 'gyges-b1-'));
+    try {
+      const src = readFileSync('models/tiny-gpt.gy', 'utf8').replace('x = add(embedding(ids, tok_emb), pos)', 'x = add(embedding(ids, tok_emb), reshape(pos, shape = [1, seq, h]))');
+      expect(src).toContain('reshape(pos');
+      writeFileSync(join(dir, 'b1.gy'), src);
+      const c = compile(join(dir, 'b1.gy'), { hw: 'hecaton-2x2-standard', batch: 1 });
+      const set = buildPrograms(c.module, c.target, c.strategy);
+      expect(checkSet(set, c.module)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('streams weights that do not fit through the buffer in chunk loops, and their updates too', () => {

@@ -142,10 +142,12 @@ function outerLoop(n: SNode | null): SNode | null {
 }
 
 /**
- * Activations live inside mini-batch loops, so each loop is allocated alone. Its DRAM reads
- * stay reserved for the whole body (the next mini-batch's read can start as soon as this
- * one's last reader is done) unless that overflows the activation buffer; then each read
- * holds its buffer only from the read to the last use.
+ * Activations live inside mini-batch loops. A loop's DRAM reads stay reserved for the whole
+ * body (the next mini-batch's read can start as soon as this one's last reader is done)
+ * unless that overflows the activation buffer on its own; then each read holds its buffer
+ * only from the read to the last use. The buffers are then placed together: loops do not
+ * overlap in time, but a buffer that outlives its loop (a batch-1 value viewed as a
+ * whole-batch one and written after the loop) shares the loop's time with its buffers.
  */
 function allocateActivations(bufs: readonly Buf[], capacity: number): number {
   const byLoop = new Map<SNode | null, Buf[]>();
@@ -153,20 +155,16 @@ function allocateActivations(bufs: readonly Buf[], capacity: number): number {
     const l = outerLoop(scopeOf(b));
     byLoop.set(l, [...(byLoop.get(l) ?? []), b]);
   }
-  let peak = 0;
   for (const group of byLoop.values()) {
     for (const b of group) b.live = lifetime(b);
-    let p = allocate(group);
-    if (p > capacity && group.some((b) => b.resident)) {
+    if (group.some((b) => b.resident) && allocate(group) > capacity) {
       for (const b of group) {
         b.resident = false;
         b.live = lifetime(b);
       }
-      p = allocate(group);
     }
-    peak = Math.max(peak, p);
   }
-  return peak;
+  return allocate(bufs);
 }
 
 /** Number the skeleton, allocate both buffer kinds, add reuse dependencies; returns the peaks. */
