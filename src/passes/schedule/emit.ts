@@ -122,9 +122,16 @@ export class Builder {
       const t = tileOf(rowsType, s, grid, die);
       const whole = dieTileElems(type, s, grid, die) * eb * scale;
       if (replicas === 1) return { rows: t.rows, cols: t.cols, bytes: whole };
-      const n = len(t.rows);
-      const [a, b] = blockRange(n, replicas, blockIndex(replicated, grid, die));
-      return { rows: [t.rows[0] + a, t.rows[0] + b], cols: t.cols, bytes: n === 0 ? 0 : (whole * (b - a)) / n };
+      // Blocks of rows, or of columns when only those divide evenly (a bias is one row), so
+      // that every replica writes the same bytes wherever the tile allows it.
+      const q = blockIndex(replicated, grid, die);
+      const [nr, nc] = [len(t.rows), len(t.cols)];
+      if (nr % replicas !== 0 && nc % replicas === 0) {
+        const [a, b] = blockRange(nc, replicas, q);
+        return { rows: t.rows, cols: [t.cols[0] + a, t.cols[0] + b], bytes: (whole * (b - a)) / nc };
+      }
+      const [a, b] = blockRange(nr, replicas, q);
+      return { rows: [t.rows[0] + a, t.rows[0] + b], cols: t.cols, bytes: nr === 0 ? 0 : (whole * (b - a)) / nr };
     };
     const uniform = replicated.length === 0 && even(type, s, grid) && even(rowsType, s, grid);
     return this.node(place, origin, { kind, tensor: tensor.name, tile }, kind === 'dram.read' ? [] : bufs, kind === 'dram.read' ? bufs : [], uniform);
