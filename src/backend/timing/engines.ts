@@ -27,6 +27,16 @@
 // them, striped); otherwise consecutive dies (row-major) share one channel, dies ⌊d·C / D⌋
 // together. The dies sharing a channel share its bandwidth equally while they transfer
 // (processor sharing: DDR interleaves their bursts).
+//
+// In the executor's class mode (execute.ts) one simulated die stands for every die of its
+// class, so a pool holds weighted transfers: a transfer of weight m stands for m dies moving
+// the same bytes at the same instant, and each unit of weight gets bandwidth / (sum of the
+// weights). A class's transfer enters every simulated pool (one that holds a representative)
+// with the number of the class's dies in that pool as its weight; only the entry in the
+// representative's own pool reports its completion, the others just occupy bandwidth until
+// their bytes are done. Pools holding no representative are not simulated: the classes make
+// them behave as one that is (classes.ts). Without classes every die is its own transfer of
+// weight 1, the plain processor sharing above.
 
 import { assert, assertNever, error } from '../../diagnostics/diagnostic.js';
 import type { CollectiveInstr, Instruction, LoopInstr } from '../program.js';
@@ -77,59 +87,105 @@ export function collectiveLatency(ins: Pick<CollectiveInstr, 'algo' | 'axis' | '
   }
 }
 
-/** A set of dies sharing DRAM bandwidth equally while they transfer. */
+/** Each die's DRAM pool (dies row-major) and each pool's bandwidth, bytes/s (see the header). */
+export function dramPools(t: Target): { readonly poolOf: Int32Array; readonly bandwidth: readonly number[] } {
+  const D = t.package.dies;
+  const C = t.memory.channels;
+  const bw = t.memory.channelBandwidthBytesPerS;
+  const poolOf = new Int32Array(D);
+  const count = C >= D ? D : C;
+  const each = C >= D ? (C / D) * bw : bw;
+  for (let d = 0; d < D; d++) poolOf[d] = C >= D ? d : Math.floor((d * C) / D);
+  return { poolOf, bandwidth: Array.from({ length: count }, () => each) };
+}
+
+/** The simulated dies that stand for whole classes of dies (execute.ts's class mode). */
+export interface DramClasses {
+  /** Class of each die of the package. */
+  readonly classOf: Int32Array;
+  /** Each class's representative die: the die simulated for it. */
+  readonly reps: ArrayLike<number>;
+}
+
+/** A set of dies sharing DRAM bandwidth by weight while they transfer. */
 interface Pool {
   readonly bandwidth: number;
   readonly active: Transfer[];
+  /** Sum of the active transfers' weights. */
+  weight: number;
   last: number;
   version: number;
 }
 
 interface Transfer {
+  /** Bytes left for each die the transfer stands for. */
   remaining: number;
-  readonly done: () => void;
+  readonly weight: number;
+  readonly done: (() => void) | null;
 }
+
+/** Where one simulated die's transfer goes: (pool, weight) entries, the first its own pool's. */
+type Share = readonly { readonly pool: number; readonly weight: number }[];
 
 /** The package's DRAM channels, as pools of dies (see the header). */
 export class DramChannels {
   private readonly pools: Pool[] = [];
-  private readonly poolOf: Int32Array;
+  /** Per simulated die (every die, or each class's representative): its transfers' entries. */
+  private readonly shares: Share[] = [];
 
   constructor(
     t: Target,
     private readonly queue: EventQueue,
+    classes: DramClasses | null = null,
   ) {
-    const D = t.package.dies;
-    const C = t.memory.channels;
-    const bw = t.memory.channelBandwidthBytesPerS;
-    this.poolOf = new Int32Array(D);
-    const count = C >= D ? D : C;
-    const each = C >= D ? (C / D) * bw : bw;
-    for (let p = 0; p < count; p++) this.pools.push({ bandwidth: each, active: [], last: 0, version: 0 });
-    for (let d = 0; d < D; d++) this.poolOf[d] = C >= D ? d : Math.floor((d * C) / D);
+    const { poolOf, bandwidth } = dramPools(t);
+    for (const b of bandwidth) this.pools.push({ bandwidth: b, active: [], weight: 0, last: 0, version: 0 });
+    if (classes === null) {
+      for (let d = 0; d < poolOf.length; d++) this.shares.push([{ pool: poolOf[d]!, weight: 1 }]);
+      return;
+    }
+    const { classOf, reps } = classes;
+    assert(classOf.length === poolOf.length, `${classOf.length} dies in classes, the package has ${poolOf.length}`);
+    // Per simulated pool, the number of dies of each class in it.
+    const counts = new Map<number, Map<number, number>>();
+    for (let c = 0; c < reps.length; c++) counts.set(poolOf[reps[c]!]!, new Map());
+    for (let d = 0; d < poolOf.length; d++) {
+      const m = counts.get(poolOf[d]!);
+      if (m !== undefined) m.set(classOf[d]!, (m.get(classOf[d]!) ?? 0) + 1);
+    }
+    const pools = [...counts.keys()].sort((a, b) => a - b);
+    for (let c = 0; c < reps.length; c++) {
+      const own = poolOf[reps[c]!]!;
+      const share: { pool: number; weight: number }[] = [{ pool: own, weight: counts.get(own)!.get(c)! }];
+      for (const p of pools) {
+        const m = counts.get(p)!.get(c);
+        if (p !== own && m !== undefined) share.push({ pool: p, weight: m });
+      }
+      this.shares.push(share);
+    }
   }
 
-  /** Bandwidth a die gets when it transfers alone. */
-  bandwidthOf(die: number): number {
-    return this.pools[this.poolOf[die]!]!.bandwidth;
-  }
-
-  /** Move `bytes` for die `die`; `done` runs when the transfer ends. */
+  /** Move `bytes` for simulated die `die` (and its class); `done` runs when the transfer ends. */
   transfer(die: number, bytes: number, done: () => void): void {
     if (bytes <= 0) {
       this.queue.schedule(this.queue.now, done);
       return;
     }
-    const pool = this.pools[this.poolOf[die]!]!;
-    this.advance(pool);
-    pool.active.push({ remaining: bytes, done });
-    this.reschedule(pool);
+    const share = this.shares[die]!;
+    for (let i = 0; i < share.length; i++) {
+      const { pool: p, weight } = share[i]!;
+      const pool = this.pools[p]!;
+      this.advance(pool);
+      pool.active.push({ remaining: bytes, weight, done: i === 0 ? done : null });
+      pool.weight += weight;
+      this.reschedule(pool);
+    }
   }
 
   private advance(pool: Pool): void {
     const now = this.queue.now;
     if (pool.active.length > 0 && now > pool.last) {
-      const moved = ((now - pool.last) * pool.bandwidth) / pool.active.length;
+      const moved = ((now - pool.last) * pool.bandwidth) / pool.weight;
       for (const x of pool.active) x.remaining -= moved;
     }
     pool.last = now;
@@ -140,7 +196,7 @@ export class DramChannels {
     let first = pool.active[0]!;
     for (const x of pool.active) if (x.remaining < first.remaining) first = x;
     const version = ++pool.version;
-    const rate = pool.bandwidth / pool.active.length;
+    const rate = pool.bandwidth / pool.weight;
     const at = this.queue.now + Math.max(0, first.remaining) / rate;
     this.queue.schedule(at, () => {
       if (pool.version !== version) return;
@@ -150,8 +206,10 @@ export class DramChannels {
       const finished = pool.active.filter((x) => x.remaining <= 1);
       assert(finished.includes(first), 'DRAM pool lost its earliest transfer');
       pool.active.splice(0, pool.active.length, ...pool.active.filter((x) => x.remaining > 1));
+      pool.weight = 0;
+      for (const x of pool.active) pool.weight += x.weight;
       this.reschedule(pool);
-      for (const x of finished) x.done();
+      for (const x of finished) if (x.done !== null) x.done();
     });
   }
 }

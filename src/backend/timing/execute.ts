@@ -25,7 +25,9 @@
 // overlaps this one's compute. The NoP engine serves its collectives strictly in program
 // order: every die runs the same order, so no two dies can wait on each other.
 //
-// Collectives. The dies of a group meet by (group, loop iteration path). A collective of S
+// Collectives. The dies of a group meet at their collective: every die serves its collectives
+// in the same program order, so a die's k-th collective is the same one (node and loop
+// iteration path) on every die. A collective of S
 // steps moves `link_bytes / S` per step from each die to its successor in the group's ring
 // order (ring algorithms exactly; the others as a ring of the same steps, link bytes and total
 // latency, engines.ts). Once every member has started, the ring is solved exactly: die p's
@@ -45,11 +47,25 @@
 // (the rest of its duration: bytes on the link, plus any wait for late peers); collectives
 // that are steps inside a compute op (`part_of`) are summed apart, since Table III leaves them
 // out. No member of a collective finishes before its last member has started.
+//
+// Classes (on by default; `symmetry: false` simulates every die). Most dies are
+// interchangeable: they run the same numbers, in rings of interchangeable dies, on DRAM pools
+// of the same make-up. dieClasses (classes.ts) finds the coarsest equitable partition of the
+// dies; every die of a class then sees the same events at the same times, so only each class's
+// representative (its lowest die) is simulated, exactly. A representative's collective k is
+// solved once the representatives of every class present in its group have started their
+// k-th collective, with each member's start taken from its class's representative; only the
+// representative's own end is scheduled (the other members are simulated through their own
+// representatives). A representative's DRAM transfer stands for the same transfer by every
+// die of its class (weighted processor sharing, engines.ts). Each die reports its
+// representative's finish and busy times; the trace repeats a representative's spans on every
+// die of its class; instances and events count what was simulated.
 
 import { GygesError, InternalError, assert, assertNever, error } from '../../diagnostics/diagnostic.js';
 import type { Target } from '../../target/target.js';
 import type { CollectiveInstr, Instruction, Phase, Program, Range } from '../program.js';
 import { targetDieModel, type DieCostModel } from './die-model.js';
+import { dieClasses, type DieClasses } from './classes.js';
 import { DramChannels, collectiveLatency, engineOf, type EngineClass } from './engines.js';
 import { EventQueue } from './events.js';
 
@@ -74,6 +90,11 @@ export interface ExecuteOptions {
   readonly trace?: TraceSink;
   /** The die's cost model; by default the target's die description. */
   readonly model?: DieCostModel;
+  /**
+   * Simulate one representative per class of interchangeable dies (exact; the default), or
+   * with false every die.
+   */
+  readonly symmetry?: boolean;
 }
 
 export type TimeSplit = { compute: number; nop: number; dram: number; idle: number };
@@ -122,14 +143,18 @@ export interface ExecutionResult {
   /** Instruction instances executed (each loop iteration counted), and events processed. */
   readonly instances: number;
   readonly events: number;
+  /** Dies simulated: the classes of interchangeable dies (every die without symmetry). */
+  readonly classes: number;
 }
 
 export function executePrograms(source: ProgramSource, target: Target, options: ExecuteOptions = {}): ExecutionResult {
   const model = options.model ?? targetDieModel(target.die);
   const first = source.program(0);
   const shape = new Shape(first);
-  const dies = source.dies.map((_, d) => shape.numbersOf(d === 0 ? first : source.program(d), d, model, target, new Set(options.ignore ?? [])));
-  const run = new Executor(shape, dies, source.dies, target, options.trace ?? null);
+  const ignore = new Set(options.ignore ?? []);
+  const dies = source.dies.map((_, d) => shape.numbersOf(d === 0 ? first : source.program(d), d, model, target, ignore));
+  const classes = options.symmetry === false ? null : dieClasses(dies, target);
+  const run = new Executor(shape, dies, classes, source.dies, target, options.trace ?? null);
   run.run();
   return run.result();
 }
@@ -170,7 +195,7 @@ interface BlockKey {
 }
 
 /** A collective's numbers on one die. */
-interface CollectiveNumbers {
+export interface CollectiveNumbers {
   readonly group: string;
   readonly position: number;
   readonly size: number;
@@ -181,7 +206,7 @@ interface CollectiveNumbers {
 }
 
 /** One die's numbers: seconds (compute), bytes (DRAM) per node; collectives apart. */
-interface DieNumbers {
+export interface DieNumbers {
   readonly work: Float64Array;
   readonly colls: CollectiveNumbers[];
 }
@@ -352,6 +377,12 @@ function programError(message: string): GygesError {
 // order, and a member that has started one is busy until all have), so meetings are kept per
 // group, keyed by a small integer, and checked to be the same collective by each die's count
 // of collectives served.
+//
+// The executor keeps a state per simulated die: every die, or in class mode each class's
+// representative, numbered by class; `die` in what follows is the state's index. In class
+// mode meetings are kept per serial (a die's count of collectives served before this one):
+// which representatives have started it and when, and which wait for whose start; a serial's
+// record goes once every representative has started it and every one has been solved.
 
 /** One instance of a node on a die. */
 class Inst {
@@ -408,9 +439,28 @@ interface Meeting {
   serial: number;
 }
 
+/** Class mode: one collective (by serial) as the representatives meet at it. */
+interface SerialMeeting {
+  /** The collective node: the same on every die. */
+  node: number;
+  /** Per representative: whether it has started, and when. */
+  readonly started: Uint8Array;
+  readonly starts: Float64Array;
+  /** Per representative waiting to be solved: its instance, and how many starts it awaits. */
+  readonly insts: (Inst | null)[];
+  readonly missing: Int32Array;
+  /** Per representative not yet started: the representatives waiting for its start. */
+  readonly waiters: (number[] | null)[];
+  count: number;
+  unsolved: number;
+}
+
 interface DieState {
   readonly numbers: DieNumbers;
-  /** Per collective node: the group's index among the package's meeting groups. */
+  /**
+   * Per collective node: the group's index among the package's meeting groups, or in class
+   * mode its member list (Rings.lists).
+   */
   readonly groupOf: Int32Array;
   readonly computeReady: Inst[];
   readonly dramReady: Inst[];
@@ -462,30 +512,54 @@ class Executor {
   private readonly tops: Frame[] = [];
   private readonly nodes: readonly Node[];
   private readonly bandwidth: number;
+  /** Per die of the package: its state (its class in class mode). */
+  private readonly stateOf: Int32Array;
+  /** Per state: the dies it stands for, and the die it simulates. */
+  private readonly diesOf: number[][];
+  private readonly simulated: Int32Array;
+  /** Class mode: open meetings by serial, spare ones, and per member list its states and their distinct ones. */
+  private readonly serials = new Map<number, SerialMeeting>();
+  private readonly spareSerials: SerialMeeting[] = [];
+  private readonly listStates: (Int32Array | undefined)[] = [];
+  private readonly listNeeds: (Int32Array | undefined)[] = [];
+  private startScratch = new Float64Array(16);
 
   constructor(
     private readonly shape: Shape,
-    numbers: DieNumbers[],
+    numbers: readonly DieNumbers[],
+    private readonly classes: DieClasses | null,
     private readonly where: readonly Range[],
     target: Target,
     private readonly trace: TraceSink | null,
   ) {
     this.nodes = shape.nodes;
     this.bandwidth = target.package.link.bandwidthBytesPerS;
-    this.dram = new DramChannels(target, this.queue);
+    this.dram = new DramChannels(target, this.queue, classes);
+    const D = numbers.length;
+    this.stateOf = classes !== null ? classes.classOf : Int32Array.from({ length: D }, (_, d) => d);
+    this.simulated = classes !== null ? classes.reps : Int32Array.from({ length: D }, (_, d) => d);
+    this.diesOf = Array.from(this.simulated, () => []);
+    for (let d = 0; d < D; d++) this.diesOf[this.stateOf[d]!]!.push(d);
     const collectiveNodes = shape.nodes.filter((n) => n.kind === 'collective').map((n) => n.index);
     const groupIndex = new Map<string, number>();
-    this.state = numbers.map((nums) => {
-      const groupOf = new Int32Array(nums.colls.length);
-      nums.colls.forEach((c, k) => {
-        let g = groupIndex.get(c.group);
-        if (g === undefined) {
-          g = groupIndex.size;
-          groupIndex.set(c.group, g);
-          this.meetings.push(null);
-        }
-        groupOf[k] = g;
-      });
+    this.state = Array.from(this.simulated, (die) => {
+      const nums = numbers[die]!;
+      let groupOf: Int32Array;
+      if (classes !== null) {
+        const K = classes.rings.collectives;
+        groupOf = classes.rings.listOf.slice(die * K, die * K + K);
+      } else {
+        groupOf = new Int32Array(nums.colls.length);
+        nums.colls.forEach((c, k) => {
+          let g = groupIndex.get(c.group);
+          if (g === undefined) {
+            g = groupIndex.size;
+            groupIndex.set(c.group, g);
+            this.meetings.push(null);
+          }
+          groupOf[k] = g;
+        });
+      }
       return {
         numbers: nums,
         groupOf,
@@ -531,8 +605,9 @@ class Executor {
     this.queue.run();
     this.state.forEach((s, d) => {
       const left = s.nopCursor.current;
-      assert(left < 0 && this.tops[d]!.remaining === 0, `program execution deadlocked: die ${d} stopped with ${this.tops[d]!.remaining} top-level instructions unfinished (next collective ${left < 0 ? 'none' : `node ${left}`})`);
+      assert(left < 0 && this.tops[d]!.remaining === 0, `program execution deadlocked: die ${this.simulated[d]} stopped with ${this.tops[d]!.remaining} top-level instructions unfinished (next collective ${left < 0 ? 'none' : `node ${left}`})`);
     });
+    assert(this.serials.size === 0, `program execution left ${this.serials.size} collectives unmet`);
   }
 
   // -- materialising ---------------------------------------------------------------------------
@@ -768,6 +843,7 @@ class Executor {
     this.sweep(die);
     s.nopBusy = inst;
     const c = s.numbers.colls[inst.node.coll]!;
+    if (this.classes !== null) return this.meetBySerial(die, inst, serial, c);
     if (c.steps === 0) {
       s.nopStart = this.queue.now;
       s.nopLatency = 0;
@@ -814,6 +890,120 @@ class Executor {
       s.nopLatency = c.steps * c.latency;
       this.queue.schedule(end, s.onNop);
       if (this.trace !== null) this.trace.span(inst.frame.die, `link ${linkName(c.axis)}`, inst.node.label, start, ring.sendsEnd[p]!, { bytes: c.steps * c.stepBytes * scale });
+    }
+  }
+
+  /** Class mode: representative `die` starts its collective number `serial` (see the header). */
+  private meetBySerial(die: number, inst: Inst, serial: number, c: CollectiveNumbers): void {
+    const now = this.queue.now;
+    let m = this.serials.get(serial);
+    if (m === undefined) {
+      m = this.spareSerials.pop() ?? this.newSerial();
+      m.node = inst.node.index;
+      this.serials.set(serial, m);
+    }
+    if (m.node !== inst.node.index || m.started[die] !== 0) {
+      throw new InternalError(`collective ${serial} in program order met out of order or twice by die ${this.simulated[die]}`);
+    }
+    m.started[die] = 1;
+    m.starts[die] = now;
+    m.count++;
+    const s = this.state[die]!;
+    if (c.steps === 0) {
+      s.nopStart = now;
+      s.nopLatency = 0;
+      this.queue.schedule(now, s.onNop);
+    } else {
+      const need = this.needsOf(s.groupOf[inst.node.coll]!);
+      let missing = 0;
+      for (let i = 0; i < need.length; i++) {
+        const v = need[i]!;
+        if (m.started[v] !== 0) continue;
+        missing++;
+        const w = m.waiters[v];
+        if (w === null) m.waiters[v] = [die];
+        else w!.push(die);
+      }
+      m.insts[die] = inst;
+      if (missing === 0) this.solveByClass(m, die);
+      else {
+        m.missing[die] = missing;
+        m.unsolved++;
+      }
+    }
+    const waiting = m.waiters[die];
+    if (waiting !== null && waiting !== undefined) {
+      m.waiters[die] = null;
+      for (const w of waiting) {
+        if (--m.missing[w]! === 0) {
+          m.unsolved--;
+          this.solveByClass(m, w);
+        }
+      }
+    }
+    if (m.count === this.state.length && m.unsolved === 0) {
+      this.serials.delete(serial);
+      m.started.fill(0);
+      m.count = 0;
+      this.spareSerials.push(m);
+    }
+  }
+
+  private newSerial(): SerialMeeting {
+    const n = this.state.length;
+    return { node: -1, started: new Uint8Array(n), starts: new Float64Array(n), insts: new Array<Inst | null>(n).fill(null), missing: new Int32Array(n), waiters: new Array<number[] | null>(n).fill(null), count: 0, unsolved: 0 };
+  }
+
+  /** The states (classes) of a member list's dies, by position. */
+  private statesOf(list: number): Int32Array {
+    let states = this.listStates[list];
+    if (states === undefined) {
+      states = this.classes!.rings.lists[list]!.map((d) => this.stateOf[d]!);
+      this.listStates[list] = states;
+    }
+    return states;
+  }
+
+  /** The distinct states of a member list: whose starts its members' rings wait for. */
+  private needsOf(list: number): Int32Array {
+    let need = this.listNeeds[list];
+    if (need === undefined) {
+      need = Int32Array.from(new Set(this.statesOf(list)));
+      this.listNeeds[list] = need;
+    }
+    return need;
+  }
+
+  /**
+   * Class mode: every class in representative `die`'s group has started: solve its ring, each
+   * member starting when its class's representative did, and schedule its own end.
+   */
+  private solveByClass(m: SerialMeeting, die: number): void {
+    const inst = m.insts[die]!;
+    m.insts[die] = null;
+    const s = this.state[die]!;
+    const c = s.numbers.colls[inst.node.coll]!;
+    const states = this.statesOf(s.groupOf[inst.node.coll]!);
+    const n = states.length;
+    if (this.startScratch.length < n) this.startScratch = new Float64Array(n);
+    const starts = this.startScratch;
+    let latest = -Infinity;
+    for (let p = 0; p < n; p++) {
+      const t = m.starts[states[p]!]!;
+      starts[p] = t;
+      if (t > latest) latest = t;
+    }
+    const scale = inst.frame.scale;
+    const ring = solveRing(starts, n, c.steps, (c.stepBytes * scale) / this.bandwidth, c.latency, this.ringScratch);
+    this.ringScratch = ring;
+    // As in solveRing above: no member ends before the last has started.
+    const end = Math.max(ring.end[c.position]!, latest);
+    const start = m.starts[die]!;
+    s.nopStart = start;
+    s.nopLatency = c.steps * c.latency;
+    this.queue.schedule(end, s.onNop);
+    if (this.trace !== null) {
+      for (const d of this.diesOf[die]!) this.trace.span(d, `link ${linkName(c.axis)}`, inst.node.label, start, ring.sendsEnd[c.position]!, { bytes: c.steps * c.stepBytes * scale });
     }
   }
 
@@ -864,19 +1054,22 @@ class Executor {
     if (inst !== null) s.perBlock[inst.node.block * BLOCK_FIELDS + 4 + field] += dt;
   }
 
+  /** A span of simulated die `die`, on every die it stands for. */
   private span(die: number, track: TraceTrack, inst: Inst, start: number, args: Record<string, string | number> = {}): void {
     if (this.trace === null) return;
     const key = this.shape.blocks[inst.node.block]!;
-    this.trace.span(die, track, inst.node.label, start, this.queue.now, { id: inst.node.id, layer: key.layer ?? '-', phase: key.phase, block: key.block, ...args });
+    const all = { id: inst.node.id, layer: key.layer ?? '-', phase: key.phase, block: key.block, ...args };
+    for (const d of this.diesOf[die]!) this.trace.span(d, track, inst.node.label, start, this.queue.now, all);
   }
 
   // -- result ----------------------------------------------------------------------------------
 
   result(): ExecutionResult {
-    const finish = this.state.map((s) => s.finish);
+    // Every die reports its simulated die's times.
+    const finish = Array.from(this.stateOf, (k) => this.state[k]!.finish);
     const latency = finish.reduce((m, x) => Math.max(m, x), 0);
     const critical = Math.max(0, finish.indexOf(latency));
-    const s = this.state[critical]!;
+    const s = this.state[this.stateOf[critical]!]!;
     // Time after the die's last instruction, until the package is done, is idle.
     const split = { compute: s.split[SPLIT_COMPUTE]!, nop: s.split[SPLIT_NOP]!, dram: s.split[SPLIT_DRAM]!, idle: s.split[SPLIT_IDLE]! + (latency - s.last) };
     const busyOf = (t: DieState) => ({ compute: t.busy[BUSY_COMPUTE]!, dram: t.busy[BUSY_DRAM]!, nop: t.busy[BUSY_NOP]! });
@@ -905,10 +1098,11 @@ class Executor {
       breakdown_s: split,
       busy_s: busy,
       critical_die: this.where[critical]!,
-      dies: this.state.map((t, d) => ({ die: this.where[d]!, finish_s: t.finish, busy_s: busyOf(t) })),
+      dies: Array.from(this.stateOf, (k, d) => ({ die: this.where[d]!, finish_s: this.state[k]!.finish, busy_s: busyOf(this.state[k]!) })),
       blocks,
       instances: this.instances,
       events: this.queue.eventsRun,
+      classes: this.state.length,
     };
   }
 }
@@ -1080,13 +1274,16 @@ export interface RingSolution {
  * for its step-(s−1) message from p−1 and for its own previous send to leave the link:
  *   send(p, s) = max(send(p−1, s−1) + τ + a, send(p, s−1) + τ),  send(p, 0) = start(p)
  * whose solution is send(p, s) = s·τ + max_{0≤k≤s} (start(p−k) + k·a). With the virtual index
- * j = p − k (not reduced mod n), send(p, S−1) = (S−1)τ + p·a + max_{j∈[p−S+1, p]} (start(j mod n)
- * − j·a), every window's maximum from one monotonic deque: O(n + S).
+ * j = p − k (not reduced mod n), send(p, S−1) = (S−1)τ + max_{j∈[p−S+1, p]} (start(j mod n)
+ * + (p−j)·a), every window's maximiser from one monotonic deque over start(j mod n) − j·a:
+ * O(n + S). The maximum is evaluated from the member's own offset p − j, so members that see
+ * the same starts around the ring get the same bits wherever they sit on it.
  */
 export function solveRing(starts: ArrayLike<number>, n: number, S: number, tau: number, a: number, scratch?: RingSolution): RingSolution {
   const big = scratch !== undefined && scratch.end.length >= n && scratch.deque.length >= n + S + 1;
   const out: RingSolution = big ? scratch : { end: new Float64Array(n), sendsEnd: new Float64Array(n + 1), deque: new Int32Array(n + S + 1) };
-  const at = (j: number): number => starts[((j % n) + n) % n]! - j * a;
+  const start = (j: number): number => starts[((j % n) + n) % n]!;
+  const at = (j: number): number => start(j) - j * a;
   const deque = out.deque;
   // lastSend for p ∈ [−1, n−1] is kept in sendsEnd[p + 1] first, then turned into ends.
   const last = out.sendsEnd;
@@ -1098,7 +1295,8 @@ export function solveRing(starts: ArrayLike<number>, n: number, S: number, tau: 
     deque[tail++] = j;
     if (j >= -1) {
       while (deque[head]! < j - S + 1) head++;
-      last[j + 1] = (S - 1) * tau + j * a + at(deque[head]!);
+      const i = deque[head]!;
+      last[j + 1] = (S - 1) * tau + (start(i) + (j - i) * a);
     }
   }
   for (let p = 0; p < n; p++) out.end[p] = Math.max(last[p]!, last[p + 1]!) + tau + a;

@@ -28,31 +28,36 @@ function program(position: number): Program {
 }
 
 describe('executePrograms on a hand-built program', () => {
-  it('serves compute by program order and meets collectives iteration by iteration', () => {
-    const spans: { die: number; track: string; name: string; start: number; end: number }[] = [];
-    const trace: TraceSink = { span: (die, track, name, start, end) => void spans.push({ die, track, name, start, end }) };
-    const r = executePrograms({ dies: [[0, 0], [0, 1]], program: (d) => program(d) }, target, { trace });
-    // 4 mini-batches × (6 instructions + 3 chunks × 3) + the loop, per die.
-    expect(r.instances).toBe(2 * (1 + 4 * (6 + 3 * 3)));
-    for (const die of [0, 1]) {
-      const nop = spans.filter((s) => s.die === die && s.track === 'nop').map((s) => s.name);
-      expect(nop).toEqual(Array.from({ length: 4 }, () => ['all_reduce c', 'all_reduce c', 'all_reduce c', 'all_reduce c']).flat());
-      const compute = spans.filter((s) => s.die === die && s.track === 'compute');
-      // g20 and g30 wait together behind g5 and are served by id, not body order; the next
-      // mini-batch's g5 runs while a chunk waits for its collective. (The same order as the
-      // first executor, which compared per-instance key arrays.)
-      const order = 'g5 g12 g12 g20 g30 g5 g12 g12 g12 g20 g30 g5 g12 g12 g12 g20 g30 g5 g12 g12 g12 g20 g30 g12';
-      expect(compute.map((s) => s.name).join(' ')).toBe(order);
-      for (let i = 1; i < compute.length; i++) expect(compute[i]!.start).toBeGreaterThanOrEqual(compute[i - 1]!.end);
-    }
-    // Both dies are symmetric: the same finish time (up to the ring solution's rounding).
-    expect(Math.abs(r.dies[0]!.finish_s / r.dies[1]!.finish_s - 1)).toBeLessThan(1e-12);
-    expect(r.breakdown_s.compute + r.breakdown_s.nop + r.breakdown_s.dram + r.breakdown_s.idle).toBeCloseTo(r.latency_s, 15);
-  });
+  for (const symmetry of [false, true]) {
+    it(`serves compute by program order and meets collectives iteration by iteration${symmetry ? ' (the two dies one class)' : ''}`, () => {
+      const spans: { die: number; track: string; name: string; start: number; end: number }[] = [];
+      const trace: TraceSink = { span: (die, track, name, start, end) => void spans.push({ die, track, name, start, end }) };
+      const r = executePrograms({ dies: [[0, 0], [0, 1]], program: (d) => program(d) }, target, { trace, symmetry });
+      // 4 mini-batches × (6 instructions + 3 chunks × 3) + the loop, per die simulated.
+      expect(r.classes).toBe(symmetry ? 1 : 2);
+      expect(r.instances).toBe(r.classes * (1 + 4 * (6 + 3 * 3)));
+      for (const die of [0, 1]) {
+        const nop = spans.filter((s) => s.die === die && s.track === 'nop').map((s) => s.name);
+        expect(nop).toEqual(Array.from({ length: 4 }, () => ['all_reduce c', 'all_reduce c', 'all_reduce c', 'all_reduce c']).flat());
+        const compute = spans.filter((s) => s.die === die && s.track === 'compute');
+        // g20 and g30 wait together behind g5 and are served by id, not body order; the next
+        // mini-batch's g5 runs while a chunk waits for its collective. (The same order as the
+        // first executor, which compared per-instance key arrays.)
+        const order = 'g5 g12 g12 g20 g30 g5 g12 g12 g12 g20 g30 g5 g12 g12 g12 g20 g30 g5 g12 g12 g12 g20 g30 g12';
+        expect(compute.map((s) => s.name).join(' ')).toBe(order);
+        for (let i = 1; i < compute.length; i++) expect(compute[i]!.start).toBeGreaterThanOrEqual(compute[i - 1]!.end);
+      }
+      // Both dies are symmetric: the same finish time (up to the ring solution's rounding).
+      expect(Math.abs(r.dies[0]!.finish_s / r.dies[1]!.finish_s - 1)).toBeLessThan(1e-12);
+      expect(r.breakdown_s.compute + r.breakdown_s.nop + r.breakdown_s.dram + r.breakdown_s.idle).toBeCloseTo(r.latency_s, 15);
+    });
+  }
 
-  it('reports a collective met out of order as an internal error', () => {
+  it('reports a collective met out of order as an error', () => {
     // Die 1 lists the chunk collective's partner position wrongly for its own group: both dies
-    // claim position 0 of the same group.
-    expect(() => executePrograms({ dies: [[0, 0], [0, 1]], program: () => program(0) }, target)).toThrow(/collective/);
+    // claim position 0 of the same group (found when they meet, or by the classes up front).
+    for (const symmetry of [false, true]) {
+      expect(() => executePrograms({ dies: [[0, 0], [0, 1]], program: () => program(0) }, target, { symmetry })).toThrow(/collective/);
+    }
   });
 });
