@@ -154,6 +154,31 @@ export interface Program {
   readonly instructions: readonly Instruction[];
 }
 
+/**
+ * The collectives' rings over a whole package: for collective node k (in program order,
+ * loop bodies in place) and die d (row-major), `listOf[d·K + k]` indexes the member list of
+ * d's group (dies row-major, in ring order) and `position[d·K + k]` is d's place in it.
+ */
+export interface CollectiveRings {
+  readonly lists: readonly Int32Array[];
+  readonly listOf: Int32Array;
+  readonly position: Int32Array;
+  /** Collective nodes per die (K). */
+  readonly collectives: number;
+}
+
+/**
+ * What the dies of one compilation share, for consumers that need every die's numbers but
+ * not every die's program: all dies run die 0's structure, and only the instructions
+ * `varying` lists can differ in their numbers (collectives apart: their numbers are the same
+ * on every die, their members are in `rings`).
+ */
+export interface SharedPrograms {
+  /** Die d's instructions (row-major index) whose numbers may differ between dies, with how many times each runs per iteration; the same instructions, in the same order, for every die. */
+  varying(d: number): readonly { readonly ins: Instruction; readonly times: number }[];
+  rings(): CollectiveRings;
+}
+
 // -- walking ---------------------------------------------------------------------------------
 
 /** Iterations a loop's body runs, counting a partial last one by its share. */

@@ -17,6 +17,9 @@
 // DRAM pool with the pool's bandwidth. A new colour includes the old one, so the partition only
 // splits; it is equitable once a round splits nothing.
 //
+// refineClasses starts from colours given by the caller: from every die's numbers
+// (dieClasses), or from only the numbers a compile says may vary between dies.
+//
 // Speed. Many collective nodes share a member list (the rows and columns of the grid), so
 // member lists are interned and each list's rotations are coloured once per round; colours
 // are interned sequences of 32-bit words (a die's work is its Float64Array's words), found by
@@ -25,17 +28,8 @@
 import { error } from '../../diagnostics/diagnostic.js';
 import type { Target } from '../../target/target.js';
 import { dramPools } from './engines.js';
+import type { CollectiveRings } from '../program.js';
 import type { DieNumbers } from './execute.js';
-
-/** The collectives' member lists: the dies of each group, in ring order (by position). */
-export interface Rings {
-  /** The distinct member lists: dies by position. */
-  readonly lists: readonly Int32Array[];
-  /** Per die d and collective node k (of K), at d·K + k: the member list of d's group. */
-  readonly listOf: Int32Array;
-  /** Collective nodes per die (K). */
-  readonly collectives: number;
-}
 
 export interface DieClasses {
   /** The class of each die; classes are numbered in the order of their lowest die. */
@@ -43,26 +37,20 @@ export interface DieClasses {
   /** Each class's representative: its lowest die index. */
   readonly reps: Int32Array;
   /** The member lists the partition was refined on. */
-  readonly rings: Rings;
+  readonly rings: CollectiveRings;
 }
 
-/** The coarsest equitable partition of the dies (see the header). */
+/** The coarsest equitable partition of the dies, from every die's numbers (see the header). */
 export function dieClasses(numbers: readonly DieNumbers[], target: Target): DieClasses {
-  const D = numbers.length;
-  const { poolOf, bandwidth } = dramPools(target);
-  if (poolOf.length !== D) throw error('GY7003', `${D} programs for a package of ${poolOf.length} dies`);
   const rings = collectiveRings(numbers);
   const K = rings.collectives;
-
-  // Initial colours: the die's numbers.
   const works = new Interner();
   const collectives = new Interner();
   const initial = new Interner();
   const axes = new Map<string, number>();
-  let colour = new Int32Array(D);
+  const colour = new Int32Array(numbers.length);
   const collWords = new Float64Array(5 * K);
-  for (let d = 0; d < D; d++) {
-    const n = numbers[d]!;
+  numbers.forEach((n, d) => {
     const w = works.id(words(n.work), true);
     for (let k = 0; k < K; k++) {
       const c = n.colls[k]!;
@@ -71,16 +59,26 @@ export function dieClasses(numbers: readonly DieNumbers[], target: Target): DieC
       collWords.set([c.size, c.steps, c.stepBytes, c.latency, axis], 5 * k);
     }
     colour[d] = initial.id(Int32Array.of(w, collectives.id(words(collWords))));
-  }
-  let count = initial.size;
+  });
+  return refineClasses(colour, rings, target);
+}
 
-  // Each die's position in each collective node's group, and each pool's dies.
-  const position = new Int32Array(D * K);
-  for (let d = 0; d < D; d++) for (let k = 0; k < K; k++) position[d * K + k] = numbers[d]!.colls[k]!.position;
+/**
+ * The coarsest equitable partition from initial colours (equal colours: equal numbers) and
+ * the rings. The collectives' own numbers must be the same on every die but for their group's
+ * size, which the ring colourings see (a rotation of another length is another sequence).
+ */
+export function refineClasses(initialColour: Int32Array, rings: CollectiveRings, target: Target): DieClasses {
+  const D = initialColour.length;
+  const { poolOf, bandwidth } = dramPools(target);
+  if (poolOf.length !== D) throw error('GY7003', `${D} programs for a package of ${poolOf.length} dies`);
+  const K = rings.collectives;
+  let colour = initialColour;
+  let count = new Set(initialColour).size;
+  const position = rings.position;
   const poolDies: number[][] = bandwidth.map(() => []);
   for (let d = 0; d < D; d++) poolDies[poolOf[d]!]!.push(d);
   const bandwidthWords = words(Float64Array.from(bandwidth));
-
   const signature = new Int32Array(K + 2);
   for (;;) {
     const rotations = new Interner();
@@ -136,7 +134,7 @@ export function dieClasses(numbers: readonly DieNumbers[], target: Target): DieC
  * Every collective group's members by position, checking that each group's positions are
  * 0 … size−1, each held by one die that agrees on the size.
  */
-export function collectiveRings(numbers: readonly DieNumbers[]): Rings {
+export function collectiveRings(numbers: readonly DieNumbers[]): CollectiveRings {
   const D = numbers.length;
   const K = D > 0 ? numbers[0]!.colls.length : 0;
   const groupIndex = new Map<string, number>();
@@ -179,8 +177,12 @@ export function collectiveRings(numbers: readonly DieNumbers[]): Rings {
     return l;
   });
   const listOf = new Int32Array(D * K);
-  for (let i = 0; i < D * K; i++) listOf[i] = listOfGroup[groupOf[i]!]!;
-  return { lists, listOf, collectives: K };
+  const position = new Int32Array(D * K);
+  for (let i = 0; i < D * K; i++) {
+    listOf[i] = listOfGroup[groupOf[i]!]!;
+    position[i] = numbers[Math.floor(i / K)]!.colls[i % K]!.position;
+  }
+  return { lists, listOf, position, collectives: K };
 }
 
 /** The 32-bit words of a Float64Array (bit patterns: equal words, equal numbers). */

@@ -12,7 +12,7 @@
 // plus static power × dies × latency.
 
 import type { Target } from '../../target/target.js';
-import { forEachInstr, type Program } from '../program.js';
+import { forEachInstr, type Instruction, type Program } from '../program.js';
 import type { DieCostModel } from './die-model.js';
 import { vectorWork } from './execute.js';
 
@@ -39,40 +39,51 @@ export class EnergyAccount {
     private readonly model: DieCostModel,
   ) {}
 
-  add(p: Program): void {
-    this.dies++;
+  /** Adds a die's program; `copies`: as many dies running it. */
+  add(p: Program, copies = 1): void {
+    this.dies += copies;
+    forEachInstr(p.instructions, (ins, times) => this.instr(ins, times * copies));
+  }
+
+  /**
+   * Adds instructions run `times` per iteration each, scaled by `sign`: a die that runs die
+   * 0's program but for some instructions counts as die 0 plus those, minus die 0's.
+   */
+  adjust(list: readonly { readonly ins: Instruction; readonly times: number }[], sign: 1 | -1, copies = 1): void {
+    for (const { ins, times } of list) this.instr(ins, times * sign * copies);
+  }
+
+  private instr(ins: Instruction, times: number): void {
     const m = this.model;
     const link = this.target.package.link.energyPjPerBit * PJ * 8;
     const dram = this.target.memory.energyPjPerBit * PJ * 8;
-    forEachInstr(p.instructions, (ins, times) => {
-      switch (ins.kind) {
-        case 'gemm': {
-          const e = m.gemmEnergy(ins);
-          this.parts.compute += e.computeJ * times;
-          this.parts.sram += (e.sramReadBytes * m.sramReadJPerByte + e.sramWriteBytes * m.sramWriteJPerByte) * times;
-          break;
-        }
-        case 'vector': {
-          const e = m.vectorEnergy(vectorWork(ins));
-          this.parts.compute += e.computeJ * times;
-          this.parts.sram += (e.sramReadBytes * m.sramReadJPerByte + e.sramWriteBytes * m.sramWriteJPerByte) * times;
-          break;
-        }
-        case 'dram.read':
-        case 'dram.write':
-          this.dramBytes += ins.bytes * times;
-          this.parts.dram += ins.bytes * dram * times;
-          this.parts.sram += ins.bytes * (ins.kind === 'dram.read' ? m.sramWriteJPerByte : m.sramReadJPerByte) * times;
-          break;
-        case 'collective':
-          this.nopBytes += ins.sentBytes * times;
-          this.parts.d2d += ins.sentBytes * link * times;
-          this.parts.sram += ins.sentBytes * (m.sramReadJPerByte + m.sramWriteJPerByte) * times;
-          break;
-        case 'loop':
-          break;
+    switch (ins.kind) {
+      case 'gemm': {
+        const e = m.gemmEnergy(ins);
+        this.parts.compute += e.computeJ * times;
+        this.parts.sram += (e.sramReadBytes * m.sramReadJPerByte + e.sramWriteBytes * m.sramWriteJPerByte) * times;
+        break;
       }
-    });
+      case 'vector': {
+        const e = m.vectorEnergy(vectorWork(ins));
+        this.parts.compute += e.computeJ * times;
+        this.parts.sram += (e.sramReadBytes * m.sramReadJPerByte + e.sramWriteBytes * m.sramWriteJPerByte) * times;
+        break;
+      }
+      case 'dram.read':
+      case 'dram.write':
+        this.dramBytes += ins.bytes * times;
+        this.parts.dram += ins.bytes * dram * times;
+        this.parts.sram += ins.bytes * (ins.kind === 'dram.read' ? m.sramWriteJPerByte : m.sramReadJPerByte) * times;
+        break;
+      case 'collective':
+        this.nopBytes += ins.sentBytes * times;
+        this.parts.d2d += ins.sentBytes * link * times;
+        this.parts.sram += ins.sentBytes * (m.sramReadJPerByte + m.sramWriteJPerByte) * times;
+        break;
+      case 'loop':
+        break;
+    }
   }
 
   /** The parts with static power over `latencyS`, and their sum. */

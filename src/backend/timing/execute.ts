@@ -57,15 +57,19 @@
 // k-th collective, with each member's start taken from its class's representative; only the
 // representative's own end is scheduled (the other members are simulated through their own
 // representatives). A representative's DRAM transfer stands for the same transfer by every
-// die of its class (weighted processor sharing, engines.ts). Each die reports its
+// die of its class (weighted processor sharing, engines.ts). When the source knows what the
+// dies share (a compile's program set: the instructions whose numbers vary between dies, and
+// every collective's rings), dies are first coloured by those instructions alone and only the
+// representatives' programs are ever built, so a package of a thousand dies running one
+// program costs one die's program. Each die reports its
 // representative's finish and busy times; the trace repeats a representative's spans on every
 // die of its class; instances and events count what was simulated.
 
 import { GygesError, InternalError, assert, assertNever, error } from '../../diagnostics/diagnostic.js';
 import type { Target } from '../../target/target.js';
-import type { CollectiveInstr, Instruction, Phase, Program, Range } from '../program.js';
+import type { CollectiveInstr, DramInstr, GemmInstr, Instruction, Phase, Program, Range, SharedPrograms, VectorInstr } from '../program.js';
 import { targetDieModel, type DieCostModel } from './die-model.js';
-import { dieClasses, type DieClasses } from './classes.js';
+import { dieClasses, refineClasses, type DieClasses } from './classes.js';
 import { DramChannels, collectiveLatency, engineOf, type EngineClass } from './engines.js';
 import { EventQueue } from './events.js';
 
@@ -76,6 +80,11 @@ import { EventQueue } from './events.js';
 export interface ProgramSource {
   readonly dies: readonly Range[];
   program(d: number): Program;
+  /**
+   * What the dies share, when the source knows it (a compile's program set): with it, class
+   * mode reads the programs of die 0 and of the classes' representatives only.
+   */
+  readonly shared?: SharedPrograms | undefined;
 }
 
 /** Receives one span per served instruction (and per collective's link activity). */
@@ -152,8 +161,24 @@ export function executePrograms(source: ProgramSource, target: Target, options: 
   const first = source.program(0);
   const shape = new Shape(first);
   const ignore = new Set(options.ignore ?? []);
-  const dies = source.dies.map((_, d) => shape.numbersOf(d === 0 ? first : source.program(d), d, model, target, ignore));
-  const classes = options.symmetry === false ? null : dieClasses(dies, target);
+  const numbersOf = (d: number) => shape.numbersOf(d === 0 ? first : source.program(d), d, model, target, ignore);
+  let dies: DieNumbers[];
+  let classes: DieClasses | null = null;
+  if (options.symmetry !== false && source.shared) {
+    // Only the varying instructions tell the dies apart before their rings do: colour each
+    // die by their numbers, and read the programs of the representatives alone.
+    classes = refineClasses(shape.varyingColours(source.shared, source.dies.length, model, ignore), source.shared.rings(), target);
+    dies = [];
+    const K = classes.rings.collectives;
+    for (const d of classes.reps) {
+      const n = numbersOf(d);
+      n.colls.forEach((c, k) => assert(c.position === classes!.rings.position[d * K + k], `die ${d}: collective ${k} at position ${c.position} in its program, ${classes!.rings.position[d * K + k]} in the shared rings`));
+      dies[d] = n;
+    }
+  } else {
+    dies = source.dies.map((_, d) => numbersOf(d));
+    if (options.symmetry !== false) classes = dieClasses(dies, target);
+  }
   const run = new Executor(shape, dies, classes, source.dies, target, options.trace ?? null);
   run.run();
   return run.result();
@@ -302,14 +327,10 @@ class Shape {
         next++;
         switch (ins.kind) {
           case 'gemm':
-            work[node.index] = ignore.has('compute') ? 0 : model.gemmSeconds(ins);
-            break;
           case 'vector':
-            work[node.index] = ignore.has('compute') ? 0 : model.vectorSeconds(vectorWork(ins));
-            break;
           case 'dram.read':
           case 'dram.write':
-            work[node.index] = ignore.has('dram') ? 0 : ins.bytes;
+            work[node.index] = workOf(ins, model, ignore);
             break;
           case 'collective':
             colls.push(collectiveNumbers(ins, target));
@@ -328,6 +349,44 @@ class Shape {
     walk(p.instructions, NOT_LOOP);
     if (next !== this.nodes.length) throw programError(`the program of die ${d} has ${next} instructions, die 0's ${this.nodes.length}`);
     return { work, colls };
+  }
+
+  /**
+   * A colour per die (row-major) such that dies of one colour have the same numbers: those
+   * of the instructions `shared` says may vary (the rest are die 0's on every die).
+   */
+  varyingColours(shared: SharedPrograms, D: number, model: DieCostModel, ignore: ReadonlySet<string>): Int32Array {
+    const byId = new Map(this.nodes.map((n) => [n.id, n]));
+    const colours = new Map<string, number>();
+    const out = new Int32Array(D);
+    for (let d = 0; d < D; d++) {
+      const list = shared.varying(d);
+      const values = new Float64Array(list.length);
+      list.forEach(({ ins }, k) => {
+        const node = byId.get(ins.id);
+        if (node === undefined || node.kind !== ins.kind || ins.kind === 'loop' || ins.kind === 'collective') {
+          throw programError(`die ${d}: varying instruction ${ins.id} is not a compute or DRAM instruction of die 0's program`);
+        }
+        values[k] = workOf(ins, model, ignore);
+      });
+      const key = Array.from(new Uint32Array(values.buffer)).join(',');
+      let c = colours.get(key);
+      if (c === undefined) colours.set(key, (c = colours.size));
+      out[d] = c;
+    }
+    return out;
+  }
+}
+
+/** A compute instruction's seconds or a DRAM transfer's bytes (zero for a class set aside). */
+function workOf(ins: GemmInstr | VectorInstr | DramInstr, model: DieCostModel, ignore: ReadonlySet<string>): number {
+  switch (ins.kind) {
+    case 'gemm':
+      return ignore.has('compute') ? 0 : model.gemmSeconds(ins);
+    case 'vector':
+      return ignore.has('compute') ? 0 : model.vectorSeconds(vectorWork(ins));
+    default:
+      return ignore.has('dram') ? 0 : ins.bytes;
   }
 }
 
@@ -535,7 +594,7 @@ class Executor {
     this.nodes = shape.nodes;
     this.bandwidth = target.package.link.bandwidthBytesPerS;
     this.dram = new DramChannels(target, this.queue, classes);
-    const D = numbers.length;
+    const D = where.length;
     this.stateOf = classes !== null ? classes.classOf : Int32Array.from({ length: D }, (_, d) => d);
     this.simulated = classes !== null ? classes.reps : Int32Array.from({ length: D }, (_, d) => d);
     this.diesOf = Array.from(this.simulated, () => []);

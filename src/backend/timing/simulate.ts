@@ -88,16 +88,33 @@ function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims
   const model = opts.model ?? targetDieModel(target.die);
   const energy = new EnergyAccount(target, model);
   const peak = { activation: 0, weight: 0 };
-  const source: ProgramSource = {
-    dies: base.dies,
-    program: (d: number): Program => {
-      const p = base.program(d);
-      energy.add(p);
-      peak.activation = Math.max(peak.activation, p.header.sram.activationPeak);
-      peak.weight = Math.max(peak.weight, p.header.sram.weightPeak);
-      return p;
-    },
+  const seen = (p: Program) => {
+    peak.activation = Math.max(peak.activation, p.header.sram.activationPeak);
+    peak.weight = Math.max(peak.weight, p.header.sram.weightPeak);
   };
+  let source: ProgramSource;
+  const shared = base.shared;
+  if (shared && opts.symmetry !== false) {
+    // Every die runs die 0's program but for the varying instructions (the same buffers, so
+    // the same peaks): energy is D times die 0's, corrected by each die's varying part.
+    const first = base.program(0);
+    seen(first);
+    const D = base.dies.length;
+    energy.add(first, D);
+    energy.adjust(shared.varying(0), -1, D);
+    for (let d = 0; d < D; d++) energy.adjust(shared.varying(d), 1);
+    source = { dies: base.dies, program: (d) => (d === 0 ? first : base.program(d)), shared };
+  } else {
+    source = {
+      dies: base.dies,
+      program: (d: number): Program => {
+        const p = base.program(d);
+        energy.add(p);
+        seen(p);
+        return p;
+      },
+    };
+  }
   const r = executePrograms(source, target, { ...opts, model });
   const e = energy.total(r.latency_s);
   const die = target.die;

@@ -13,7 +13,7 @@ import type { ProgramSource } from './execute.js';
 
 export function sourceOfSet(set: ProgramSet): ProgramSource {
   const dies = set.dies();
-  return { dies: dies.map((d) => [d.i, d.j] as const), program: (k) => set.programFor(dies[k]!) };
+  return { dies: dies.map((d) => [d.i, d.j] as const), program: (k) => set.programFor(dies[k]!), shared: set };
 }
 
 const pair = z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]);

@@ -117,6 +117,7 @@ export class AttentionEmitter extends ValueEmitter {
       linkBytes: (notes['attention.link_bytes'] as number) * scale,
       steps: notes['attention.steps'] as number,
       partOf: op.kind,
+      ring: `heads ${qs.cols.join('')} ${perHead}`,
       members: (die) => headMembers(`${op.results[0]!.name}.scores`, qs.cols, perHead, a.grid, die),
     };
     this.b.node(place, originOf(op), fixed, [scores], [scores], true);

@@ -68,6 +68,7 @@ export class OpEmitter extends AttentionEmitter {
       steps: (notes['collective.steps'] as number | undefined) ?? 0,
       // A step of an attention core (collectives' attentionSteps) is reported as part of it.
       partOf: (notes['collective.part_of'] as string | undefined) ?? null,
+      ring: `axes ${axes.join('')}`,
       members: (die) => ringMembers(r.name, axes, a.grid, die),
     };
     this.b.node(place, originOf(op), fixed, input, [out], true, this.isAccumulator(r, place));

@@ -6,11 +6,11 @@ import type { Target } from '../../target/target.js';
 import { assert, assertNever } from '../../diagnostics/diagnostic.js';
 import type { Strategy } from '../pass.js';
 import type { Die, Grid } from '../sharding.js';
-import { emptyTotals, type BufferDecl, type InstrCommon, type Instruction, type Program, type ProgramTotals } from '../../backend/program.js';
+import { emptyTotals, type BufferDecl, type CollectiveRings, type InstrCommon, type Instruction, type Program, type ProgramTotals, type SharedPrograms } from '../../backend/program.js';
 import type { Analysis } from './analysis.js';
 import type { Buf, SNode } from './skeleton.js';
 
-export interface ProgramSet {
+export interface ProgramSet extends SharedPrograms {
   readonly model: string;
   readonly target: Target;
   readonly strategy: Strategy;
@@ -35,7 +35,9 @@ export class Programs implements ProgramSet {
   readonly minibatch: ProgramSet['minibatch'];
   private readonly common = new Map<SNode, InstrCommon>();
   private readonly uniformTotals: ProgramTotals;
-  private readonly varying: { node: SNode; times: number }[] = [];
+  private readonly varyingNodes: { node: SNode; times: number }[] = [];
+  /** Collective nodes in program order (loop bodies in place). */
+  private readonly collectives: SNode[] = [];
 
   constructor(
     readonly model: string,
@@ -60,8 +62,9 @@ export class Programs implements ProgramSet {
     for (const n of list) {
       assert([...n.deps].every((d) => d.id < n.id), `schedule: instruction ${n.id} depends on a later one`);
       this.common.set(n, { id: n.id, reads: n.reads.map((b) => b.name), writes: n.writes.map((b) => b.name), deps: ids(n.deps), carried: ids(n.carried), ...n.origin });
+      if (n.fixed.kind === 'collective') this.collectives.push(n);
       if (n.uniform) addCost(this.uniformTotals, n, { i: 0, j: 0 }, times);
-      else this.varying.push({ node: n, times });
+      else this.varyingNodes.push({ node: n, times });
       if (n.fixed.kind === 'loop') this.walk(n.body, times * (n.fixed.count - 1 + n.fixed.lastSize / n.fixed.size));
     }
   }
@@ -92,8 +95,56 @@ export class Programs implements ProgramSet {
 
   totalsFor(die: Die): ProgramTotals {
     const t = { ...this.uniformTotals };
-    for (const { node, times } of this.varying) addCost(t, node, die, times);
+    for (const { node, times } of this.varyingNodes) addCost(t, node, die, times);
     return t;
+  }
+
+  varying(d: number): { ins: Instruction; times: number }[] {
+    const die = this.dieAt(d);
+    return this.varyingNodes.map(({ node, times }) => ({ ins: this.instr(node, die), times }));
+  }
+
+  /** Each collective's rings, from one evaluation of its grouping per die (collectives that group alike share it). */
+  rings(): CollectiveRings {
+    const D = this.grid.rows * this.grid.cols;
+    const K = this.collectives.length;
+    const lists: Int32Array[] = [];
+    const listIndex = new Map<string, number>();
+    const byRing = new Map<string, { list: Int32Array; position: Int32Array }>();
+    const listOf = new Int32Array(D * K);
+    const position = new Int32Array(D * K);
+    this.collectives.forEach((n, k) => {
+      const f = n.fixed;
+      assert(f.kind === 'collective', 'rings: not a collective');
+      let r = byRing.get(f.ring);
+      if (r === undefined) {
+        r = { list: new Int32Array(D), position: new Int32Array(D) };
+        for (let d = 0; d < D; d++) {
+          const g = f.members(this.dieAt(d));
+          const members = Int32Array.from(g.group, ([i, j]) => i * this.grid.cols + j);
+          const key = members.join(',');
+          let l = listIndex.get(key);
+          if (l === undefined) {
+            l = lists.length;
+            listIndex.set(key, l);
+            lists.push(members);
+          }
+          r.list[d] = l;
+          r.position[d] = g.position;
+        }
+        byRing.set(f.ring, r);
+      }
+      for (let d = 0; d < D; d++) {
+        listOf[d * K + k] = r.list[d]!;
+        position[d * K + k] = r.position[d]!;
+      }
+    });
+    return { lists, listOf, position, collectives: K };
+  }
+
+  private dieAt(d: number): Die {
+    assert(Number.isInteger(d) && d >= 0 && d < this.grid.rows * this.grid.cols, `no die ${d} in a ${this.grid.rows}x${this.grid.cols} grid`);
+    return { i: Math.floor(d / this.grid.cols), j: d % this.grid.cols };
   }
 
   private instr(n: SNode, die: Die): Instruction {

@@ -61,6 +61,8 @@ export type Static =
       readonly linkBytes: number;
       readonly steps: number;
       readonly partOf: string | null;
+      /** Names how `members` groups the dies: collectives with the same ring group them alike. */
+      readonly ring: string;
       readonly members: (die: Die) => GroupFields;
     }
   | { readonly kind: 'loop'; readonly over: LoopOver; readonly count: number; readonly size: number; readonly lastSize: number };

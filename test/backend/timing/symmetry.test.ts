@@ -9,15 +9,25 @@ import { programsOf } from '../../../src/passes/schedule/index.js';
 import { STRATEGIES } from '../../../src/passes/pass.js';
 import { executePrograms, type ExecuteOptions, type ExecutionResult } from '../../../src/backend/timing/execute.js';
 import { sourceOfSet } from '../../../src/backend/timing/source.js';
+import { simulateSet } from '../../../src/backend/timing/simulate.js';
 import type { Target } from '../../../src/target/target.js';
 
+/**
+ * Every die simulated; classes found from every die's program; classes found from what the
+ * program set says the dies share (the fast path, which reads only the representatives'
+ * programs). The last two must agree exactly, and with the first.
+ */
 function run(model: string, opts: CompileOptions, exec: ExecuteOptions, tweak?: (t: Target) => Target): { plain: ExecutionResult; classes: ExecutionResult } {
   const c = compile(model, opts);
   const set = programsOf(c.module)!;
   const target = tweak ? tweak(c.target) : c.target;
+  const fromPrograms = executePrograms({ ...sourceOfSet(set), shared: undefined }, target, { ...exec, symmetry: true });
+  const fromShared = executePrograms(sourceOfSet(set), target, { ...exec, symmetry: true });
+  expect(fromShared.classes).toBe(fromPrograms.classes);
+  expect(fromShared.latency_s).toBe(fromPrograms.latency_s);
   return {
     plain: executePrograms(sourceOfSet(set), target, { ...exec, symmetry: false }),
-    classes: executePrograms(sourceOfSet(set), target, { ...exec, symmetry: true }),
+    classes: fromShared,
   };
 }
 
@@ -54,6 +64,18 @@ describe('die classes: simulating one die per class equals simulating every die'
     const r = run('models/bert-large.gy', { hw: 'hecaton-8x8-standard', set: { layers: 2 } }, { ignore: ['compute', 'dram'] });
     expect(r.classes.classes).toBeLessThan(64);
     expectSame(r.classes, r.plain);
+  });
+
+  it('energy and traffic from the shared programs equal the sum over every die', () => {
+    const c = compile('models/tiny-gpt.gy', { hw: 'hecaton-4x4-standard', strategy: 'optimus' });
+    const set = programsOf(c.module)!;
+    const plain = simulateSet(set, c.target, null, { symmetry: false });
+    const fast = simulateSet(set, c.target, null, {});
+    expect(rel(fast.energy_j, plain.energy_j)).toBeLessThan(1e-12);
+    for (const k of ['compute', 'sram', 'd2d', 'dram', 'static'] as const) expect(Math.abs(fast.energy_breakdown_j[k] - plain.energy_breakdown_j[k])).toBeLessThanOrEqual(1e-12 * plain.energy_j);
+    expect(rel(fast.dram_bytes, plain.dram_bytes)).toBeLessThan(1e-12);
+    expect(rel(fast.nop_bytes, plain.nop_bytes)).toBeLessThan(1e-12);
+    expect(fast.sram_peak_bytes).toEqual(plain.sram_peak_bytes);
   });
 
   it('tiny-llama on 2x4 with uneven DRAM pools: several classes, still exact', () => {
