@@ -1042,7 +1042,23 @@ class Executor {
     m.insts[die] = null;
     const s = this.state[die]!;
     const c = s.numbers.colls[inst.node.coll]!;
-    const states = this.statesOf(s.groupOf[inst.node.coll]!);
+    const list = s.groupOf[inst.node.coll]!;
+    const scale = inst.frame.scale;
+    const start = m.starts[die]!;
+    s.nopStart = start;
+    s.nopLatency = c.steps * c.latency;
+    if (this.needsOf(list).length === 1) {
+      // Every member is of this class and starts with it: solveRing's maximiser is the
+      // window's first index for every member, which gives these very bits.
+      const tau = (c.stepBytes * scale) / this.bandwidth;
+      const last = (c.steps - 1) * tau + (start + (c.steps - 1) * c.latency);
+      this.queue.schedule(last + tau + c.latency, s.onNop);
+      if (this.trace !== null) {
+        for (const d of this.diesOf[die]!) this.trace.span(d, `link ${linkName(c.axis)}`, inst.node.label, start, last + tau, { bytes: c.steps * c.stepBytes * scale });
+      }
+      return;
+    }
+    const states = this.statesOf(list);
     const n = states.length;
     if (this.startScratch.length < n) this.startScratch = new Float64Array(n);
     const starts = this.startScratch;
@@ -1052,14 +1068,10 @@ class Executor {
       starts[p] = t;
       if (t > latest) latest = t;
     }
-    const scale = inst.frame.scale;
     const ring = solveRing(starts, n, c.steps, (c.stepBytes * scale) / this.bandwidth, c.latency, this.ringScratch);
     this.ringScratch = ring;
     // As in solveRing above: no member ends before the last has started.
     const end = Math.max(ring.end[c.position]!, latest);
-    const start = m.starts[die]!;
-    s.nopStart = start;
-    s.nopLatency = c.steps * c.latency;
     this.queue.schedule(end, s.onNop);
     if (this.trace !== null) {
       for (const d of this.diesOf[die]!) this.trace.span(d, `link ${linkName(c.axis)}`, inst.node.label, start, ring.sendsEnd[c.position]!, { bytes: c.steps * c.stepBytes * scale });

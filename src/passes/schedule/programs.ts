@@ -147,25 +147,32 @@ export class Programs implements ProgramSet {
     return { i: Math.floor(d / this.grid.cols), j: d % this.grid.cols };
   }
 
+  // Built field by field, in the order the program format lists them: object spreads made
+  // this the compiler's hottest function.
   private instr(n: SNode, die: Die): Instruction {
     const c = this.common.get(n)!;
     const f = n.fixed;
+    const { id, reads, writes, deps, carried, phase, layer, block, loc } = c;
     switch (f.kind) {
       case 'dram.read':
-      case 'dram.write':
-        return { ...c, kind: f.kind, tensor: f.tensor, ...f.tile(die) };
+      case 'dram.write': {
+        const t = f.tile(die);
+        return { id, reads, writes, deps, carried, phase, layer, block, loc, kind: f.kind, tensor: f.tensor, rows: t.rows, cols: t.cols, bytes: t.bytes };
+      }
       case 'gemm': {
         const d = f.dims(die);
-        return { ...c, kind: 'gemm', op: f.op, ...d, macs: d.batch * d.m * d.n * d.k, accumulate: f.accumulate };
+        return { id, reads, writes, deps, carried, phase, layer, block, loc, kind: 'gemm', op: f.op, batch: d.batch, m: d.m, n: d.n, k: d.k, macs: d.batch * d.m * d.n * d.k, accumulate: f.accumulate };
       }
-      case 'vector':
-        return { ...c, kind: 'vector', op: f.op, ...f.work(die), accumulate: f.accumulate };
+      case 'vector': {
+        const w = f.work(die);
+        return { id, reads, writes, deps, carried, phase, layer, block, loc, kind: 'vector', op: f.op, elements: w.elements, flops: w.flops, accumulate: f.accumulate };
+      }
       case 'collective': {
         const g = f.members(die);
-        return { ...c, kind: 'collective', op: f.op, algo: f.algo, axis: f.axis, ...g, sentBytes: f.sentBytes, linkBytes: f.linkBytes, steps: f.steps, partOf: f.partOf };
+        return { id, reads, writes, deps, carried, phase, layer, block, loc, kind: 'collective', op: f.op, algo: f.algo, axis: f.axis, cid: g.cid, group: g.group, position: g.position, sentBytes: f.sentBytes, linkBytes: f.linkBytes, steps: f.steps, partOf: f.partOf };
       }
       case 'loop':
-        return { ...c, kind: 'loop', over: f.over, count: f.count, size: f.size, lastSize: f.lastSize, body: n.body.map((x) => this.instr(x, die)) };
+        return { id, reads, writes, deps, carried, phase, layer, block, loc, kind: 'loop', over: f.over, count: f.count, size: f.size, lastSize: f.lastSize, body: n.body.map((x) => this.instr(x, die)) };
       default:
         return assertNever(f);
     }
