@@ -7,7 +7,7 @@
 
 import { error, GygesError } from '../../diagnostics/diagnostic.js';
 import type { LazyTensor, OnnxAttr, OnnxDim, OnnxModel, OnnxNode } from './model.js';
-import { numelOf, type OnnxDType, type Tensor } from './tensor.js';
+import { isFloatType, numelOf, type OnnxDType, type Tensor } from './tensor.js';
 import { ONNX_OPS } from './ops/index.js';
 
 /** Results of folding larger than this stay unevaluated (elements). */
@@ -67,6 +67,12 @@ export interface OnnxOpDef {
   infer(ctx: OnnxOpContext): InferredOutput[];
   /** Computes the outputs from known inputs (omitted optional inputs are undefined). */
   evaluate?(ctx: OnnxOpContext, inputs: readonly (Tensor | undefined)[]): Tensor[];
+  /**
+   * The outputs depend only on the inputs' shapes (Shape, Size): evaluated even when the
+   * inputs' numbers are unknown, which is how shape arithmetic on activations folds once the
+   * graph inputs are bound. `evaluate` then sees undefined for inputs without known numbers.
+   */
+  readonly fromShapes?: boolean;
 }
 
 /** Every operator type the graph uses that the frontend has no definition for, with the first node of each. */
@@ -116,7 +122,9 @@ export function inferGraph(model: OnnxModel, opts: InferOptions = {}): InferredG
     let values: Tensor[] | undefined;
     try {
       outs = def.infer(ctx);
-      if (def.evaluate && foldable(inputs, outs)) values = def.evaluate(ctx, inputs.map((f) => f && constantOf(f)));
+      if (def.evaluate && (def.fromShapes ? outs.every((o) => numelOf(o.dims) <= FOLD_LIMIT) : foldable(inputs, outs))) {
+        values = def.evaluate(ctx, inputs.map((f) => f && constantOf(f)));
+      }
     } catch (e) {
       if (e instanceof GygesError) throw e;
       throw nodeError(file, node, 'GY5006', (e as Error).message);
@@ -143,7 +151,7 @@ function bindInput(name: string, declared: readonly OnnxDim[] | undefined, given
       throw error('GY9001', `--input-shape ${name}=${given.join('x')} has rank ${given.length}, but '${file}' declares ${name} with rank ${declared.length} [${declared.map(dimText).join(', ')}]`);
     }
     declared?.forEach((d, i) => {
-      if (typeof d === 'number' && d > 0 && d !== given[i]) {
+      if (typeof d === 'number' && d >= 0 && d !== given[i]) {
         throw error('GY9001', `--input-shape ${name}=${given.join('x')}: dimension ${i} is fixed to ${d} by '${file}'`);
       }
     });
@@ -151,9 +159,9 @@ function bindInput(name: string, declared: readonly OnnxDim[] | undefined, given
   }
   if (!declared) throw error('GY5005', `'${file}': input '${name}' declares no shape; give one with --input-shape ${name}=AxB...`);
   return declared.map((d, i) => {
-    if (typeof d === 'number' && d > 0) return d;
+    if (typeof d === 'number' && d >= 0) return d;
     const what = typeof d === 'string' ? `'${d}'` : 'unknown';
-    throw error('GY5005', `'${file}': input '${name}' has dimension ${i} ${what}; give its shape with --input-shape ${name}=${declared.map((x) => (typeof x === 'number' && x > 0 ? x : 'N')).join('x')}`);
+    throw error('GY5005', `'${file}': input '${name}' has dimension ${i} ${what}; give its shape with --input-shape ${name}=${declared.map((x) => (typeof x === 'number' && x >= 0 ? x : 'N')).join('x')}`);
   });
 }
 
@@ -172,7 +180,10 @@ function tensorOf(t: LazyTensor): Tensor {
 export const EXTERNAL_FOLD_LIMIT = 1024;
 
 function foldsFrom(init: LazyTensor): boolean {
-  return numelOf(init.dims) <= (init.external ? EXTERNAL_FOLD_LIMIT : FOLD_LIMIT);
+  // An external floating-point tensor is a weight, even a small one (a norm's 768 scales):
+  // folding an Identity of it would read data a graph-only model does not ship.
+  if (init.external) return numelOf(init.dims) <= EXTERNAL_FOLD_LIMIT && !isFloatType(init.dtype);
+  return numelOf(init.dims) <= FOLD_LIMIT;
 }
 
 /** Known numbers of a value, loading an initializer's on demand (small external ones only). */
@@ -194,7 +205,8 @@ function nodeError(file: string, node: OnnxNode, code: 'GY5001' | 'GY5006', deta
   return new GygesError(code, `${node.opType}: ${detail}`, { kind: 'node', file, node: node.name });
 }
 
-function contextOf(model: OnnxModel, node: OnnxNode, inputs: readonly (ValueFacts | undefined)[]): OnnxOpContext {
+/** The context an operator sees on `node`, given its inputs' facts (with values where known). */
+export function contextOf(model: OnnxModel, node: OnnxNode, inputs: readonly (ValueFacts | undefined)[]): OnnxOpContext {
   const fail = (detail: string): never => {
     throw nodeError(model.file, node, 'GY5006', detail);
   };

@@ -180,7 +180,12 @@ function valueInfoOf(v: protobuf.onnx.IValueInfoProto, file: string): OnnxValueI
   if (!tt) throw error('GY5003', `'${file}': graph value '${name}' is not a tensor (sequences, maps and optionals are not supported)`);
   const dt = onnxDType(tt.elemType ?? 0);
   if (!dt) throw error('GY5003', `'${file}': graph value '${name}' has element type ${onnxTypeName(tt.elemType ?? 0)}, which the frontend does not support`);
-  const dims = tt.shape ? (tt.shape.dim ?? []).map((d): OnnxDim => (d.dimValue !== null && d.dimValue !== undefined && (d.dimParam ?? '') === '' ? num(d.dimValue) : d.dimParam || undefined)) : undefined;
+  // A decoded message owns only the fields the file holds: an axis with neither a size nor a
+  // name is unknown, not of size 0 (the prototype's default), and a size of 0 is a size.
+  const has = (d: object, k: string) => Object.prototype.hasOwnProperty.call(d, k);
+  const dims = tt.shape
+    ? (tt.shape.dim ?? []).map((d): OnnxDim => (d.dimParam ? d.dimParam : has(d, 'dimValue') && d.dimValue !== null && d.dimValue !== undefined ? num(d.dimValue) : undefined))
+    : undefined;
   return { name, dtype: dt.dtype, dims };
 }
 

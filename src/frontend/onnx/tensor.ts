@@ -79,7 +79,8 @@ export function numelOf(dims: readonly number[]): number {
 export function castValue(v: number, dtype: OnnxDType): number {
   switch (dtype) {
     case 'bool':
-      return v !== 0 && !Number.isNaN(v) ? 1 : 0;
+      // NaN is true, as in ONNX's and NumPy's casts to bool.
+      return v !== 0 ? 1 : 0;
     case 'i8':
       return (Math.trunc(v) << 24) >> 24;
     case 'u8':
@@ -94,14 +95,44 @@ export function castValue(v: number, dtype: OnnxDType): number {
       return Math.trunc(v) >>> 0;
     case 'i64':
     case 'u64':
-      return Number.isFinite(v) ? Math.trunc(v) : v;
+      // + 0 turns the -0 of truncating (-0.5 -> -0) into the integer 0.
+      return Number.isFinite(v) ? Math.trunc(v) + 0 : v;
     case 'f32':
-    case 'f16':
-    case 'bf16':
       return Math.fround(v);
+    case 'f16':
+      return toHalf(v);
+    case 'bf16':
+      return toBf16(v);
     case 'f64':
       return v;
   }
+}
+
+/** Rounds to the nearest float16 (ties to even), overflowing to infinity. */
+function toHalf(v: number): number {
+  if (!Number.isFinite(v) || v === 0) return v;
+  const a = Math.abs(v);
+  if (a >= 65520) return Math.sign(v) * Infinity;
+  let e = Math.floor(Math.log2(a));
+  if (2 ** e > a) e--;
+  else if (2 ** (e + 1) <= a) e++;
+  // 10 fraction bits; below 2^-14 the spacing stays 2^-24 (subnormals).
+  const q = 2 ** (Math.max(e, -14) - 10);
+  const m = a / q;
+  let r = Math.round(m);
+  if (r - m === 0.5 && r % 2 !== 0) r--;
+  return Math.sign(v) * r * q;
+}
+
+const BF16_VIEW = new DataView(new ArrayBuffer(4));
+
+/** Rounds to the nearest bfloat16 (ties to even), through float32 as ONNX does. */
+function toBf16(v: number): number {
+  if (Number.isNaN(v)) return v;
+  BF16_VIEW.setFloat32(0, v);
+  const bits = BF16_VIEW.getUint32(0);
+  BF16_VIEW.setUint32(0, ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) << 16);
+  return BF16_VIEW.getFloat32(0);
 }
 
 function halfToFloat(h: number): number {
