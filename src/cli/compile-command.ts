@@ -33,7 +33,7 @@ export interface CompileFlags {
 }
 
 /** Runs the compile; returns the text for stdout. */
-export function runCompile(model: string, flags: CompileFlags, load: Pick<CompileOptions, 'batch' | 'seq' | 'set'>): string {
+export function runCompile(model: string, flags: CompileFlags, load: Pick<CompileOptions, 'batch' | 'seq' | 'set' | 'inputShapes'>): string {
   const printed: string[] = [];
   const dumps: { file: string; text: string }[] = [];
   const printAfter = new Set(flags.printAfter ?? []);

@@ -84,22 +84,35 @@ function collectSetting(text: string, acc: Record<string, number>): Record<strin
   return { ...acc, [m[1]!]: value };
 }
 
+/** `NAME=2x32`: the whole shape of an ONNX model input (the name may itself hold '='). */
+function collectInputShape(text: string, acc: Record<string, number[]>): Record<string, number[]> {
+  const at = text.lastIndexOf('=');
+  const name = text.slice(0, at);
+  const dims = text.slice(at + 1).split('x').map(Number);
+  if (at <= 0 || !/^\d+(x\d+)*$/.test(text.slice(at + 1)) || dims.some((d) => !Number.isSafeInteger(d) || d < 1)) {
+    throw new InvalidArgumentError('expected NAME=DIMS, e.g. input_ids=2x128 (positive sizes joined by x).');
+  }
+  return { ...acc, [name]: dims };
+}
+
 interface ModelFlags {
   batch?: number;
   seq?: number;
   set?: Record<string, number>;
+  inputShape?: Record<string, number[]>;
   json?: boolean;
 }
 
 function withModelFlags(cmd: Command): Command {
   return cmd
-    .option('--batch <B>', "batch size (sets the model's `batch` constant)", positiveInt)
-    .option('--seq <L>', "sequence length (sets the model's `seq` constant)", positiveInt)
-    .option('--set <NAME=VALUE>', 'set a top-level constant of a .gy model (repeatable)', collectSetting, {});
+    .option('--batch <B>', "batch size (sets a .gy model's `batch` constant, or axis 0 of an .onnx model's dynamic inputs)", positiveInt)
+    .option('--seq <L>', "sequence length (sets a .gy model's `seq` constant, or axis 1 of an .onnx model's dynamic inputs)", positiveInt)
+    .option('--set <NAME=VALUE>', 'set a top-level constant of a .gy model (repeatable)', collectSetting, {})
+    .option('--input-shape <NAME=DIMS>', 'shape of an .onnx model input with dynamic axes, e.g. input_ids=2x128 (repeatable)', collectInputShape, {});
 }
 
 function loadOptions(flags: ModelFlags): LoadOptions {
-  return { batch: flags.batch, seq: flags.seq, set: flags.set };
+  return { batch: flags.batch, seq: flags.seq, set: flags.set, inputShapes: flags.inputShape };
 }
 
 function json(value: unknown): string {
@@ -115,7 +128,7 @@ function buildProgram(io: CliIO): Command {
     .configureOutput({ writeOut: io.out, writeErr: io.err, outputError: () => {} })
     .showHelpAfterError(false);
 
-  withModelFlags(program.command('stats').argument('<MODEL>', 'a .gy or .gyir model'))
+  withModelFlags(program.command('stats').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
     .description('Parameters, layers, op counts and FLOPs per training iteration of a model.')
     .option('--json', 'print one JSON object')
     .action((model: string, flags: ModelFlags) => {
@@ -124,7 +137,7 @@ function buildProgram(io: CliIO): Command {
       io.out(flags.json ? json(stats) : formatStats(stats));
     });
 
-  withModelFlags(program.command('compile').argument('<MODEL>', 'a .gy or .gyir model'))
+  withModelFlags(program.command('compile').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
     .description('Compile a model for a hardware target through the pass pipeline and report what each pass decided.')
     .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
     .addOption(new Option('--strategy <S>', 'how work is distributed').choices([...STRATEGIES]).default('hecaton'))
@@ -142,7 +155,7 @@ function buildProgram(io: CliIO): Command {
       io.out(runCompile(model, flags, loadOptions(flags)));
     });
 
-  withModelFlags(program.command('simulate').argument('<MODEL>', 'a .gy or .gyir model, or a program folder written by compile -o'))
+  withModelFlags(program.command('simulate').argument('<MODEL>', 'a .gy, .gyir or .onnx model, or a program folder written by compile -o'))
     .description('Compile a model and run its per-die programs on the timing backend: latency, energy, and where the time went.')
     .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
     .addOption(new Option('--strategy <S>', 'how work is distributed').choices([...STRATEGIES]).default('hecaton'))
@@ -152,7 +165,7 @@ function buildProgram(io: CliIO): Command {
       io.out(runSimulate(model, flags, loadOptions(flags), (line) => io.err(`${line}\n`)));
     });
 
-  withModelFlags(program.command('compare').argument('<MODEL>', 'a .gy or .gyir model'))
+  withModelFlags(program.command('compare').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
     .description('Simulate every strategy on one package: latency and energy normalised to hecaton, SRAM overflows marked (Fig. 8).')
     .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
     .option('--json', 'print one JSON object')

@@ -20,7 +20,7 @@ export interface SimulateFlags {
   trace?: string;
 }
 
-type Load = Pick<CompileOptions, 'batch' | 'seq' | 'set'>;
+type Load = Pick<CompileOptions, 'batch' | 'seq' | 'set' | 'inputShapes'>;
 
 export function runSimulate(model: string, flags: SimulateFlags, load: Load, warn: (line: string) => void): string {
   // A folder written by `gyges compile -o` is simulated from its files, as compiled.

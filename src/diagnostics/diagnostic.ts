@@ -5,11 +5,16 @@
 
 import type { DiagnosticCode } from './codes.js';
 
-/** A position in a source file; lines and columns count from 1. */
+/**
+ * A position in a source file; lines and columns count from 1. A model read from a graph
+ * file (ONNX) has no lines: its locations name the graph node instead, with line and column 0.
+ */
 export interface SourceLoc {
   readonly file: string;
   readonly line: number;
   readonly col: number;
+  /** The name of the graph node (ONNX) the IR op was made from. */
+  readonly node?: string;
 }
 
 /** Where a diagnostic points: a text position, or a named node (ONNX node, hardware field). */
@@ -32,8 +37,11 @@ export class GygesError extends Error {
   }
 }
 
+/** `file:line:col`, or `file: node 'name'` (the form of a node site) for a graph node. */
 export function formatLoc(loc: SourceLoc): string {
-  return `${loc.file}:${loc.line}:${loc.col}`;
+  if (loc.node === undefined) return `${loc.file}:${loc.line}:${loc.col}`;
+  const at = loc.line > 0 ? `:${loc.line}:${loc.col}` : '';
+  return `${loc.file}${at}: node '${loc.node}'`;
 }
 
 export function formatDiagnostic(code: DiagnosticCode, detail: string, site: DiagnosticSite): string {

@@ -1,6 +1,8 @@
 // Loading a model file into the IR, by its extension: `.gy` is the model DSL, `.gyir` the
 // IR's own text form (what `--print-ir` writes), `.onnx` an ONNX model. Size overrides
-// (`--batch`, `--seq`, `--set`) apply to DSL models, whose constants name them.
+// (`--batch`, `--seq`, `--set`) apply to DSL models, whose constants name them; an ONNX
+// model takes `--input-shape` for its dynamic axes, and `--batch`/`--seq` bind its inputs'
+// dynamic first and second axes.
 
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
@@ -8,6 +10,7 @@ import { parseDsl } from './dsl/index.js';
 import { parseModule } from '../ir/parse.js';
 import type { Module } from '../ir/module.js';
 import { error } from '../diagnostics/diagnostic.js';
+import { loadOnnx } from './onnx/index.js';
 
 export interface LoadOptions {
   /** Sets the model's `batch` constant. */
@@ -16,6 +19,8 @@ export interface LoadOptions {
   readonly seq?: number | undefined;
   /** Sets any top-level constant. */
   readonly set?: Readonly<Record<string, number>> | undefined;
+  /** Whole shapes of an ONNX model's inputs, by name (`--input-shape NAME=2x32`). */
+  readonly inputShapes?: Readonly<Record<string, readonly number[]>> | undefined;
 }
 
 export const MODEL_EXTENSIONS = ['.gy', '.gyir', '.onnx'] as const;
@@ -39,6 +44,9 @@ export function overridesOf(opts: LoadOptions): Record<string, number> {
 export function loadModel(path: string, opts: LoadOptions = {}): Module {
   const ext = extname(path).toLowerCase();
   const overrides = overridesOf(opts);
+  if (ext !== '.onnx' && Object.keys(opts.inputShapes ?? {}).length) {
+    throw error('GY9001', `'${path}': --input-shape applies to .onnx models; a ${ext || 'model'} file sets sizes with --batch, --seq or --set`);
+  }
   switch (ext) {
     case '.gy':
       return parseDsl(readText(path), path, overrides);
@@ -48,7 +56,8 @@ export function loadModel(path: string, opts: LoadOptions = {}): Module {
       }
       return parseModule(readText(path), path);
     case '.onnx':
-      throw error('GY9003', `'${path}': the ONNX frontend is not available yet; use a .gy model`);
+      if (Object.keys(opts.set ?? {}).length) throw error('GY9001', `'${path}': --set names constants of .gy models; give an ONNX model's sizes with --input-shape`);
+      return loadOnnx(path, { inputShapes: opts.inputShapes, batch: opts.batch, seq: opts.seq });
     default:
       throw error('GY9003', `'${path}': unknown model type '${ext || '(none)'}'; expected ${MODEL_EXTENSIONS.join(', ')}`);
   }

@@ -308,12 +308,22 @@ class Reader {
     this.next();
     this.expect('(', "after 'loc'");
     const file = this.str('a file name');
-    this.expect(':', 'after the file name');
-    const line = this.num('a line number');
-    this.expect(':', 'after the line number');
-    const col = this.num('a column number');
+    // `"file":line:col`, `"file" node "name"` (a graph node) or both.
+    let line = 0;
+    let col = 0;
+    if (!this.is('node')) {
+      this.expect(':', 'after the file name');
+      line = this.num('a line number');
+      this.expect(':', 'after the line number');
+      col = this.num('a column number');
+    }
+    let node: string | undefined;
+    if (this.is('node')) {
+      this.next();
+      node = this.str('a node name');
+    }
     this.expect(')', 'to close the location');
-    return { file, line, col };
+    return node === undefined ? { file, line, col } : { file, line, col, node };
   }
 
   private output(): void {

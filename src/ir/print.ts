@@ -11,6 +11,8 @@
 //     output %3
 //   }
 //
+// Ops raised from an ONNX graph name their node instead of a line: `loc("gpt2.onnx" node "/h.0/MatMul")`.
+//
 // Passes annotate with notes: `note "minibatch.size" = 4` at module level, and
 // `#{"fuse.group" = 2}` after an op's types. Notes print sorted by key.
 
@@ -57,6 +59,10 @@ function sortedEntries(notes: Notes): [string, AttrValue][] {
   return Object.entries(notes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
+/** ` loc("file":line:col)`; a graph node's location is ` loc("file" node "name")` (no lines). */
 function locSuffix(loc: SourceLoc | undefined): string {
-  return loc ? ` loc(${JSON.stringify(loc.file)}:${loc.line}:${loc.col})` : '';
+  if (!loc) return '';
+  const at = loc.node === undefined || loc.line > 0 ? `:${loc.line}:${loc.col}` : '';
+  const node = loc.node === undefined ? '' : ` node ${JSON.stringify(loc.node)}`;
+  return ` loc(${JSON.stringify(loc.file)}${at}${node})`;
 }
