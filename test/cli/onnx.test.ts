@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 
 const { onnx } = protobuf;
-const SHARED = fileURLToPath(new URL('../../../shared/onnx/', import.meta.url));
+const SHARED = fileURLToPath(new URL('../data/onnx/', import.meta.url));
 const ENCODER = join(SHARED, 'encoder_torch_l2_h64.onnx');
 const TINY = join(SHARED, 'gpt2_tiny_l2_h64.onnx');
 const SMALL = join(SHARED, 'gpt2_small_graph_only.onnx');

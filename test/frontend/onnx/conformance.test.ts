@@ -20,7 +20,7 @@ import { interpretGraph } from '../../../src/frontend/onnx/interpret.js';
 import { readOnnxModel, readTensorFile, type LazyTensor, type OnnxModel } from '../../../src/frontend/onnx/model.js';
 import { isFloatType, numelOf, type Tensor } from '../../../src/frontend/onnx/tensor.js';
 
-const CASES_DIR = fileURLToPath(new URL('../../../../shared/onnx-node-tests/', import.meta.url));
+const CASES_DIR = fileURLToPath(new URL('../../data/onnx-node-tests/', import.meta.url));
 const CASES = readdirSync(CASES_DIR, { withFileTypes: true })
   .filter((d) => d.isDirectory() && d.name.startsWith('test_'))
   .map((d) => d.name)

@@ -17,7 +17,7 @@ import { numelOf, type Tensor } from '../../../src/frontend/onnx/tensor.js';
 import { attr, bool, f32, i32, i64, OnnxGraphBuilder, vecI64, type AttrValue, type ElemType, type TensorData } from '../../support/onnx-build.js';
 import { errorOf, expectClose as expectCloseTo } from '../../support/expect-values.js';
 
-const CASES = fileURLToPath(new URL('../../../../shared/onnx-node-tests/', import.meta.url));
+const CASES = fileURLToPath(new URL('../../data/onnx-node-tests/', import.meta.url));
 
 let dir: string;
 beforeAll(() => {

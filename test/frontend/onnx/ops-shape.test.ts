@@ -16,7 +16,7 @@ import { SHAPE_OPS } from '../../../src/frontend/onnx/ops/shape.js';
 import { isFloatType, makeTensor, type OnnxDType, type Tensor } from '../../../src/frontend/onnx/tensor.js';
 import { attr, bool, f32, i32, i64, INT64_MAX, OnnxGraphBuilder, scalarF32, scalarI64, vecI64, type TensorData } from '../../support/onnx-build.js';
 
-const CONFORMANCE = fileURLToPath(new URL('../../../../shared/onnx-node-tests/', import.meta.url));
+const CONFORMANCE = fileURLToPath(new URL('../../data/onnx-node-tests/', import.meta.url));
 
 let dir: string;
 beforeAll(() => {

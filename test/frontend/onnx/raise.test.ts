@@ -15,7 +15,7 @@ import { parseModule } from '../../../src/ir/parse.js';
 import { printModule } from '../../../src/ir/print.js';
 import { attr, bool, f32, OnnxGraphBuilder, scalarF32, seededRandom, vecI64 } from '../../support/onnx-build.js';
 
-const SHARED = fileURLToPath(new URL('../../../../shared/onnx/', import.meta.url));
+const SHARED = fileURLToPath(new URL('../../data/onnx/', import.meta.url));
 
 let dir: string;
 beforeAll(() => {
