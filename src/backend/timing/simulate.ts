@@ -46,6 +46,8 @@ export interface SimulationReport {
   readonly blocks: readonly (BlockTiming & { readonly dims: BlockDims | null })[];
   readonly instances: number;
   readonly events: number;
+  /** Dies actually simulated: one per class of interchangeable dies (every die with symmetry off). */
+  readonly dies_simulated: number;
 }
 
 export type SimulateOptions = CompileOptions & ExecuteOptions;
@@ -139,6 +141,7 @@ function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims
     blocks: r.blocks.map((b) => ({ ...b, dims: b.layer === null ? null : dims })),
     instances: r.instances,
     events: r.events,
+    dies_simulated: r.classes,
   };
 }
 

@@ -1,0 +1,94 @@
+// `npm run bench`: one compile + simulation of a full training iteration per case, each in a
+// fresh Node process so its wall time and peak memory are its own. Prints a table, then the
+// same figures as JSON (one object: {"cases": [...]}) on the last line.
+//
+//   npm run bench                 every case
+//   npm run bench -- NAME...      only the named cases
+//   node bench/run.mjs --case NAME   (internal: run one case and print its JSON)
+// A case still running after BENCH_LIMIT_S seconds (default 300) is stopped and reported.
+//
+// Reads the built compiler in dist/ (npm ci builds it; after editing, npx tsc -p tsconfig.build.json).
+
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const load = (p) => import(pathToFileURL(join(root, 'dist', p)).href);
+
+/** The paper's four workloads on their die counts (§VI-A), and the two 4096-die scale models. */
+const CASES = [
+  { name: 'bert-large@16', model: 'models/bert-large.gy', hw: 'hecaton-4x4-standard' },
+  { name: 'bloom-1.7b@64', model: 'models/bloom-1.7b.gy', hw: 'hecaton-8x8-standard' },
+  { name: 'gpt3-6.7b@256', model: 'models/gpt3-6.7b.gy', hw: 'hecaton-16x16-standard' },
+  { name: 'llama2-70b@1024', model: 'models/llama2-70b.gy', hw: 'hecaton-32x32-standard' },
+  { name: 'gpt3-175b@4096', model: 'models/gpt3-175b.gy', hw: 'hecaton-64x64-standard' },
+  { name: 'llama3-405b@4096', model: 'models/llama3-405b.gy', hw: 'hecaton-64x64-standard' },
+];
+
+async function runCase(name) {
+  const c = CASES.find((x) => x.name === name);
+  if (!c) throw new Error(`no bench case '${name}'`);
+  const { simulate } = await load('src/backend/timing/simulate.js');
+  const { programsOf } = await load('src/passes/schedule/index.js');
+  const t0 = performance.now();
+  const { report, compilation } = simulate(join(root, c.model), { hw: c.hw, strategy: 'hecaton' });
+  const wall = (performance.now() - t0) / 1000;
+  const set = programsOf(compilation.module);
+  return {
+    case: c.name,
+    model: c.model,
+    hw: c.hw,
+    dies: report.dies,
+    wall_s: wall,
+    peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+    instructions_per_die: set.instructionsPerDie,
+    instructions_emitted: set.instructionsPerDie * report.dies,
+    dies_simulated: report.dies_simulated,
+    instances: report.instances,
+    events: report.events,
+    latency_s: report.latency_s,
+    energy_j: report.energy_j,
+  };
+}
+
+function fmtBytes(b) {
+  return b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(0)} MiB`;
+}
+
+function table(rows) {
+  const head = ['case', 'wall', 'peak memory', 'instructions', 'events', 'latency/iter'];
+  const body = rows.map((r) =>
+    r.error
+      ? [r.case, 'failed', '', '', '', '']
+      : [r.case, `${r.wall_s.toFixed(2)} s`, fmtBytes(r.peak_rss_bytes), r.instructions_emitted.toLocaleString('en-US'), r.events.toLocaleString('en-US'), `${r.latency_s.toFixed(3)} s`],
+  );
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => String(b[i]).length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+  const failures = rows.filter((r) => r.error).map((r) => `${r.case}: ${r.error}`);
+  return [line(head), ...body.map(line), ...failures].join('\n');
+}
+
+/** Seconds a case may run before it is reported as unfinished. */
+const LIMIT_S = Number(process.env.BENCH_LIMIT_S ?? 300);
+
+const args = process.argv.slice(2);
+if (args[0] === '--case') {
+  process.stdout.write(`${JSON.stringify(await runCase(args[1]))}\n`);
+} else {
+  const names = args.length ? args : CASES.map((c) => c.name);
+  const rows = [];
+  for (const name of names) {
+    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--case', name], { encoding: 'utf8', maxBuffer: 1 << 26, timeout: LIMIT_S * 1000 });
+    if (r.error?.code === 'ETIMEDOUT' || r.signal === 'SIGTERM') rows.push({ case: name, error: `not finished within ${LIMIT_S} s (BENCH_LIMIT_S)` });
+    else if (r.status === 0) rows.push(JSON.parse(r.stdout.trim().split('\n').pop()));
+    else {
+      const lines = r.stderr.trim().split('\n');
+      const why = lines.find((l) => /error GY\d{4}/.test(l)) ?? lines.find((l) => /^\w*Error/.test(l)) ?? `exit ${r.status ?? r.signal}`;
+      rows.push({ case: name, error: why.replace(/^\w*Error: /, '').replace(root + '/', '').slice(0, 200) });
+    }
+    process.stderr.write(`${name}: ${rows.at(-1).error ?? `${rows.at(-1).wall_s.toFixed(2)} s`}\n`);
+  }
+  console.log(table(rows));
+  console.log(JSON.stringify({ cases: rows }));
+}
