@@ -167,6 +167,23 @@ export interface CollectiveRings {
   readonly collectives: number;
 }
 
+/** Numbers distinct member lists (dies in ring order) 0, 1, 2, … in the order first seen. */
+export class MemberLists {
+  readonly lists: Int32Array[] = [];
+  private readonly index = new Map<string, number>();
+
+  id(members: Int32Array): number {
+    const key = members.join(',');
+    let l = this.index.get(key);
+    if (l === undefined) {
+      l = this.lists.length;
+      this.index.set(key, l);
+      this.lists.push(members);
+    }
+    return l;
+  }
+}
+
 /**
  * What the dies of one compilation share, for consumers that need every die's numbers but
  * not every die's program: all dies run die 0's structure, and only the instructions

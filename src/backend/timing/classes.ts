@@ -28,7 +28,7 @@
 import { error } from '../../diagnostics/diagnostic.js';
 import type { Target } from '../../target/target.js';
 import { dramPools } from './engines.js';
-import type { CollectiveRings } from '../program.js';
+import { MemberLists, type CollectiveRings } from '../program.js';
 import type { DieNumbers } from './execute.js';
 
 export interface DieClasses {
@@ -162,19 +162,11 @@ export function collectiveRings(numbers: readonly DieNumbers[]): CollectiveRings
       groupOf[d * K + k] = g;
     }
   }
-  const listIndex = new Map<string, number>();
-  const lists: Int32Array[] = [];
+  const lists = new MemberLists();
   const listOfGroup = groups.map((members, g) => {
     const hole = members.indexOf(-1);
     if (hole >= 0) throw error('GY7003', `collective group ${keys[g]}: no die holds position ${hole} of ${members.length}`);
-    const key = members.join(',');
-    let l = listIndex.get(key);
-    if (l === undefined) {
-      l = lists.length;
-      listIndex.set(key, l);
-      lists.push(members);
-    }
-    return l;
+    return lists.id(members);
   });
   const listOf = new Int32Array(D * K);
   const position = new Int32Array(D * K);
@@ -182,7 +174,7 @@ export function collectiveRings(numbers: readonly DieNumbers[]): CollectiveRings
     listOf[i] = listOfGroup[groupOf[i]!]!;
     position[i] = numbers[Math.floor(i / K)]!.colls[i % K]!.position;
   }
-  return { lists, listOf, position, collectives: K };
+  return { lists: lists.lists, listOf, position, collectives: K };
 }
 
 /** The 32-bit words of a Float64Array (bit patterns: equal words, equal numbers). */

@@ -6,7 +6,7 @@ import type { Target } from '../../target/target.js';
 import { assert, assertNever } from '../../diagnostics/diagnostic.js';
 import type { Strategy } from '../pass.js';
 import type { Die, Grid } from '../sharding.js';
-import { emptyTotals, type BufferDecl, type CollectiveRings, type InstrCommon, type Instruction, type Program, type ProgramTotals, type SharedPrograms } from '../../backend/program.js';
+import { emptyTotals, MemberLists, type BufferDecl, type CollectiveRings, type InstrCommon, type Instruction, type Program, type ProgramTotals, type SharedPrograms } from '../../backend/program.js';
 import type { Analysis } from './analysis.js';
 import type { Buf, SNode } from './skeleton.js';
 
@@ -108,8 +108,7 @@ export class Programs implements ProgramSet {
   rings(): CollectiveRings {
     const D = this.grid.rows * this.grid.cols;
     const K = this.collectives.length;
-    const lists: Int32Array[] = [];
-    const listIndex = new Map<string, number>();
+    const lists = new MemberLists();
     const byRing = new Map<string, { list: Int32Array; position: Int32Array }>();
     const listOf = new Int32Array(D * K);
     const position = new Int32Array(D * K);
@@ -121,15 +120,7 @@ export class Programs implements ProgramSet {
         r = { list: new Int32Array(D), position: new Int32Array(D) };
         for (let d = 0; d < D; d++) {
           const g = f.members(this.dieAt(d));
-          const members = Int32Array.from(g.group, ([i, j]) => i * this.grid.cols + j);
-          const key = members.join(',');
-          let l = listIndex.get(key);
-          if (l === undefined) {
-            l = lists.length;
-            listIndex.set(key, l);
-            lists.push(members);
-          }
-          r.list[d] = l;
+          r.list[d] = lists.id(Int32Array.from(g.group, ([i, j]) => i * this.grid.cols + j));
           r.position[d] = g.position;
         }
         byRing.set(f.ring, r);
@@ -139,7 +130,7 @@ export class Programs implements ProgramSet {
         position[d * K + k] = r.position[d]!;
       }
     });
-    return { lists, listOf, position, collectives: K };
+    return { lists: lists.lists, listOf, position, collectives: K };
   }
 
   private dieAt(d: number): Die {
