@@ -4,8 +4,10 @@
 // and encoding to bytes or writing to a folder. Names follow torch.onnx.export's scheme
 // (`/scope/Op_N` nodes, `/scope/Op_N_output_K` values) so generated graphs read like real ones.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import protobuf from 'onnx-proto';
 
 const { onnx } = protobuf;
@@ -394,4 +396,20 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * For one test file: a temporary folder (removed after the file's tests) and a function that
+ * writes a built graph into it as the next numbered case and returns its path.
+ */
+export function caseWriter(prefix: string): (b: OnnxGraphBuilder) => string {
+  let dir = '';
+  let serial = 0;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), prefix));
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return (b) => b.write(dir, `case${++serial}.onnx`).path;
 }

@@ -5,33 +5,24 @@
 // attributes and opsets, Clip's bounds as attributes or inputs, and reductions whose axes are an
 // attribute or an input depending on the opset.
 
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { inferGraph, type InferredGraph, type ValueFacts } from '../../../src/frontend/onnx/infer.js';
 import { readOnnxModel, readTensorFile, type OnnxModel } from '../../../src/frontend/onnx/model.js';
 import { erf } from '../../../src/frontend/onnx/ops/elementwise.js';
 import { numelOf, type Tensor } from '../../../src/frontend/onnx/tensor.js';
-import { attr, bool, f32, i32, i64, OnnxGraphBuilder, vecI64, type AttrValue, type ElemType, type TensorData } from '../../support/onnx-build.js';
+import { attr, bool, caseWriter, f32, i32, i64, OnnxGraphBuilder, vecI64, type AttrValue, type ElemType, type TensorData } from '../../support/onnx-build.js';
 import { errorOf, expectClose as expectCloseTo } from '../../support/expect-values.js';
 
 const CASES = fileURLToPath(new URL('../../data/onnx-node-tests/', import.meta.url));
 
-let dir: string;
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'gyges-ops-elementwise-'));
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-
-let serial = 0;
+const writeCase = caseWriter('gyges-ops-elementwise-');
 function build(opset: number, body: (b: OnnxGraphBuilder) => void): InferredGraph {
   const b = new OnnxGraphBuilder({ name: 'g', opset });
   body(b);
-  return inferGraph(readOnnxModel(b.write(dir, `case${++serial}.onnx`).path));
+  return inferGraph(readOnnxModel(writeCase(b)));
 }
 
 /** One node over constant inputs (initializers; undefined leaves an optional input out): its output's facts. */

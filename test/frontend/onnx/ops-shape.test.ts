@@ -4,34 +4,25 @@
 // Squeeze and Unsqueeze < 13, Slice < 10, Shape start/end from 15, Reshape allowzero), the
 // error messages, every element type's storage, and ONNX's own conformance cases of these ops.
 
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GygesError } from '../../../src/diagnostics/diagnostic.js';
 import { inferGraph, type InferredGraph, type OnnxOpContext, type ValueFacts } from '../../../src/frontend/onnx/infer.js';
 import { readOnnxModel, readTensorFile, type LazyTensor, type OnnxAttr, type OnnxModel, type OnnxNode } from '../../../src/frontend/onnx/model.js';
 import { SHAPE_OPS } from '../../../src/frontend/onnx/ops/shape.js';
 import { isFloatType, makeTensor, type OnnxDType, type Tensor } from '../../../src/frontend/onnx/tensor.js';
-import { attr, bool, f32, i32, i64, INT64_MAX, OnnxGraphBuilder, scalarF32, scalarI64, vecI64, type TensorData } from '../../support/onnx-build.js';
+import { attr, bool, caseWriter, f32, i32, i64, INT64_MAX, OnnxGraphBuilder, scalarF32, scalarI64, vecI64, type TensorData } from '../../support/onnx-build.js';
 
 const CONFORMANCE = fileURLToPath(new URL('../../data/onnx-node-tests/', import.meta.url));
 
-let dir: string;
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'gyges-ops-shape-'));
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-
-let serial = 0;
+const writeCase = caseWriter('gyges-ops-shape-');
 /** Builds a graph at an opset, writes it, reads it back and infers it. */
 function infer(opset: number, build: (b: OnnxGraphBuilder) => void): InferredGraph {
   const b = new OnnxGraphBuilder({ name: 'g', opset });
   build(b);
-  return inferGraph(readOnnxModel(b.write(dir, `case${++serial}.onnx`).path));
+  return inferGraph(readOnnxModel(writeCase(b)));
 }
 
 /** The GY5006 error a graph raises. */
