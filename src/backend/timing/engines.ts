@@ -109,6 +109,7 @@ export interface DramClasses {
 
 /** A set of dies sharing DRAM bandwidth by weight while they transfer. */
 interface Pool {
+  readonly index: number;
   readonly bandwidth: number;
   readonly active: Transfer[];
   /** Sum of the active transfers' weights. */
@@ -132,6 +133,8 @@ export class DramChannels {
   private readonly pools: Pool[] = [];
   /** Per simulated die (every die, or each class's representative): its transfers' entries. */
   private readonly shares: Share[] = [];
+  /** The pools' scheduled events: which pool, and its version when scheduled. */
+  private readonly events = new WeakMap<() => void, { pool: number; version: number }>();
 
   constructor(
     t: Target,
@@ -139,7 +142,7 @@ export class DramChannels {
     classes: DramClasses | null = null,
   ) {
     const { poolOf, bandwidth } = dramPools(t);
-    for (const b of bandwidth) this.pools.push({ bandwidth: b, active: [], weight: 0, last: 0, version: 0 });
+    bandwidth.forEach((b, index) => this.pools.push({ index, bandwidth: b, active: [], weight: 0, last: 0, version: 0 }));
     if (classes === null) {
       for (let d = 0; d < poolOf.length; d++) this.shares.push([{ pool: poolOf[d]!, weight: 1 }]);
       return;
@@ -198,7 +201,7 @@ export class DramChannels {
     const version = ++pool.version;
     const rate = pool.bandwidth / pool.weight;
     const at = this.queue.now + Math.max(0, first.remaining) / rate;
-    this.queue.schedule(at, () => {
+    const event = () => {
       if (pool.version !== version) return;
       this.advance(pool);
       first.remaining = 0;
@@ -210,6 +213,31 @@ export class DramChannels {
       for (const x of pool.active) pool.weight += x.weight;
       this.reschedule(pool);
       for (const x of finished) if (x.done !== null) x.done();
-    });
+    };
+    this.events.set(event, { pool: pool.index, version });
+    this.queue.schedule(at, event);
+  }
+
+  /**
+   * For steady-state detection: whether a pending event is one of the pools' (its pool, or −1
+   * for an event made stale by a later change of its pool), or undefined if it is not.
+   */
+  poolOfEvent(fn: () => void): number | undefined {
+    const e = this.events.get(fn);
+    if (e === undefined) return undefined;
+    return this.pools[e.pool]!.version === e.version ? e.pool : -1;
+  }
+
+  /** Every pool's state for a signature: its clock relative to `now` while busy, and its transfers. */
+  describe(now: number, pool: (transfers: number, clock: number) => void, transfer: (weight: number, remaining: number, done: (() => void) | null) => void): void {
+    for (const p of this.pools) {
+      pool(p.active.length, p.active.length === 0 ? 0 : p.last - now);
+      for (const x of p.active) transfer(x.weight, x.remaining, x.done);
+    }
+  }
+
+  /** Move every pool's clock `dt` seconds later (steady-state extrapolation). */
+  shift(dt: number): void {
+    for (const p of this.pools) p.last += dt;
   }
 }

@@ -66,6 +66,21 @@ export class EventQueue {
     return this.time;
   }
 
+  /** Visit the pending events (in heap order, not time order): time, sequence number, callback. */
+  forEachPending(visit: (at: number, seq: number, fn: () => void) => void): void {
+    for (let i = 0; i < this.size; i++) visit(this.at[i]!, this.seqs[i]!, this.fns[i]!);
+  }
+
+  /**
+   * Move the clock and every pending event `dt` seconds later (steady-state extrapolation):
+   * the order of events is unchanged, since every time moves alike.
+   */
+  shift(dt: number): void {
+    assert(dt >= 0 && Number.isFinite(dt), `events shifted by ${dt} s`);
+    for (let i = 0; i < this.size; i++) this.at[i] += dt;
+    this.time += dt;
+  }
+
   private removeTop(): void {
     const times = this.at;
     const seqs = this.seqs;

@@ -72,6 +72,7 @@ import { targetDieModel, type DieCostModel } from './die-model.js';
 import { dieClasses, refineClasses, type DieClasses } from './classes.js';
 import { DramChannels, collectiveLatency, engineOf, type EngineClass } from './engines.js';
 import { EventQueue } from './events.js';
+import { SteadyState } from './steady.js';
 
 // ---------------------------------------------------------------------------------------------
 // Inputs and results
@@ -104,6 +105,11 @@ export interface ExecuteOptions {
    * with false every die.
    */
   readonly symmetry?: boolean;
+  /**
+   * Jump over the iterations of a loop once its state repeats (steady.ts; exact up to the
+   * rounding of times; the default unless tracing), or with false simulate every iteration.
+   */
+  readonly steady?: boolean;
 }
 
 export type TimeSplit = { compute: number; nop: number; dram: number; idle: number };
@@ -154,6 +160,8 @@ export interface ExecutionResult {
   readonly events: number;
   /** Dies simulated: the classes of interchangeable dies (every die without symmetry). */
   readonly classes: number;
+  /** Loop iterations not simulated but extrapolated from a repeating state (steady.ts). */
+  readonly iterations_extrapolated: number;
 }
 
 export function executePrograms(source: ProgramSource, target: Target, options: ExecuteOptions = {}): ExecutionResult {
@@ -179,7 +187,7 @@ export function executePrograms(source: ProgramSource, target: Target, options: 
     dies = source.dies.map((_, d) => numbersOf(d));
     if (options.symmetry !== false) classes = dieClasses(dies, target);
   }
-  const run = new Executor(shape, dies, classes, source.dies, target, options.trace ?? null);
+  const run = new Executor(shape, dies, classes, source.dies, target, options.trace ?? null, options.steady !== false && options.trace === undefined);
   run.run();
   return run.result();
 }
@@ -189,7 +197,7 @@ export function executePrograms(source: ProgramSource, target: Target, options: 
 
 const NOT_LOOP = -1;
 
-interface Node {
+export interface Node {
   readonly index: number;
   readonly id: number;
   readonly kind: Instruction['kind'];
@@ -444,7 +452,7 @@ function programError(message: string): GygesError {
 // record goes once every representative has started it and every one has been solved.
 
 /** One instance of a node on a die. */
-class Inst {
+export class Inst {
   pending = 0;
   done = false;
   ready = false;
@@ -458,7 +466,7 @@ class Inst {
 }
 
 /** One iteration of a loop body on a die (or a die's top level). */
-class Frame {
+export class Frame {
   readonly insts: Inst[] = [];
   remaining = 0;
   constructor(
@@ -467,8 +475,8 @@ class Frame {
     readonly loopNode: number,
     /** The loop's instruction id (program order), or -1. */
     readonly loopId: number,
-    /** The iteration index, or -1 for the top level. */
-    readonly it: number,
+    /** The iteration index, or -1 for the top level (moved on by steady-state jumps). */
+    public it: number,
     /** Nesting depth: 0 at the top level. */
     readonly depth: number,
     readonly parent: Frame | null,
@@ -477,9 +485,11 @@ class Frame {
   ) {}
 }
 
-class LoopRun {
+export class LoopRun {
   opened = 0;
   completed = 0;
+  /** For a top-level loop: instances inside it that became ready or completed (steady.ts). */
+  activity = 0;
   last: Frame | null = null;
   /** Opened iterations not yet finished (at most WINDOW). */
   readonly live: Frame[] = [];
@@ -490,7 +500,7 @@ class LoopRun {
 const WINDOW = 2;
 
 /** The open meeting of a collective group: who has started, when. */
-interface Meeting {
+export interface Meeting {
   readonly starts: Float64Array;
   readonly insts: (Inst | null)[];
   count: number;
@@ -499,7 +509,7 @@ interface Meeting {
 }
 
 /** Class mode: one collective (by serial) as the representatives meet at it. */
-interface SerialMeeting {
+export interface SerialMeeting {
   /** The collective node: the same on every die. */
   node: number;
   /** Per representative: whether it has started, and when. */
@@ -514,7 +524,7 @@ interface SerialMeeting {
   unsolved: number;
 }
 
-interface DieState {
+export interface DieState {
   readonly numbers: DieNumbers;
   /**
    * Per collective node: the group's index among the package's meeting groups, or in class
@@ -531,6 +541,9 @@ interface DieState {
   nopNext: Inst | null;
   /** Collectives this die has started. */
   served: number;
+  /** Top-level instances that became ready or completed so far, and the top-level loops running (steady.ts). */
+  topActivity: number;
+  readonly topLoops: Set<LoopRun>;
   /** compute, dram, nop. */
   readonly busy: Float64Array;
   /** compute, nop, dram, idle (SPLIT_FIELDS). */
@@ -582,6 +595,7 @@ class Executor {
   private readonly listStates: (Int32Array | undefined)[] = [];
   private readonly listNeeds: (Int32Array | undefined)[] = [];
   private startScratch = new Float64Array(16);
+  private readonly steady: SteadyState | null;
 
   constructor(
     private readonly shape: Shape,
@@ -590,6 +604,7 @@ class Executor {
     private readonly where: readonly Range[],
     target: Target,
     private readonly trace: TraceSink | null,
+    steady: boolean,
   ) {
     this.nodes = shape.nodes;
     this.bandwidth = target.package.link.bandwidthBytesPerS;
@@ -630,6 +645,8 @@ class Executor {
         nopCursor: new NopCursor(shape, collectiveNodes),
         nopNext: null,
         served: 0,
+        topActivity: 0,
+        topLoops: new Set(),
         busy: new Float64Array(3),
         split: new Float64Array(4),
         perBlock: new Float64Array(shape.blocks.length * BLOCK_FIELDS),
@@ -651,6 +668,7 @@ class Executor {
       s.onDram = () => this.dramDone(d);
       s.onNop = () => this.nopDone(d);
     });
+    this.steady = steady ? new SteadyState({ queue: this.queue, dram: this.dram, nodes: this.nodes, states: this.state, tops: this.tops, meetings: this.meetings, serials: this.serials }) : null;
   }
 
   run(): void {
@@ -735,6 +753,7 @@ class Executor {
       // Carried deps look at the previous iteration: `last` is it until this one is open.
       this.open(body, loop.body);
       run.last = body;
+      if (this.steady !== null && frame.die === 0 && frame.depth === 0) this.steady.opened(run, it);
       if (body.remaining === 0) this.iterationDone(body);
     }
   }
@@ -743,10 +762,12 @@ class Executor {
 
   private becomeReady(inst: Inst): void {
     inst.ready = true;
+    this.changed(inst.frame);
     switch (inst.node.engine) {
       case null: {
         const run = new LoopRun(inst);
         inst.loop = run;
+        if (inst.frame.depth === 0) this.state[inst.frame.die]!.topLoops.add(run);
         this.openIterations(run);
         return;
       }
@@ -772,6 +793,7 @@ class Executor {
     const frame = inst.frame;
     const s = this.state[frame.die]!;
     s.finish = Math.max(s.finish, this.queue.now);
+    this.changed(frame);
     // Dependents in the same frame registered first (when the frame opened), then the rest.
     const local = inst.node.localDependents;
     if (local.length > 0) {
@@ -803,8 +825,20 @@ class Executor {
       // every loop of a long program would keep one iteration alive to the end.
       run.last = null;
       run.inst.loop = null;
+      if (run.inst.frame.depth === 0) this.state[run.inst.frame.die]!.topLoops.delete(run);
       this.complete(run.inst);
     } else this.openIterations(run);
+  }
+
+  /** Count a change of status in `frame`: on its die's top level, or in its top-level loop. */
+  private changed(frame: Frame): void {
+    if (frame.depth === 0) {
+      this.state[frame.die]!.topActivity++;
+      return;
+    }
+    let f = frame;
+    while (f.depth > 1) f = f.parent!;
+    f.owner!.activity++;
   }
 
   // -- engines ---------------------------------------------------------------------------------
@@ -1174,6 +1208,7 @@ class Executor {
       instances: this.instances,
       events: this.queue.eventsRun,
       classes: this.state.length,
+      iterations_extrapolated: this.steady?.iterationsSkipped ?? 0,
     };
   }
 }
@@ -1188,7 +1223,7 @@ function linkName(axis: string): string {
  * one's node (or −1 when none is left), reached through the loop iterations `its[1..depth−1]`
  * of the loops `bodies[k−1][idx[k−1]]`.
  */
-class NopCursor {
+export class NopCursor {
   readonly bodies: (readonly number[])[] = [];
   readonly idx: number[] = [];
   /** The iteration of the loop whose body is at this level (−1 at the top). */

@@ -7,7 +7,7 @@ import { error } from '../../diagnostics/diagnostic.js';
 import type { Module } from '../../ir/module.js';
 import { programsOf, type ProgramSet } from '../../passes/schedule/index.js';
 import type { Target } from '../../target/target.js';
-import type { Program } from '../program.js';
+import type { Program, SharedPrograms } from '../program.js';
 import { targetDieModel } from './die-model.js';
 import { EnergyAccount, type EnergyParts } from './energy.js';
 import { executePrograms, type BlockTiming, type ExecuteOptions, type ProgramSource, type TimeSplit } from './execute.js';
@@ -48,6 +48,8 @@ export interface SimulationReport {
   readonly events: number;
   /** Dies actually simulated: one per class of interchangeable dies (every die with symmetry off). */
   readonly dies_simulated: number;
+  /** Loop iterations extrapolated from a repeating state instead of simulated (steady.ts). */
+  readonly iterations_extrapolated: number;
 }
 
 export type SimulateOptions = CompileOptions & ExecuteOptions;
@@ -95,7 +97,7 @@ function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims
     peak.weight = Math.max(peak.weight, p.header.sram.weightPeak);
   };
   let source: ProgramSource;
-  const shared = base.shared;
+  const shared = cacheVarying(base.shared);
   if (shared && opts.symmetry !== false) {
     // Every die runs die 0's program but for the varying instructions (the same buffers, so
     // the same peaks): energy is D times die 0's, corrected by each die's varying part.
@@ -142,7 +144,18 @@ function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims
     instances: r.instances,
     events: r.events,
     dies_simulated: r.classes,
+    iterations_extrapolated: r.iterations_extrapolated,
   };
+}
+
+/**
+ * The varying instructions of every die are read twice (colouring the dies, correcting the
+ * energy): build each die's once.
+ */
+function cacheVarying(shared: SharedPrograms | undefined): SharedPrograms | undefined {
+  if (shared === undefined) return undefined;
+  const cache: ReturnType<SharedPrograms['varying']>[] = [];
+  return { varying: (d) => (cache[d] ??= shared.varying(d)), rings: () => shared.rings() };
 }
 
 /**

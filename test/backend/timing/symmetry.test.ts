@@ -11,6 +11,7 @@ import { executePrograms, type ExecuteOptions, type ExecutionResult } from '../.
 import { sourceOfSet } from '../../../src/backend/timing/source.js';
 import { simulateSet } from '../../../src/backend/timing/simulate.js';
 import type { Target } from '../../../src/target/target.js';
+import { expectSameTiming as expectSame, rel } from '../../support/expect-timing.js';
 
 /**
  * Every die simulated; classes found from every die's program; classes found from what the
@@ -29,24 +30,6 @@ function run(model: string, opts: CompileOptions, exec: ExecuteOptions, tweak?: 
     plain: executePrograms(sourceOfSet(set), target, { ...exec, symmetry: false }),
     classes: fromShared,
   };
-}
-
-const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-30);
-
-function expectSame(a: ExecutionResult, b: ExecutionResult): void {
-  expect(rel(a.latency_s, b.latency_s)).toBeLessThan(1e-9);
-  for (const k of ['compute', 'nop', 'dram', 'idle'] as const) expect(Math.abs(a.breakdown_s[k] - b.breakdown_s[k])).toBeLessThan(1e-9 * b.latency_s);
-  expect(a.dies.length).toBe(b.dies.length);
-  a.dies.forEach((d, i) => {
-    expect(d.die).toEqual(b.dies[i]!.die);
-    expect(rel(d.finish_s, b.dies[i]!.finish_s)).toBeLessThan(1e-9);
-  });
-  expect(a.blocks.length).toBe(b.blocks.length);
-  a.blocks.forEach((x, i) => {
-    const y = b.blocks[i]!;
-    expect([x.layer, x.phase, x.block]).toEqual([y.layer, y.phase, y.block]);
-    for (const k of ['compute_s', 'dram_s', 'nop_s', 'nop_latency_s', 'nop_transmission_s'] as const) expect(Math.abs(x[k] - y[k])).toBeLessThan(1e-9 * b.latency_s);
-  });
 }
 
 describe('die classes: simulating one die per class equals simulating every die', () => {

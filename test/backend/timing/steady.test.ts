@@ -1,0 +1,63 @@
+// Steady-state extrapolation (steady.ts) must give what simulating every iteration gives: the
+// same latency, breakdown, per-die finish times and per-block timings, up to the rounding of
+// times, while simulating fewer events. Each case checks that a jump really happened, so the
+// comparison cannot pass by never extrapolating.
+
+import { describe, expect, it } from 'vitest';
+import { compile, type CompileOptions } from '../../../src/compile.js';
+import { programsOf } from '../../../src/passes/schedule/index.js';
+import { STRATEGIES } from '../../../src/passes/pass.js';
+import { executePrograms, type ExecuteOptions, type ExecutionResult } from '../../../src/backend/timing/execute.js';
+import { sourceOfSet } from '../../../src/backend/timing/source.js';
+import type { Target } from '../../../src/target/target.js';
+import { expectSameTiming } from '../../support/expect-timing.js';
+
+function both(model: string, opts: CompileOptions, exec: ExecuteOptions = {}, tweak?: (t: Target) => Target): { plain: ExecutionResult; steady: ExecutionResult } {
+  const c = compile(model, opts);
+  const source = sourceOfSet(programsOf(c.module)!);
+  const target = tweak ? tweak(c.target) : c.target;
+  return {
+    plain: executePrograms(source, target, { ...exec, steady: false }),
+    steady: executePrograms(source, target, exec),
+  };
+}
+
+function expectExtrapolated(r: { plain: ExecutionResult; steady: ExecutionResult }): void {
+  expect(r.plain.iterations_extrapolated).toBe(0);
+  expect(r.steady.iterations_extrapolated).toBeGreaterThan(0);
+  expect(r.steady.events).toBeLessThan(r.plain.events);
+  expectSameTiming(r.steady, r.plain);
+}
+
+describe('steady state: extrapolating repeating loop iterations equals simulating them', () => {
+  for (const strategy of STRATEGIES) {
+    it(`tiny-gpt on 2x2, 25 mini-batches, ${strategy}`, () => {
+      const r = both('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard', strategy, batch: 4096 });
+      expectExtrapolated(r);
+    });
+  }
+
+  it('bert-large (2 layers) on 4x4, 16 mini-batches of one sample, every die simulated', () => {
+    expectExtrapolated(both('models/bert-large.gy', { hw: 'hecaton-4x4-standard', set: { layers: 2 } }, { symmetry: false }));
+  });
+
+  it('tiny-llama on 2x4 with uneven DRAM pools (several die classes)', () => {
+    const r = both('models/tiny-llama.gy', { hw: 'hecaton-2x4-standard', batch: 16384 }, {}, (t) => ({ ...t, memory: { ...t.memory, channels: 3 } }));
+    expect(r.steady.classes).toBeGreaterThan(1);
+    expectExtrapolated(r);
+  });
+
+  it('the NoP-only view of Table III', () => {
+    expectExtrapolated(both('models/tiny-gpt.gy', { hw: 'hecaton-4x4-standard', batch: 4096 }, { ignore: ['compute', 'dram'] }));
+  });
+
+  it('does not extrapolate short loops, nor while tracing', () => {
+    const short = both('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard', batch: 512 });
+    expect(short.steady.iterations_extrapolated).toBe(0);
+    expect(short.steady.events).toBe(short.plain.events);
+    const spans: number[] = [];
+    const traced = executePrograms(sourceOfSet(programsOf(compile('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard', batch: 4096 }).module)!), compile('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard', batch: 4096 }).target, { trace: { span: (_d, _t, _n, start) => void spans.push(start) } });
+    expect(traced.iterations_extrapolated).toBe(0);
+    expect(spans.length).toBeGreaterThan(0);
+  });
+});
