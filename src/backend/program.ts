@@ -155,16 +155,21 @@ export interface Program {
 }
 
 /**
- * The collectives' rings over a whole package: for collective node k (in program order,
- * loop bodies in place) and die d (row-major), `listOf[d·K + k]` indexes the member list of
- * d's group (dies row-major, in ring order) and `position[d·K + k]` is d's place in it.
+ * The collectives' rings over a whole package. Collectives group the dies in a few ways (the
+ * grid's rows, its columns, all dies, heads' die groups); grouping g = `grouping[k]` is that
+ * of collective node k (in program order, loop bodies in place). For die d (row-major),
+ * `listOf[d·G + g]` indexes the member list of d's group in grouping g (dies row-major, in
+ * ring order) and `position[d·G + g]` is d's place in it.
  */
 export interface CollectiveRings {
   readonly lists: readonly Int32Array[];
+  readonly grouping: Int32Array;
   readonly listOf: Int32Array;
   readonly position: Int32Array;
-  /** Collective nodes per die (K). */
+  /** Collective nodes per die (K = grouping.length). */
   readonly collectives: number;
+  /** Distinct groupings (G). */
+  readonly groupings: number;
 }
 
 /** Numbers distinct member lists (dies in ring order) 0, 1, 2, … in the order first seen. */

@@ -72,14 +72,14 @@ export function refineClasses(initialColour: Int32Array, rings: CollectiveRings,
   const D = initialColour.length;
   const { poolOf, bandwidth } = dramPools(target);
   if (poolOf.length !== D) throw error('GY7003', `${D} programs for a package of ${poolOf.length} dies`);
-  const K = rings.collectives;
+  const G = rings.groupings;
   let colour = initialColour;
   let count = new Set(initialColour).size;
   const position = rings.position;
   const poolDies: number[][] = bandwidth.map(() => []);
   for (let d = 0; d < D; d++) poolDies[poolOf[d]!]!.push(d);
   const bandwidthWords = words(Float64Array.from(bandwidth));
-  const signature = new Int32Array(K + 2);
+  const signature = new Int32Array(G + 2);
   for (;;) {
     const rotations = new Interner();
     const rotationOf = rings.lists.map((members) => {
@@ -105,9 +105,9 @@ export function refineClasses(initialColour: Int32Array, rings: CollectiveRings,
     const refined = new Int32Array(D);
     for (let d = 0; d < D; d++) {
       signature[0] = colour[d]!;
-      const base = d * K;
-      for (let k = 0; k < K; k++) signature[k + 1] = rotationOf[rings.listOf[base + k]!]![position[base + k]!]!;
-      signature[K + 1] = poolColour[poolOf[d]!]!;
+      const base = d * G;
+      for (let g = 0; g < G; g++) signature[g + 1] = rotationOf[rings.listOf[base + g]!]![position[base + g]!]!;
+      signature[G + 1] = poolColour[poolOf[d]!]!;
       refined[d] = next.id(signature);
     }
     colour = refined;
@@ -174,7 +174,8 @@ export function collectiveRings(numbers: readonly DieNumbers[]): CollectiveRings
     listOf[i] = listOfGroup[groupOf[i]!]!;
     position[i] = numbers[Math.floor(i / K)]!.colls[i % K]!.position;
   }
-  return { lists: lists.lists, listOf, position, collectives: K };
+  // Each collective is its own grouping here (programs read one by one say no more).
+  return { lists: lists.lists, grouping: Int32Array.from({ length: K }, (_, k) => k), listOf, position, collectives: K, groupings: K };
 }
 
 /** The 32-bit words of a Float64Array (bit patterns: equal words, equal numbers). */

@@ -177,10 +177,10 @@ export function executePrograms(source: ProgramSource, target: Target, options: 
     // die by their numbers, and read the programs of the representatives alone.
     classes = refineClasses(shape.varyingColours(source.shared, source.dies.length, model, ignore), source.shared.rings(), target);
     dies = [];
-    const K = classes.rings.collectives;
     for (const d of classes.reps) {
       const n = numbersOf(d);
-      n.colls.forEach((c, k) => assert(c.position === classes!.rings.position[d * K + k], `die ${d}: collective ${k} at position ${c.position} in its program, ${classes!.rings.position[d * K + k]} in the shared rings`));
+      const { grouping, position, groupings: G } = classes.rings;
+      n.colls.forEach((c, k) => assert(c.position === position[d * G + grouping[k]!], `die ${d}: collective ${k} at position ${c.position} in its program, ${position[d * G + grouping[k]!]} in the shared rings`));
       dies[d] = n;
     }
   } else {
@@ -252,18 +252,25 @@ class Shape {
   private collectives = 0;
 
   constructor(p: Program) {
-    const byId = new Map<number, number>();
-    this.flatten(p.instructions, NOT_LOOP, this.top, byId, new Map());
+    this.flatten(p.instructions, NOT_LOOP, this.top, new Map());
   }
 
-  private flatten(list: readonly Instruction[], parent: number, out: number[], byId: Map<number, number>, scope: Map<number, number>): void {
-    const here = new Map(scope);
+  /** Whether the body of loop node `outer` (NOT_LOOP: the top level) is `inner`'s or encloses it. */
+  private encloses(outer: number, inner: number): boolean {
+    for (let b = inner; ; b = this.nodes[b]!.parent) {
+      if (b === outer) return true;
+      if (b === NOT_LOOP) return false;
+    }
+  }
+
+  /** `seen`: the nodes flattened so far by id (a loop's only once its body is). */
+  private flatten(list: readonly Instruction[], parent: number, out: number[], seen: Map<number, number>): void {
     const body = new Map<number, number>();
     list.forEach((ins, pos) => {
       const index = this.nodes.length;
       const deps = ins.deps.map((id) => {
-        const n = here.get(id);
-        if (n === undefined) throw programError(`instruction ${ins.id} depends on ${id}, which is not an earlier instruction of its body or an enclosing one`);
+        const n = seen.get(id);
+        if (n === undefined || !this.encloses(this.nodes[n]!.parent, parent)) throw programError(`instruction ${ins.id} depends on ${id}, which is not an earlier instruction of its body or an enclosing one`);
         return n;
       });
       const node: Node = {
@@ -286,14 +293,14 @@ class Shape {
       for (const n of deps) if (this.nodes[n]!.parent === parent) this.nodes[n]!.localDependents.push(pos);
       this.nodes.push(node);
       out.push(index);
-      byId.set(ins.id, index);
       if (ins.kind === 'loop') {
         if (ins.count < 1 || ins.size <= 0) throw programError(`loop ${ins.id} has count ${ins.count} and size ${ins.size}`);
         const inner: number[] = [];
-        this.flatten(ins.body, index, inner, byId, here);
+        this.flatten(ins.body, index, inner, seen);
         this.nodes[index] = { ...this.nodes[index]!, loop: { count: ins.count, share: ins.lastSize / ins.size, body: inner } };
       }
-      here.set(ins.id, index);
+      if (seen.has(ins.id)) throw programError(`instruction id ${ins.id} appears twice`);
+      seen.set(ins.id, index);
       body.set(ins.id, index);
     });
     // Carried deps name instructions of the same body, earlier or later (previous iteration).
@@ -620,8 +627,8 @@ class Executor {
       const nums = numbers[die]!;
       let groupOf: Int32Array;
       if (classes !== null) {
-        const K = classes.rings.collectives;
-        groupOf = classes.rings.listOf.slice(die * K, die * K + K);
+        const { grouping, listOf, groupings: G } = classes.rings;
+        groupOf = grouping.map((g) => listOf[die * G + g]!);
       } else {
         groupOf = new Int32Array(nums.colls.length);
         nums.colls.forEach((c, k) => {

@@ -56,6 +56,11 @@ export class Builder {
   readonly dramWriters = new Map<Value, SNode>();
   private readonly names = new Set<string>();
   private readonly forwardChunks = new Map<Value, number>();
+  /**
+   * DRAM tiles by everything they depend on but the die (identical layers repeat the same
+   * tiles), then by die: a package's programs evaluate each once.
+   */
+  private readonly dramTiles = new Map<string, (DramFields | undefined)[]>();
 
   constructor(readonly a: Analysis, readonly target: Target) {
     for (const op of a.m.ops()) {
@@ -118,7 +123,7 @@ export class Builder {
     const replicated = kind === 'dram.write' ? (['r', 'c'] as const).filter((x) => ![...s.rows, ...s.cols, ...s.partial].includes(x)) : [];
     const replicas = span(replicated, grid);
     const eb = elemBytes(type);
-    const tile = (die: Die): DramFields => {
+    const compute = (die: Die): DramFields => {
       const t = tileOf(rowsType, s, grid, die);
       const whole = dieTileElems(type, s, grid, die) * eb * scale;
       if (replicas === 1) return { rows: t.rows, cols: t.cols, bytes: whole };
@@ -133,6 +138,11 @@ export class Builder {
       const [a, b] = blockRange(nr, replicas, q);
       return { rows: [t.rows[0] + a, t.rows[0] + b], cols: t.cols, bytes: nr === 0 ? 0 : (whole * (b - a)) / nr };
     };
+    const key = `${kind} ${type.dtype} ${type.shape.join('x')} ${size} ${batched} ${formatSharding(s)} ${scale}`;
+    let known = this.dramTiles.get(key);
+    if (known === undefined) this.dramTiles.set(key, (known = []));
+    const cache = known;
+    const tile = (die: Die): DramFields => (cache[die.i * grid.cols + die.j] ??= compute(die));
     const uniform = replicated.length === 0 && even(type, s, grid) && even(rowsType, s, grid);
     return this.node(place, origin, { kind, tensor: tensor.name, tile }, kind === 'dram.read' ? [] : bufs, kind === 'dram.read' ? bufs : [], uniform);
   }

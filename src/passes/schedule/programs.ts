@@ -104,33 +104,36 @@ export class Programs implements ProgramSet {
     return this.varyingNodes.map(({ node, times }) => ({ ins: this.instr(node, die), times }));
   }
 
-  /** Each collective's rings, from one evaluation of its grouping per die (collectives that group alike share it). */
+  /** Each collective's rings, from one evaluation per die of each way collectives group the dies. */
   rings(): CollectiveRings {
     const D = this.grid.rows * this.grid.cols;
     const K = this.collectives.length;
     const lists = new MemberLists();
-    const byRing = new Map<string, { list: Int32Array; position: Int32Array }>();
-    const listOf = new Int32Array(D * K);
-    const position = new Int32Array(D * K);
-    this.collectives.forEach((n, k) => {
+    const byRing = new Map<string, number>();
+    const first: SNode[] = [];
+    const grouping = Int32Array.from(this.collectives, (n) => {
       const f = n.fixed;
       assert(f.kind === 'collective', 'rings: not a collective');
-      let r = byRing.get(f.ring);
-      if (r === undefined) {
-        r = { list: new Int32Array(D), position: new Int32Array(D) };
-        for (let d = 0; d < D; d++) {
-          const g = f.members(this.dieAt(d));
-          r.list[d] = lists.id(Int32Array.from(g.group, ([i, j]) => i * this.grid.cols + j));
-          r.position[d] = g.position;
-        }
-        byRing.set(f.ring, r);
+      let g = byRing.get(f.ring);
+      if (g === undefined) {
+        g = first.length;
+        byRing.set(f.ring, g);
+        first.push(n);
       }
+      return g;
+    });
+    const G = first.length;
+    const listOf = new Int32Array(D * G);
+    const position = new Int32Array(D * G);
+    first.forEach((n, g) => {
+      const f = n.fixed as Extract<SNode['fixed'], { kind: 'collective' }>;
       for (let d = 0; d < D; d++) {
-        listOf[d * K + k] = r.list[d]!;
-        position[d * K + k] = r.position[d]!;
+        const m = f.members(this.dieAt(d));
+        listOf[d * G + g] = lists.id(Int32Array.from(m.group, ([i, j]) => i * this.grid.cols + j));
+        position[d * G + g] = m.position;
       }
     });
-    return { lists: lists.lists, listOf, position, collectives: K };
+    return { lists: lists.lists, grouping, listOf, position, collectives: K, groupings: G };
   }
 
   private dieAt(d: number): Die {

@@ -8,6 +8,8 @@ import { executePrograms, type ExecutionResult } from '../../../src/backend/timi
 import { buildPrograms } from '../../../src/passes/schedule/index.js';
 import { sourceOfSet } from '../../../src/backend/timing/source.js';
 import type { Target } from '../../../src/target/target.js';
+import type { Instruction, Program } from '../../../src/backend/program.js';
+import { GygesError } from '../../../src/diagnostics/diagnostic.js';
 
 function execute(hw: string, change?: (t: Target) => Target): ExecutionResult {
   const c = compile('models/tiny-gpt.gy', { hw });
@@ -48,5 +50,51 @@ describe('executePrograms', () => {
       const split = r.breakdown_s.compute + r.breakdown_s.dram + r.breakdown_s.nop + r.breakdown_s.idle;
       expect(split).toBeCloseTo(r.latency_s, 15);
     }
+  });
+});
+
+describe('executePrograms on malformed programs', () => {
+  const c = compile('models/tiny-gpt.gy', { hw: 'hecaton-1x2-standard' });
+  const set = buildPrograms(c.module, c.target, c.strategy);
+  /** Run die programs edited by `edit` (applied to every die's instructions). */
+  const run = (edit: (list: Instruction[]) => Instruction[]) => {
+    const source = sourceOfSet(set);
+    const program = (d: number): Program => {
+      const p = source.program(d);
+      return { ...p, instructions: edit(structuredClone(p.instructions) as Instruction[]) };
+    };
+    try {
+      executePrograms({ dies: source.dies, program }, c.target);
+      return 'ran';
+    } catch (e) {
+      if (e instanceof GygesError) return `${e.code}: ${e.detail}`;
+      throw e;
+    }
+  };
+  const loopAt = (list: Instruction[]) => list.findIndex((x) => x.kind === 'loop');
+
+  it('rejects a dependency on an instruction inside another loop body', () => {
+    const msg = run((list) => {
+      const l = loopAt(list);
+      const inner = (list[l] as Extract<Instruction, { kind: 'loop' }>).body[0]!;
+      const after = list.slice(l + 1).find((x) => x.kind !== 'loop')!;
+      (after.deps as number[]).push(inner.id);
+      return list;
+    });
+    expect(msg).toMatch(/^GY7003: instruction \d+ depends on \d+, which is not an earlier instruction of its body or an enclosing one$/);
+  });
+
+  it('rejects a dependency on a later instruction, or on the enclosing loop itself', () => {
+    expect(run((list) => ((list[0]!.deps as number[]).push(list[1]!.id), list))).toMatch(/^GY7003: .*not an earlier instruction/);
+    const own = run((list) => {
+      const loop = list[loopAt(list)] as Extract<Instruction, { kind: 'loop' }>;
+      (loop.body[0]!.deps as number[]).push(loop.id);
+      return list;
+    });
+    expect(own).toMatch(/^GY7003: .*not an earlier instruction/);
+  });
+
+  it('accepts a dependency on an earlier top-level instruction from inside a loop (the unedited programs)', () => {
+    expect(run((list) => list)).toBe('ran');
   });
 });
