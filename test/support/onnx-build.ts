@@ -386,17 +386,8 @@ function concatBytes(chunks: readonly Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
-/** A deterministic generator of uniform numbers in [0, 1) (mulberry32), for seeded weights. */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic generator of uniform numbers in [0, 1), for seeded weights (the functional backend's). */
+export { seededRandom } from '../../src/backend/functional/feeds.js';
 
 /**
  * For one test file: a temporary folder (removed after the file's tests) and a function that

@@ -10,30 +10,16 @@
 // numbers, the case runs again with inputs stored as initializers (see inferCase). A node
 // whose inputs are all constants is folded, so its numbers still come from its evaluate.
 
-import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 import { GygesError } from '../../../src/diagnostics/diagnostic.js';
 import { inferGraph, unsupportedOps, type InferredGraph } from '../../../src/frontend/onnx/infer.js';
 import { interpretGraph } from '../../../src/frontend/onnx/interpret.js';
-import { readOnnxModel, readTensorFile, type LazyTensor, type OnnxModel } from '../../../src/frontend/onnx/model.js';
+import { readOnnxModel, readTensorFile, type OnnxModel } from '../../../src/frontend/onnx/model.js';
 import { isFloatType, numelOf, type Tensor } from '../../../src/frontend/onnx/tensor.js';
-
-const CASES_DIR = fileURLToPath(new URL('../../data/onnx-node-tests/', import.meta.url));
-const CASES = readdirSync(CASES_DIR, { withFileTypes: true })
-  .filter((d) => d.isDirectory() && d.name.startsWith('test_'))
-  .map((d) => d.name)
-  .sort();
+import { CASES, CASES_DIR, tensorFiles, withConstants } from '../../support/onnx-cases.js';
 
 const tally = { shapes: 0, values: 0, supported: 0, unsupported: 0 };
-
-/** The .pb files of a data set, in index order (input_0.pb, input_1.pb, ...). */
-function tensorFiles(dir: string, prefix: 'input' | 'output'): string[] {
-  const files: string[] = [];
-  for (let i = 0; existsSync(join(dir, `${prefix}_${i}.pb`)); i++) files.push(join(dir, `${prefix}_${i}.pb`));
-  return files;
-}
 
 /** Where two tensors' numbers differ beyond the tolerance, or undefined when they agree. */
 function mismatch(got: Tensor, want: Tensor): string | undefined {
@@ -48,16 +34,6 @@ function mismatch(got: Tensor, want: Tensor): string | undefined {
     return `element ${i} is ${a}, expected ${b}`;
   }
   return undefined;
-}
-
-/** The model with some graph inputs turned into initializers holding the case's numbers. */
-function withConstants(model: OnnxModel, constants: Readonly<Record<string, Tensor>>): OnnxModel {
-  const initializers = new Map<string, LazyTensor>(model.graph.initializers);
-  for (const [name, t] of Object.entries(constants)) {
-    initializers.set(name, { name, dtype: t.dtype, dims: t.dims, external: false, values: () => t.data });
-  }
-  const inputs = model.graph.inputs.filter((i) => !(i.name in constants));
-  return { ...model, graph: { ...model.graph, inputs, initializers } };
 }
 
 /**
