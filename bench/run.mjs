@@ -4,6 +4,9 @@
 //
 //   npm run bench                 every case
 //   npm run bench -- NAME...      only the named cases
+//   npm run bench -- scaling      a fixed per-die workload on 16 … 4096 dies (GPT3-6.7B's block,
+//                                 2 layers, batch = dies/16, so b·s·h²/N stays constant), and
+//                                 whether wall time grows at most linearly with the dies
 //   node bench/run.mjs --case NAME   (internal: run one case and print its JSON)
 // A case still running after BENCH_LIMIT_S seconds (default 300) is stopped and reported.
 //
@@ -26,13 +29,21 @@ const CASES = [
   { name: 'llama3-405b@4096', model: 'models/llama3-405b.gy', hw: 'hecaton-64x64-standard' },
 ];
 
+/** The weak-scaling series: per-die work fixed while the package grows 256-fold. */
+const SCALING = [4, 8, 16, 32, 64].map((side) => ({
+  name: `scaling@${side * side}`,
+  model: 'models/gpt3-6.7b.gy',
+  hw: `hecaton-${side}x${side}-standard`,
+  opts: { batch: (side * side) / 16, set: { layers: 2 } },
+}));
+
 async function runCase(name) {
-  const c = CASES.find((x) => x.name === name);
+  const c = [...CASES, ...SCALING].find((x) => x.name === name);
   if (!c) throw new Error(`no bench case '${name}'`);
   const { simulate } = await load('src/backend/timing/simulate.js');
   const { programsOf } = await load('src/passes/schedule/index.js');
   const t0 = performance.now();
-  const { report, compilation } = simulate(join(root, c.model), { hw: c.hw, strategy: 'hecaton' });
+  const { report, compilation } = simulate(join(root, c.model), { hw: c.hw, strategy: 'hecaton', ...(c.opts ?? {}) });
   const wall = (performance.now() - t0) / 1000;
   const set = programsOf(compilation.module);
   return {
@@ -69,6 +80,16 @@ function table(rows) {
   return [line(head), ...body.map(line), ...failures].join('\n');
 }
 
+/** Wall time relative to the smallest package against the growth in dies (linear = 1.00). */
+function growth(rows) {
+  const ok = rows.filter((r) => !r.error);
+  if (ok.length < 2) return 'scaling: not enough cases finished';
+  const [first] = ok;
+  const parts = ok.map((r) => `${r.dies} dies ×${(r.wall_s / first.wall_s).toFixed(2)} time for ×${r.dies / first.dies} dies`);
+  const worst = Math.max(...ok.slice(1).map((r) => r.wall_s / first.wall_s / (r.dies / first.dies)));
+  return `scaling: ${parts.join('; ')}\nscaling: worst time growth over die growth ${worst.toFixed(3)} (${worst <= 1 ? 'at most linear' : 'FASTER THAN LINEAR'})`;
+}
+
 /** Seconds a case may run before it is reported as unfinished. */
 const LIMIT_S = Number(process.env.BENCH_LIMIT_S ?? 300);
 
@@ -76,7 +97,9 @@ const args = process.argv.slice(2);
 if (args[0] === '--case') {
   process.stdout.write(`${JSON.stringify(await runCase(args[1]))}\n`);
 } else {
-  const names = args.length ? args : CASES.map((c) => c.name);
+  const scaling = args.includes('scaling');
+  const names = [...args.filter((a) => a !== 'scaling'), ...(scaling ? SCALING.map((c) => c.name) : [])];
+  if (names.length === 0) names.push(...CASES.map((c) => c.name));
   const rows = [];
   for (const name of names) {
     const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--case', name], { encoding: 'utf8', maxBuffer: 1 << 26, timeout: LIMIT_S * 1000 });
@@ -90,5 +113,6 @@ if (args[0] === '--case') {
     process.stderr.write(`${name}: ${rows.at(-1).error ?? `${rows.at(-1).wall_s.toFixed(2)} s`}\n`);
   }
   console.log(table(rows));
+  if (scaling) console.log(growth(rows.filter((r) => r.case.startsWith('scaling@'))));
   console.log(JSON.stringify({ cases: rows }));
 }
