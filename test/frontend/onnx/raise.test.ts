@@ -295,4 +295,16 @@ describe('errors', () => {
     expect((err as GygesError).code).toBe('GY5008');
     expect((err as GygesError).message).toMatch(/node '\/LayerNormalization'/);
   });
+
+  it('Mod with fmod=1 (truncated remainder) is refused rather than lowered to the floored IR mod', () => {
+    const mod = (fmod: number) => () =>
+      raise((b) => {
+        const x = b.input('x', 'float32', [2, 4]);
+        const y = b.input('y', 'float32', [2, 4]);
+        b.node('Mod', [x, y], { outputNames: ['z'], attrs: { fmod: attr.int(fmod) } });
+        b.output('z', 'float32', [2, 4]);
+      });
+    expect(mod(1)).toThrow(/GY5008.*fmod=1/);
+    expect(mod(0)).not.toThrow();
+  });
 });

@@ -115,6 +115,9 @@ function elementwise(e: Emitter, n: OnnxNode, f: (x: Value) => Value): Lazy {
 
 function binaryNode(e: Emitter, n: OnnxNode): Lazy {
   if (n.inputs.length !== 2) return e.fail(`takes ${n.inputs.length} inputs; the IR form takes two`);
+  // The IR's mod is the floored remainder (the sign of the divisor); fmod=1 asks for C's
+  // truncated one (the sign of the dividend), which differs whenever the signs do.
+  if (n.opType === 'Mod' && intAttr(n, 'fmod')) return e.fail('fmod=1 (the remainder with the sign of the dividend) has no IR form; the IR mod is floored');
   const out = n.outputs[0]!;
   const fn = BINARY[n.opType];
   const kind = n.opType === 'Add' ? 'add' : n.opType === 'Mul' ? 'mul' : 'binary';
