@@ -5,7 +5,9 @@
 //   npm run bench                 every case
 //   npm run bench -- NAME...      only the named cases
 //   npm run bench -- scaling      a fixed per-die workload on 16 … 4096 dies (GPT3-6.7B's block,
-//                                 2 layers, batch = dies/16, so b·s·h²/N stays constant), and
+//                                 2 layers, batch = dies/16, so b·s·h²/N stays constant; the
+//                                 vocabulary padded to 50304 as Megatron-LM pads it, so the LM
+//                                 head splits evenly over 64 columns of dies), and
 //                                 whether wall time grows at most linearly with the dies
 //   node bench/run.mjs --case NAME   (internal: run one case and print its JSON)
 // A case still running after BENCH_LIMIT_S seconds (default 300) is stopped and reported.
@@ -34,7 +36,7 @@ const SCALING = [4, 8, 16, 32, 64].map((side) => ({
   name: `scaling@${side * side}`,
   model: 'models/gpt3-6.7b.gy',
   hw: `hecaton-${side}x${side}-standard`,
-  opts: { batch: (side * side) / 16, set: { layers: 2 } },
+  opts: { batch: (side * side) / 16, set: { layers: 2, vocab: 50304 } },
 }));
 
 async function runCase(name) {
