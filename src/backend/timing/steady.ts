@@ -50,7 +50,7 @@ export interface SteadyHost {
 /** Loops shorter than this are simulated whole: a jump needs a few iterations to detect. */
 const MIN_COUNT = 6;
 /** The longest period looked for, in iterations (dies on DRAM pools of unequal make-up can fall into a cycle of several). */
-const MAX_PERIOD = 4;
+const MAX_PERIOD = 8;
 /**
  * Checkpoints start at the third iteration (the first two fill the pipeline) and are taken at
  * every iteration up to this one; after it, only at iterations 2^j … 2^j + MAX_PERIOD.
