@@ -199,7 +199,13 @@ const attention: OpDef = {
     if (v!.shape[0] !== b || v!.shape[1] !== t || v!.shape[2] !== hk) {
       fail('GY2008', `attention: v ${formatShape(v!.shape)} should be ${formatShape([b, t, hk])}`);
     }
-    if (mask) broadcastShapes(mask.shape, [b, heads, s, t], 'attention mask');
+    if (mask) {
+      // The mask is added to the scores, so it must broadcast *to* them: no extra axes, and
+      // no axis longer than the scores' (a batch-2 mask on batch-1 scores would grow them).
+      const scores = [b, heads, s, t];
+      const joined = broadcastShapes(mask.shape, scores, 'attention mask');
+      if (joined.length !== 4 || joined.some((x, i) => x !== scores[i])) fail('GY2008', `attention mask ${formatShape(mask.shape)} does not broadcast to the scores ${formatShape(scores)}`);
+    }
     return [{ dtype: q!.dtype, shape: [b, s, hq] }];
   },
   flops({ operands: [q, k], attrs }) {

@@ -57,6 +57,16 @@ describe('module construction', () => {
     expect(() => m.addOp('gelu', [x], { approximate: 'fast' })).toThrow(/GY2019/);
   });
 
+  it('accepts an attention mask that broadcasts to the scores, and no other', () => {
+    const m = new Module('mask');
+    const q = m.addInput('q', tensor('f32', [1, 8, 16]));
+    const mask = (shape: number[]) => m.addInput(`mask${shape.join('x')}`, tensor('f32', shape));
+    expect(() => m.addOp('attention', [q, q, q, mask([8, 8])], { heads: 4 })).not.toThrow();
+    expect(() => m.addOp('attention', [q, q, q, mask([1, 1, 8, 8])], { heads: 4 })).not.toThrow();
+    expect(() => m.addOp('attention', [q, q, q, mask([2, 1, 8, 8])], { heads: 4 })).toThrow(/GY2008: attention mask \[2, 1, 8, 8\] does not broadcast to the scores \[1, 4, 8, 8\]/);
+    expect(() => m.addOp('attention', [q, q, q, mask([1, 1, 1, 8, 8])], { heads: 4 })).toThrow(/GY2008: attention mask/);
+  });
+
   it('keeps a deterministic topological order after rewiring', () => {
     const m = new Module('rewire');
     const x = m.addInput('x', tensor('f32', [4]));
