@@ -48,6 +48,9 @@
 // that are steps inside a compute op (`part_of`) are summed apart, since Table III leaves them
 // out. No member of a collective finishes before its last member has started.
 //
+// Steady state (on by default; steady.ts): once the whole state repeats between iterations of
+// a loop, the executor jumps over whole periods of it, exactly up to the rounding of times.
+//
 // Classes (on by default; `symmetry: false` simulates every die). Most dies are
 // interchangeable: they run the same numbers, in rings of interchangeable dies, on DRAM pools
 // of the same make-up. dieClasses (classes.ts) finds the coarsest equitable partition of the
@@ -177,9 +180,9 @@ export function executePrograms(source: ProgramSource, target: Target, options: 
     // die by their numbers, and read the programs of the representatives alone.
     classes = refineClasses(shape.varyingColours(source.shared, source.dies.length, model, ignore), source.shared.rings(), target);
     dies = [];
+    const { grouping, position, groupings: G } = classes.rings;
     for (const d of classes.reps) {
       const n = numbersOf(d);
-      const { grouping, position, groupings: G } = classes.rings;
       n.colls.forEach((c, k) => assert(c.position === position[d * G + grouping[k]!], `die ${d}: collective ${k} at position ${c.position} in its program, ${position[d * G + grouping[k]!]} in the shared rings`));
       dies[d] = n;
     }
@@ -675,7 +678,7 @@ class Executor {
       s.onDram = () => this.dramDone(d);
       s.onNop = () => this.nopDone(d);
     });
-    this.steady = steady ? new SteadyState({ queue: this.queue, dram: this.dram, nodes: this.nodes, states: this.state, tops: this.tops, meetings: this.meetings, serials: this.serials }) : null;
+    this.steady = steady ? new SteadyState({ queue: this.queue, dram: this.dram, states: this.state, tops: this.tops, meetings: this.meetings, serials: this.serials }) : null;
   }
 
   run(): void {

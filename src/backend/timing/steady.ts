@@ -38,7 +38,6 @@ import type { DieState, Frame, Inst, LoopRun, Meeting, Node, SerialMeeting } fro
 export interface SteadyHost {
   readonly queue: EventQueue;
   readonly dram: DramChannels;
-  readonly nodes: readonly Node[];
   /** Per simulated die. */
   readonly states: readonly DieState[];
   readonly tops: readonly Frame[];
@@ -90,7 +89,7 @@ interface Checkpoint {
 }
 
 export class SteadyState {
-  /** Per top-level loop node: its latest checkpoints (at most MAX_PERIOD + 1). */
+  /** Per top-level loop node: its latest checkpoints (at most MAX_PERIOD). */
   private readonly history = new Map<number, Checkpoint[]>();
   /** Loops already jumped (or given up on). */
   private readonly finished = new Set<number>();
@@ -170,12 +169,12 @@ export class SteadyState {
     const host = this.host;
     const dt = periods * seconds;
     const iterations = periods * period;
-    const perIteration = here.served[0]! - before.served[0]!;
+    const perPeriod = here.served[0]! - before.served[0]!;
     host.queue.shift(dt);
     host.dram.shift(dt);
     host.states.forEach((s, d) => {
-      assert(here.served[d]! - before.served[d]! === perIteration, 'dies served different numbers of collectives in one steady period');
-      s.served += periods * perIteration;
+      assert(here.served[d]! - before.served[d]! === perPeriod, 'dies served different numbers of collectives in one steady period');
+      s.served += periods * perPeriod;
       s.computeStart += dt;
       s.dramStart += dt;
       s.nopStart += dt;
@@ -199,14 +198,14 @@ export class SteadyState {
     // Open meetings: later collectives, started later.
     for (const m of host.meetings) {
       if (m === null || m.count === 0) continue;
-      m.serial += periods * perIteration;
+      m.serial += periods * perPeriod;
       for (let p = 0; p < m.insts.length; p++) if (m.insts[p] !== null) m.starts[p]! += dt;
     }
     const open = [...host.serials];
     host.serials.clear();
     for (const [serial, m] of open) {
       for (let i = 0; i < m.started.length; i++) if (m.started[i] !== 0) m.starts[i]! += dt;
-      host.serials.set(serial + periods * perIteration, m);
+      host.serials.set(serial + periods * perPeriod, m);
     }
     this.iterationsSkipped += iterations;
   }
