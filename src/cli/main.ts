@@ -161,6 +161,7 @@ function buildProgram(io: CliIO): Command {
     .addOption(new Option('--strategy <S>', 'how work is distributed').choices([...STRATEGIES]).default('hecaton'))
     .option('--json', 'print one JSON object (with a `blocks` list per Transformer block and phase)')
     .option('--trace <FILE>', 'write a Chrome-trace / Perfetto JSON timeline: one track group per die')
+    .option('--no-extrapolate', 'simulate every loop iteration instead of jumping over repeating ones (same results, slower)')
     .action((model: string, flags: ModelFlags & SimulateFlags) => {
       io.out(runSimulate(model, flags, loadOptions(flags), (line) => io.err(`${line}\n`)));
     });

@@ -18,6 +18,8 @@ export interface SimulateFlags {
   strategy?: Strategy;
   json?: boolean;
   trace?: string;
+  /** false with --no-extrapolate: simulate every loop iteration (steady.ts off). */
+  extrapolate?: boolean;
 }
 
 type Load = Pick<CompileOptions, 'batch' | 'seq' | 'set' | 'inputShapes'>;
@@ -29,7 +31,8 @@ export function runSimulate(model: string, flags: SimulateFlags, load: Load, war
   const target = c ? c.target : loadTarget(flags.hw);
   const set = c ? programsOf(c.module) : undefined;
   const trace = flags.trace === undefined ? undefined : new ChromeTrace(set ? set.dies().map((d) => [d.i, d.j] as const) : dieGrid(target.package.rows, target.package.cols));
-  const report = c ? simulateCompiled(c, { trace }) : simulateFolder(model, target, { trace });
+  const opts = { trace, steady: flags.extrapolate !== false };
+  const report = c ? simulateCompiled(c, opts) : simulateFolder(model, target, opts);
   if (trace && flags.trace !== undefined) {
     writeAtomically(flags.trace, JSON.stringify(trace.toJSON()));
     if (trace.truncated > 0) warn(`warning: the trace holds its first ${trace.toJSON().traceEvents.length} events; ${trace.truncated} more were not recorded`);

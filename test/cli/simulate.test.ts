@@ -48,6 +48,16 @@ describe('gyges simulate', () => {
     expect(a.out).toBe(b.out);
   });
 
+  it('jumps over repeating mini-batches by default, and simulates each with --no-extrapolate', async () => {
+    const args = ['simulate', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--batch', '4096', '--json'];
+    const fast = JSON.parse((await run(...args)).out);
+    const every = JSON.parse((await run(...args, '--no-extrapolate')).out);
+    expect(fast.iterations_extrapolated).toBeGreaterThan(0);
+    expect(every.iterations_extrapolated).toBe(0);
+    expect(every.events).toBeGreaterThan(fast.events);
+    expect(Math.abs(fast.latency_s - every.latency_s)).toBeLessThan(1e-9 * every.latency_s);
+  });
+
   it('prints a readable table without --json', async () => {
     const r = await run('simulate', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--strategy', 'megatron');
     expect(r.code).toBe(0);
