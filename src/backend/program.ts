@@ -38,13 +38,55 @@
 import { z } from 'zod';
 import { GygesError, assertNever } from '../diagnostics/diagnostic.js';
 
-export const PROGRAM_FORMAT = 'gyges-program/1';
+export const PROGRAM_FORMAT = 'gyges-program/2';
 
 export type Range = readonly [number, number];
 export type Phase = 'fwd' | 'bwd' | 'update';
 export type BufferKind = 'activation' | 'weight';
 export type CollectiveOp = 'all_gather' | 'reduce_scatter' | 'all_reduce' | 'broadcast';
 export type LoopOver = 'minibatch' | 'chunk';
+
+/** One piece of a last axis made of parts (Q, K and V of a fused projection). */
+export interface Part {
+  readonly value: string;
+  readonly size: number;
+}
+
+/**
+ * Which numbers a buffer holds: die [i, j]'s tile of a tensor of `shape` (a batched tensor's
+ * mini-batch shape in a loop: iteration n's samples) under sharding `spec` (sharding.ts: rows
+ * are the leading dimensions flattened, blocks of ceil(n/parts), axis lists row-major). With
+ * `parts`, the last axis is made of parts and the die's column block holds its block of every
+ * part, part after part. With `chunks` > 1 the buffer holds one of that many equal column
+ * slices of the tile: the current chunk loop iteration's.
+ */
+export interface BufferView {
+  readonly shape: readonly number[];
+  readonly spec: string;
+  readonly chunks: number;
+  readonly parts: readonly Part[] | null;
+}
+
+/**
+ * A tensor DRAM stores with its last axis made of parts, split into `blocks` column blocks:
+ * block 0 of every part, then block 1 of every part, and so on. DRAM instructions on it name
+ * columns in that stored order, so a die's block is one contiguous range.
+ */
+export interface DramLayout {
+  readonly tensor: string;
+  readonly parts: readonly number[];
+  readonly blocks: number;
+}
+
+/**
+ * The IR op a compute instruction carries out (a step of it when `op` has a colon): the name
+ * of its first result, and for each operand the buffers holding it (several when a view joins
+ * pieces; null when the instruction does not read it).
+ */
+export interface IrRef {
+  readonly op: string;
+  readonly args: readonly (readonly string[] | null)[];
+}
 
 export interface ProgramHeader {
   readonly model: string;
@@ -55,6 +97,7 @@ export interface ProgramHeader {
   readonly minibatch: { readonly batch: number; readonly size: number; readonly count: number; readonly lastSize: number };
   /** Peaks the allocator computed for this die, and the target's buffer capacities. */
   readonly sram: { readonly activationPeak: number; readonly weightPeak: number; readonly activationCapacity: number; readonly weightCapacity: number };
+  readonly layouts: readonly DramLayout[];
 }
 
 export interface BufferDecl {
@@ -67,6 +110,8 @@ export interface BufferDecl {
   readonly live: Range;
   /** The logical tensor it holds. */
   readonly tensor: string;
+  /** Which of its numbers; null for scratch space (an attention core's scores). */
+  readonly view: BufferView | null;
 }
 
 /** Fields every instruction carries. */
@@ -104,6 +149,7 @@ export interface GemmInstr extends InstrCommon {
   readonly k: number;
   readonly macs: number;
   readonly accumulate: boolean;
+  readonly ir: IrRef | null;
 }
 
 export interface VectorInstr extends InstrCommon {
@@ -114,6 +160,8 @@ export interface VectorInstr extends InstrCommon {
   /** Operations of the op table's FLOP count for this die's share. */
   readonly flops: number;
   readonly accumulate: boolean;
+  /** null for `fill`. */
+  readonly ir: IrRef | null;
 }
 
 export interface CollectiveInstr extends InstrCommon {
@@ -306,7 +354,8 @@ export function printProgram(p: Program): string {
     `  sram activation ${h.sram.activationPeak} of ${h.sram.activationCapacity} B, weight ${h.sram.weightPeak} of ${h.sram.weightCapacity} B`,
     '',
     'buffers',
-    ...p.buffers.map((b) => `  ${b.kind.padEnd(10)} ${q(b.name)} ${b.bytes} B at ${b.offset}, live ${b.live[0]}..${b.live[1]}${b.tensor === b.name ? '' : `, holds ${q(b.tensor)}`}`),
+    ...p.buffers.map((b) => `  ${b.kind.padEnd(10)} ${q(b.name)} ${b.bytes} B at ${b.offset}, live ${b.live[0]}..${b.live[1]}${b.tensor === b.name ? '' : `, holds ${q(b.tensor)}`}${viewText(b.view)}`),
+    ...(h.layouts.length ? ['', 'dram layouts', ...h.layouts.map((l) => `  ${q(l.tensor)} parts ${l.parts.join(' ')} in ${l.blocks} blocks`)] : []),
     '',
     'instructions',
   ];
@@ -334,9 +383,9 @@ function details(ins: Instruction): string {
     case 'dram.write':
       return `${ins.kind} ${q(ins.tensor)} rows ${ins.rows[0]}..${ins.rows[1]} cols ${ins.cols[0]}..${ins.cols[1]} ${num(ins.bytes)} B`;
     case 'gemm':
-      return `gemm ${ins.op}${ins.batch === 1 ? '' : ` ${num(ins.batch)}x`} m ${num(ins.m)} n ${num(ins.n)} k ${num(ins.k)} = ${num(ins.macs)} MAC${ins.accumulate ? ' +=' : ''}`;
+      return `gemm ${ins.op}${ins.batch === 1 ? '' : ` ${num(ins.batch)}x`} m ${num(ins.m)} n ${num(ins.n)} k ${num(ins.k)} = ${num(ins.macs)} MAC${ins.accumulate ? ' +=' : ''}${irText(ins.ir)}`;
     case 'vector':
-      return `vector ${ins.op} ${num(ins.elements)} elements ${num(ins.flops)} flops${ins.accumulate ? ' +=' : ''}`;
+      return `vector ${ins.op} ${num(ins.elements)} elements ${num(ins.flops)} flops${ins.accumulate ? ' +=' : ''}${irText(ins.ir)}`;
     case 'collective':
       return (
         `collective ${ins.op} ${ins.algo} ${ins.axis} ${q(ins.cid)} group ${ins.group.map((d) => `[${d[0]},${d[1]}]`).join('')} pos ${ins.position}` +
@@ -347,6 +396,17 @@ function details(ins: Instruction): string {
     default:
       return assertNever(ins);
   }
+}
+
+function viewText(v: BufferView | null): string {
+  if (!v) return ', scratch';
+  const parts = v.parts ? ` parts ${v.parts.map((p) => `${q(p.value)}:${p.size}`).join(' ')}` : '';
+  return `, tile of [${v.shape.join(', ')}] ${v.spec}${v.chunks > 1 ? ` chunk of ${v.chunks}` : ''}${parts}`;
+}
+
+function irText(ir: IrRef | null): string {
+  if (!ir) return '';
+  return `  ir ${q(ir.op)}(${ir.args.map((a) => (a ? a.map(q).join('+') : '_')).join(', ')})`;
 }
 
 function q(s: string): string {
@@ -377,9 +437,19 @@ export function programToJSON(p: Program): Record<string, unknown> {
       activation_capacity_bytes: h.sram.activationCapacity,
       weight_capacity_bytes: h.sram.weightCapacity,
     },
-    buffers: p.buffers.map((b) => ({ name: b.name, kind: b.kind, bytes: b.bytes, offset: b.offset, live: [...b.live], tensor: b.tensor })),
+    layouts: h.layouts.map((l) => ({ tensor: l.tensor, parts: [...l.parts], blocks: l.blocks })),
+    buffers: p.buffers.map((b) => ({ name: b.name, kind: b.kind, bytes: b.bytes, offset: b.offset, live: [...b.live], tensor: b.tensor, view: viewToJSON(b.view) })),
     instructions: p.instructions.map(instrToJSON),
   };
+}
+
+function viewToJSON(v: BufferView | null): Record<string, unknown> | null {
+  if (!v) return null;
+  return { shape: [...v.shape], spec: v.spec, chunks: v.chunks, parts: v.parts ? v.parts.map((p) => ({ value: p.value, size: p.size })) : null };
+}
+
+function irToJSON(ir: IrRef | null): Record<string, unknown> | null {
+  return ir ? { op: ir.op, args: ir.args.map((a) => (a ? [...a] : null)) } : null;
 }
 
 function instrToJSON(ins: Instruction): Record<string, unknown> {
@@ -392,9 +462,9 @@ function specificToJSON(ins: Instruction): Record<string, unknown> {
     case 'dram.write':
       return { tensor: ins.tensor, rows: [...ins.rows], cols: [...ins.cols], bytes: ins.bytes };
     case 'gemm':
-      return { op: ins.op, batch: ins.batch, m: ins.m, n: ins.n, k: ins.k, macs: ins.macs, accumulate: ins.accumulate };
+      return { op: ins.op, batch: ins.batch, m: ins.m, n: ins.n, k: ins.k, macs: ins.macs, accumulate: ins.accumulate, ir: irToJSON(ins.ir) };
     case 'vector':
-      return { op: ins.op, elements: ins.elements, flops: ins.flops, accumulate: ins.accumulate };
+      return { op: ins.op, elements: ins.elements, flops: ins.flops, accumulate: ins.accumulate, ir: irToJSON(ins.ir) };
     case 'collective':
       return {
         op: ins.op,
@@ -444,8 +514,17 @@ const headerSchema = z.object({
   die,
   minibatch: z.strictObject({ batch: whole.min(1), size: whole.min(1), count: whole.min(1), last_size: whole.min(1) }),
   sram: z.strictObject({ activation_peak_bytes: count, weight_peak_bytes: count, activation_capacity_bytes: count, weight_capacity_bytes: count }),
+  layouts: z.array(z.strictObject({ tensor: z.string(), parts: z.array(whole.min(1)).min(1), blocks: whole.min(1) })),
   buffers: z.array(
-    z.strictObject({ name: z.string(), kind: z.enum(['activation', 'weight']), bytes: count, offset: count, live: z.tuple([whole, whole]), tensor: z.string() }),
+    z.strictObject({
+      name: z.string(),
+      kind: z.enum(['activation', 'weight']),
+      bytes: count,
+      offset: count,
+      live: z.tuple([whole, whole]),
+      tensor: z.string(),
+      view: z.strictObject({ shape: z.array(whole), spec: z.string(), chunks: whole.min(1), parts: z.array(z.strictObject({ value: z.string(), size: whole.min(1) })).nullable() }).nullable(),
+    }),
   ),
   instructions: z.array(z.unknown()),
 });
@@ -462,10 +541,12 @@ const common = {
   loc: z.string().nullable(),
 };
 
+const irRef = z.strictObject({ op: z.string(), args: z.array(z.array(z.string()).nullable()) }).nullable();
+
 const SCHEMAS = {
   dram: z.strictObject({ ...common, kind: z.enum(['dram.read', 'dram.write']), tensor: z.string(), rows: range, cols: range, bytes: count }),
-  gemm: z.strictObject({ ...common, kind: z.literal('gemm'), op: z.string(), batch: count, m: count, n: count, k: count, macs: count, accumulate: z.boolean() }),
-  vector: z.strictObject({ ...common, kind: z.literal('vector'), op: z.string(), elements: count, flops: count, accumulate: z.boolean() }),
+  gemm: z.strictObject({ ...common, kind: z.literal('gemm'), op: z.string(), batch: count, m: count, n: count, k: count, macs: count, accumulate: z.boolean(), ir: irRef }),
+  vector: z.strictObject({ ...common, kind: z.literal('vector'), op: z.string(), elements: count, flops: count, accumulate: z.boolean(), ir: irRef }),
   collective: z.strictObject({
     ...common,
     kind: z.literal('collective'),
@@ -506,6 +587,7 @@ export function parseProgram(text: string, file: string): Program {
         activationCapacity: h.sram.activation_capacity_bytes,
         weightCapacity: h.sram.weight_capacity_bytes,
       },
+      layouts: h.layouts,
     },
     buffers: h.buffers,
     instructions: h.instructions.map((x, i) => parseInstr(x, file, `instructions.${i}`)),

@@ -168,7 +168,9 @@ function attentionGrad(f: ForwardDefs): OpDef {
       const scores = b * heads * s * k!.shape[1]!;
       const gemm = 2 * scores * (hq / heads);
       const needsDs = wrt.includes(0) || wrt.includes(1);
-      return wrt.length * gemm + (needsDs ? gemm + 2 * 5 * scores : 0);
+      // q·kᵀ and the softmax recomputed (every gradient needs the probabilities), one GEMM
+      // per gradient, and for dq or dk the GEMM dP = dy·vᵀ and the softmax gradient.
+      return gemm + 5 * scores + wrt.length * gemm + (needsDs ? gemm + 5 * scores : 0);
     },
   });
 }

@@ -216,8 +216,9 @@ const attention: OpDef = {
     const scores = b * heads * s * t;
     const mm = 2 * 2 * scores * d; // q·kᵀ and p·v
     const softmax = 5 * scores; // scale, max, exp, sum, divide
-    // Backward: four GEMMs (dV, dP, dQ, dK) and the softmax gradient.
-    return { fwd: mm + softmax, bwd: 2 * mm + 2 * softmax };
+    // Backward: the scores and softmax again (they are not kept), then four GEMMs (dV, dP,
+    // dQ, dK) and the softmax gradient.
+    return { fwd: mm + softmax, bwd: mm / 2 + 2 * mm + 2 * softmax };
   },
 };
 

@@ -300,9 +300,9 @@ function pick(notes: Op['notes'], keys: readonly string[]): Record<string, strin
 /**
  * When dies outnumber heads, each die holds a slice of one head's dimensions: its q·kᵀ is a
  * partial sum that the k dies sharing the head all-reduce (paper §IV-C: "an all-reduce
- * operation is necessary"). Forward reduces the scores; backward reduces dP = dA·vᵀ (the
- * scores are kept from forward). Table III leaves this traffic out, so it is noted apart
- * (`attention.*`) from the collectives that tile2d's layouts need.
+ * operation is necessary"). Forward reduces the scores; backward reduces the recomputed
+ * scores and, for dq or dk, dP = dA·vᵀ: the notes (`attention.*`) are per reduction. Table III
+ * leaves this traffic out, so it is noted apart from the collectives that tile2d's layouts need.
  */
 export function noteHeadSlices(m: Module, grid: Grid, strategy: Strategy): CollectiveTotals {
   const totals: CollectiveTotals = { count: 0, sentBytes: 0, linkBytes: 0 };
@@ -317,11 +317,18 @@ export function noteHeadSlices(m: Module, grid: Grid, strategy: Strategy): Colle
     const scores = b * s * t * DTYPES[op.operands[0]!.type.dtype].bytes;
     const cost = collectiveCost('all_reduce', algorithmFor(strategy, 'all_reduce', ['c']), scores, perHead, grid);
     op.notes = { ...op.notes, 'attention.head_dies': perHead, 'attention.sent_bytes': cost.sentBytes, 'attention.link_bytes': cost.linkBytes, 'attention.steps': cost.steps };
-    totals.count++;
-    totals.sentBytes += cost.sentBytes;
-    totals.linkBytes += cost.linkBytes;
+    const reductions = headReductions(op);
+    totals.count += reductions;
+    totals.sentBytes += reductions * cost.sentBytes;
+    totals.linkBytes += reductions * cost.linkBytes;
   }
   return totals;
+}
+
+/** Score all-reduces of an attention core whose heads span dies: backward recomputes the scores, and reduces dP too for dq or dk. */
+function headReductions(op: Op): number {
+  const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
+  return op.kind === 'attention' || !(wrt.includes(0) || wrt.includes(1)) ? 1 : 2;
 }
 
 export const collectives: Pass = {
@@ -374,7 +381,7 @@ export function trafficByBlock(m: Module): Map<string, BlockTraffic> {
       t.linkBytes += link;
       t.sentBytes += op.notes?.['collective.sent_bytes'] as number;
     }
-    if (typeof head === 'number') t.headLinkBytes += head;
+    if (typeof head === 'number') t.headLinkBytes += head * headReductions(op);
     out.set(key, t);
   }
   return out;

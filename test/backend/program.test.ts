@@ -48,6 +48,7 @@ const small: Program = {
     die: [0, 0],
     minibatch: { batch: 9, size: 4, count: 3, lastSize: 1 },
     sram: { activationPeak: 0, weightPeak: 0, activationCapacity: 1, weightCapacity: 1 },
+    layouts: [],
   },
   buffers: [],
   instructions: [
@@ -68,7 +69,7 @@ describe('program JSON form', () => {
   });
 
   it('keeps a fixed key order', () => {
-    expect(Object.keys(JSON.parse(json) as object)).toEqual(['format', 'model', 'target', 'strategy', 'grid', 'die', 'minibatch', 'sram', 'buffers', 'instructions']);
+    expect(Object.keys(JSON.parse(json) as object)).toEqual(['format', 'model', 'target', 'strategy', 'grid', 'die', 'minibatch', 'sram', 'layouts', 'buffers', 'instructions']);
     const first = (JSON.parse(json) as { instructions: Record<string, unknown>[] }).instructions[0]!;
     expect(Object.keys(first)).toEqual(['id', 'kind', 'tensor', 'rows', 'cols', 'bytes', 'reads', 'writes', 'deps', 'carried', 'phase', 'layer', 'block', 'loc']);
   });

@@ -139,7 +139,8 @@ describe('schedule: tiny-gpt on hecaton-2x2-standard', () => {
       } else if (op.kind === 'attention' || op.kind === 'attention_grad') {
         const [b, s, h] = shape(0) as [number, number, number];
         const wrt = (op.attrs.wrt as number[] | undefined) ?? [];
-        const gemms = op.kind === 'attention' ? 2 : wrt.length + 1;
+        // Backward recomputes q·kᵀ, then dP (for dq or dk) and one GEMM per gradient.
+        const gemms = op.kind === 'attention' ? 2 : 1 + wrt.length + (wrt.includes(0) || wrt.includes(1) ? 1 : 0);
         want += gemms * b * s * shape(1)[1]! * h;
       }
     }

@@ -21,6 +21,8 @@ interface HeadTile {
 interface AttentionCore {
   readonly geo: (die: Die) => HeadTile;
   readonly scores: Buf;
+  /** The largest tile's query rows and heads (buffer sizes). */
+  readonly most: { readonly rows: number; readonly heads: number };
   /** Key length. */
   readonly t: number;
   readonly qs: Sharding;
@@ -29,6 +31,8 @@ interface AttentionCore {
   /** Backward needs dP and the softmax gradient (dq or dk requested). */
   readonly needsDs: boolean;
   readonly vectorFlops: number;
+  /** Of which the softmax (forward, or recomputed in backward). */
+  readonly softmaxFlops: number;
   /** This die's share of the op's work. */
   readonly share: (g: HeadTile) => number;
 }
@@ -37,32 +41,37 @@ interface AttentionCore {
 export class AttentionEmitter extends ValueEmitter {
   /**
    * The attention core on this die's heads (whole heads, or a slice of one when dies outnumber
-   * heads): q·kᵀ into a score buffer, softmax there, then p·v. Backward follows the op
-   * table's work: dP, the softmax gradient, and one GEMM per requested gradient. A head split
-   * over several dies all-reduces its partial scores (forward) or dP (backward).
+   * heads): q·kᵀ into a score buffer, softmax there (scale, causal and given masks), then p·v.
+   * Backward recomputes the scores and probabilities (they are not kept from forward), then
+   * for dq or dk computes dP = dy·vᵀ into a second buffer and the softmax gradient there (dS,
+   * scale included), and one GEMM per requested gradient: dq = dS·k, dk = dSᵀ·q, dv = pᵀ·dy.
+   * A head split over several dies all-reduces its partial scores and partial dP.
    */
   protected emitAttention(op: Op, ins: Operands, place: Place, chunk?: ChunkPlan): void {
     const core = this.attentionCore(op, place);
     const { geo, scores, t } = core;
     const gemm = (name: string, reads: Buf[], out: Buf, dims: (g: HeadTile) => GemmFields) =>
-      this.b.node(place, core.origin, { kind: 'gemm', op: `${op.kind}:${name}`, accumulate: false, dims: (die) => dims(geo(die)) }, reads, [out], core.uniform);
+      this.b.node(place, core.origin, { kind: 'gemm', op: `${op.kind}:${name}`, accumulate: false, dims: (die) => dims(geo(die)), ir: this.irOf(op) }, reads, [out], core.uniform);
     const [qb, kb, vb] = [ins(0), ins(1), ins(2)];
     const mask = op.operands.length === (op.kind === 'attention' ? 4 : 5) ? ins(3) : [];
+    gemm('qk', [...qb, ...kb], scores, (g) => ({ batch: g.hd, m: g.rows, n: t, k: g.kd }));
+    this.headReduce(op, scores, place, core.qs);
+    this.softmaxStep(op, core, place, 'softmax', [scores, ...mask], scores, core.softmaxFlops);
     if (op.kind === 'attention') {
-      gemm('qk', [...qb, ...kb], scores, (g) => ({ batch: g.hd, m: g.rows, n: t, k: g.kd }));
-      this.softmax(op, core, place, mask);
       gemm('pv', [scores, ...vb], this.result(op, 0, place, chunk), (g) => ({ batch: g.hd, m: g.rows, n: g.kd, k: t }));
       return;
     }
     const dy = ins(op.operands.length - 1);
-    if (core.needsDs) {
-      gemm('dp', [...dy, ...vb], scores, (g) => ({ batch: g.hd, m: g.rows, n: t, k: g.kd }));
-      this.softmax(op, core, place, mask);
+    const ds = core.needsDs ? this.scoreBuffer(op, 'dscores', core.most, t) : undefined;
+    if (ds) {
+      gemm('dp', [...dy, ...vb], ds, (g) => ({ batch: g.hd, m: g.rows, n: t, k: g.kd }));
+      this.headReduce(op, ds, place, core.qs);
+      this.softmaxStep(op, core, place, 'softmax_grad', [scores, ds], ds, core.vectorFlops - core.softmaxFlops);
     }
     (op.attrs.wrt as readonly number[]).forEach((which, i) => {
       const out = this.result(op, i, place, chunk);
-      if (which === 0) gemm('dq', [scores, ...kb], out, (g) => ({ batch: g.hd, m: g.rows, n: g.kd, k: t }));
-      else if (which === 1) gemm('dk', [scores, ...qb], out, (g) => ({ batch: g.hd, m: t, n: g.kd, k: g.rows }));
+      if (which === 0) gemm('dq', [ds!, ...kb], out, (g) => ({ batch: g.hd, m: g.rows, n: g.kd, k: t }));
+      else if (which === 1) gemm('dk', [ds!, ...qb], out, (g) => ({ batch: g.hd, m: t, n: g.kd, k: g.rows }));
       else gemm('dv', [scores, ...dy], out, (g) => ({ batch: g.hd, m: t, n: g.kd, k: g.rows }));
     });
   }
@@ -74,31 +83,37 @@ export class AttentionEmitter extends ValueEmitter {
     const qs = a.specs.in(op)[0]!;
     const [b, s, hq] = q.type.shape as [number, number, number];
     const t = op.operands[1]!.type.shape[1]!;
-    const d = hq / (op.attrs.heads as number);
+    const heads = op.attrs.heads as number;
+    const d = hq / heads;
     const rs = a.batched.has(q) ? place.rowScale : 1;
     const geo = (die: Die): HeadTile => {
       const tile = tileOf(q.type, qs, a.grid, die);
       const qc = len(tile.cols);
       return { rows: len(tile.rows) * rs, qc, hd: qc >= d ? qc / d : 1, kd: Math.min(qc, d) };
     };
-    const most = { rows: Math.ceil((b * s) / span(qs.rows, a.grid)) * rs, qc: Math.ceil(hq / span(qs.cols, a.grid)) };
-    const name = `${op.results[0]!.name}.scores`;
-    const scores = this.b.buffer(name, 'activation', Math.max(1, most.qc / d) * most.rows * t * elemBytes(q.type), name, false);
+    const most = { rows: Math.ceil((b * s) / span(qs.rows, a.grid)) * rs, heads: Math.max(1, Math.ceil(hq / span(qs.cols, a.grid)) / d) };
+    const scores = this.scoreBuffer(op, 'scores', most, t);
     const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
     const needsDs = wrt.includes(0) || wrt.includes(1);
-    const gemms = op.kind === 'attention' ? 2 : wrt.length + (needsDs ? 1 : 0);
-    // The op table's work less its GEMMs (2 FLOPs a MAC) is the softmax (or its gradient).
+    const gemms = op.kind === 'attention' ? 2 : 1 + wrt.length + (needsDs ? 1 : 0);
+    // The op table's work less its GEMMs (2 FLOPs a MAC) is the softmax (and its gradient).
     const vectorFlops = Math.max(0, this.opFlops(op) - 2 * gemms * b * s * t * hq);
-    return { geo, scores, t, qs, origin: originOf(op), uniform: even(q.type, qs, a.grid), needsDs, vectorFlops, share: (g) => (g.rows * g.qc) / (b * s * hq) };
+    const softmaxFlops = Math.min(vectorFlops, 5 * b * heads * s * t);
+    return { geo, scores, most, t, qs, origin: originOf(op), uniform: even(q.type, qs, a.grid), needsDs, vectorFlops, softmaxFlops, share: (g) => (g.rows * g.qc) / (b * s * hq) };
   }
 
-  private softmax(op: Op, core: AttentionCore, place: Place, mask: Buf[]): void {
-    this.headReduce(op, core.scores, place, core.qs);
+  /** Scratch space for this die's scores: heads × query rows × keys. */
+  private scoreBuffer(op: Op, what: string, most: { rows: number; heads: number }, t: number): Buf {
+    const name = `${op.results[0]!.name}.${what}`;
+    return this.b.buffer(name, 'activation', most.heads * most.rows * t * elemBytes(op.operands[0]!.type), name, false, null);
+  }
+
+  private softmaxStep(op: Op, core: AttentionCore, place: Place, step: string, reads: Buf[], out: Buf, flops: number): void {
     const work = (die: Die): VectorFields => {
       const g = core.geo(die);
-      return { elements: g.hd * g.rows * core.t, flops: core.vectorFlops * core.share(g) };
+      return { elements: g.hd * g.rows * core.t, flops: flops * core.share(g) };
     };
-    this.b.node(place, core.origin, { kind: 'vector', op: `${op.kind}:softmax`, accumulate: false, work }, [core.scores, ...mask], [core.scores], core.uniform);
+    this.b.node(place, core.origin, { kind: 'vector', op: `${op.kind}:${step}`, accumulate: false, work, ir: this.irOf(op) }, reads, [out], core.uniform);
   }
 
   /** The all-reduce of partial scores among the dies sharing one head (collectives' `attention.*` notes). */
@@ -118,7 +133,7 @@ export class AttentionEmitter extends ValueEmitter {
       steps: notes['attention.steps'] as number,
       partOf: op.kind,
       ring: `heads ${qs.cols.join('')} ${perHead}`,
-      members: (die) => headMembers(`${op.results[0]!.name}.scores`, qs.cols, perHead, a.grid, die),
+      members: (die) => headMembers(scores.name, qs.cols, perHead, a.grid, die),
     };
     this.b.node(place, originOf(op), fixed, [scores], [scores], true);
   }

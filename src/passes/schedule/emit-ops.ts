@@ -19,6 +19,7 @@ export class OpEmitter extends AttentionEmitter {
   /** Emit `op` (or one half of a Linear's backward); operands are fetched when first needed. */
   protected emitOp(op: Op, place: Place, chunk?: ChunkPlan, readsHere = false, part?: Part): void {
     const memo = new Map<number, Buf[]>();
+    this.fetched = memo;
     const ins: Operands = (k) => {
       if (!memo.has(k)) memo.set(k, this.operand(op, k, place, chunk, readsHere) ?? []);
       return memo.get(k)!;
@@ -88,7 +89,7 @@ export class OpEmitter extends AttentionEmitter {
     };
     const uniform = even(y.type, ys, a.grid) && contract % span(ys.partial, a.grid) === 0;
     const acc = this.isAccumulator(y, place);
-    this.b.node(place, originOf(op), { kind: 'gemm', op: op.kind, accumulate: acc, dims }, reads, [out], uniform, acc);
+    this.b.node(place, originOf(op), { kind: 'gemm', op: op.kind, accumulate: acc, dims, ir: this.irOf(op) }, reads, [out], uniform, acc);
   }
 
   /**
@@ -108,7 +109,7 @@ export class OpEmitter extends AttentionEmitter {
     const c = place.chunks;
     const origin = originOf(op);
     const grad = (which: string, acc: boolean, reads: Buf[], out: Buf, spec: Sharding, type: TensorType, contract: number, dims: (t: { rows: Range; cols: Range }, die: Die) => GemmFields) => {
-      const fixed: Static = { kind: 'gemm', op: `linear_grad:${which}`, accumulate: acc, dims: (die) => dims(tileOf(type, spec, a.grid, die), die) };
+      const fixed: Static = { kind: 'gemm', op: `linear_grad:${which}`, accumulate: acc, dims: (die) => dims(tileOf(type, spec, a.grid, die), die), ir: this.irOf(op) };
       this.b.node(place, origin, fixed, reads, [out], even(type, spec, a.grid) && contract % span(spec.partial, a.grid) === 0, acc);
     };
     (op.attrs.wrt as readonly number[]).forEach((which, i) => {
@@ -135,7 +136,7 @@ export class OpEmitter extends AttentionEmitter {
           const e = (dieTileElems(dy.type, dys, a.grid, die) * rs) / c;
           return { elements: e, flops: e };
         };
-        this.b.node(place, origin, { kind: 'vector', op: 'linear_grad:db', accumulate: true, work }, ins(dyAt), [out], even(dy.type, dys, a.grid), true);
+        this.b.node(place, origin, { kind: 'vector', op: 'linear_grad:db', accumulate: true, work, ir: this.irOf(op) }, ins(dyAt), [out], even(dy.type, dys, a.grid), true);
       }
     });
   }
@@ -143,7 +144,7 @@ export class OpEmitter extends AttentionEmitter {
   /** One chunk of a streamed weight gradient: read from DRAM (it starts at zero there) before accumulating. */
   private streamedGradient(r: Value, s: Sharding, place: Place, origin: Origin): Buf {
     const { a } = this.b;
-    const buf = this.b.buffer(r.name, 'weight', (tileElems(r.type, s, a.grid) * elemBytes(r.type)) / place.chunks, r.name, false);
+    const buf = this.b.buffer(r.name, 'weight', (tileElems(r.type, s, a.grid) * elemBytes(r.type)) / place.chunks, r.name, false, this.b.view(r, r.type, s, place.chunks));
     place.owned.add(buf);
     this.b.dramNode(place, origin, 'dram.read', r, s, 1 / place.chunks, [buf]);
     return buf;
@@ -170,7 +171,7 @@ export class OpEmitter extends AttentionEmitter {
         const e = dieTileElems(ref.v.type, ref.s, a.grid, die) * scale;
         return { elements: e, flops: (flops * e) / total };
       };
-      this.b.node(place, originOf(op), { kind: 'vector', op: name, accumulate: acc, work }, reads, outs, even(ref.v.type, ref.s, a.grid), acc);
+      this.b.node(place, originOf(op), { kind: 'vector', op: name, accumulate: acc, work, ir: this.irOf(op) }, reads, outs, even(ref.v.type, ref.s, a.grid), acc);
     };
     const wrt = op.attrs.wrt as readonly number[] | undefined;
     if (op.kind === 'sgd' || op.kind === 'adam') {

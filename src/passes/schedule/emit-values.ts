@@ -9,8 +9,13 @@ import { assert } from '../../diagnostics/diagnostic.js';
 import type { TensorType } from '../../ir/types.js';
 import { formatSharding, type Die, type Sharding } from '../sharding.js';
 import { rootOf } from './analysis.js';
-import { dieTileElems, elemBytes, even, tileElems } from './geometry.js';
-import { addDep, originOf, type Buf, type Origin, type SNode, type VectorFields } from './skeleton.js';
+import { dieTileElems, elemBytes, even, minibatchType, tileElems } from './geometry.js';
+
+/** A batched type as a place sees it: its mini-batch inside the loop (rowScale = size / batch). */
+function scaledRows(t: TensorType, rowScale: number): TensorType {
+  return rowScale === 1 ? t : minibatchType(t, Math.round(t.shape[0]! * rowScale));
+}
+import { addDep, originOf, type Buf, type IrNode, type Origin, type SNode, type VectorFields } from './skeleton.js';
 import { isShapeOnly, type Builder, type ChunkPlan, type Part, type Place } from './emit.js';
 
 /** A stage's emission state, and the buffers of an op's operands and results. */
@@ -25,6 +30,8 @@ export class ValueEmitter {
   protected afterChunk: (() => void)[] = [];
   /** The chunk loop being filled: per-mini-batch reads its members need go before it. */
   protected openChunk: SNode | undefined;
+  /** The operand buffers fetched so far for the op being emitted, by operand index. */
+  protected fetched: ReadonlyMap<number, Buf[]> = new Map();
   /** Weights this stage streams chunk by chunk, with their chunk count (their updates stream too). */
   protected readonly streamedParams = new Map<Value, number>();
 
@@ -65,7 +72,8 @@ export class ValueEmitter {
     if (have) return have;
     const batched = a.batched.has(root);
     const scale = (batched ? where.rowScale : 1) / where.chunks;
-    const buf = this.b.buffer(root.name, batched ? 'activation' : 'weight', tileElems(root.type, spec, a.grid) * elemBytes(root.type) * scale, root.name, where.loop !== null);
+    const view = this.b.view(root, batched ? scaledRows(root.type, where.rowScale) : root.type, spec, where.chunks);
+    const buf = this.b.buffer(root.name, batched ? 'activation' : 'weight', tileElems(root.type, spec, a.grid) * elemBytes(root.type) * scale, root.name, where.loop !== null, view);
     if (where.chunks > 1) where.owned.add(buf);
     const node = this.b.dramNode(where, origin, 'dram.read', root, spec, scale, [buf]);
     if (where === this.body && this.openChunk) where.list.splice(where.list.indexOf(this.openChunk), 0, where.list.pop()!);
@@ -82,7 +90,8 @@ export class ValueEmitter {
     const batched = a.batched.has(r);
     const streamed = chunk?.streamed.has(r) === true;
     const scale = (batched ? place.rowScale : 1) / (streamed ? place.chunks : 1);
-    const buf = this.b.buffer(r.name, batched ? 'activation' : 'weight', tileElems(r.type, spec, a.grid) * elemBytes(r.type) * scale, rootOf(r).name, false);
+    const view = this.b.view(r, batched ? scaledRows(r.type, place.rowScale) : r.type, spec, streamed ? place.chunks : 1);
+    const buf = this.b.buffer(r.name, batched ? 'activation' : 'weight', tileElems(r.type, spec, a.grid) * elemBytes(r.type) * scale, rootOf(r).name, false, view);
     if (streamed) place.owned.add(buf);
     this.local.set(r, [buf]);
     if (!batched && place.inBatchLoop) this.fill(buf, r.type, spec, originOf(op), this.prologue, 1);
@@ -97,7 +106,7 @@ export class ValueEmitter {
   protected fill(buf: Buf, type: TensorType, spec: Sharding, origin: Origin, place: Place, scale: number): void {
     const grid = this.b.a.grid;
     const work = (die: Die): VectorFields => ({ elements: dieTileElems(type, spec, grid, die) * scale, flops: 0 });
-    this.b.node(place, origin, { kind: 'vector', op: 'fill', accumulate: false, work }, [], [buf], even(type, spec, grid));
+    this.b.node(place, origin, { kind: 'vector', op: 'fill', accumulate: false, work, ir: null }, [], [buf], even(type, spec, grid));
   }
 
   /** DRAM writes of what later stages read: after the value is complete in its place. */
@@ -118,6 +127,11 @@ export class ValueEmitter {
   private write(root: Value, spec: Sharding, bufs: Buf[], where: Place, origin: Origin): void {
     const scale = (this.b.a.batched.has(root) ? where.rowScale : 1) / where.chunks;
     this.b.dramWriters.set(root, this.b.dramNode(where, origin, 'dram.write', root, spec, scale, bufs));
+  }
+
+  /** The IR op an instruction carries out, with the buffers of the operands fetched so far. */
+  protected irOf(op: Op): IrNode {
+    return { op, args: op.operands.map((_, k) => this.fetched.get(k) ?? null) };
   }
 
   /** The op table's FLOPs for the op, or for the gradients `wrt` of a gradient op (whose `fwd` is backward work). */

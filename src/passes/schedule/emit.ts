@@ -9,7 +9,9 @@ import { opDef } from '../../ir/ops.js';
 import { assert } from '../../diagnostics/diagnostic.js';
 import type { Target } from '../../target/target.js';
 import { blockIndex, blockRange, formatSharding, REPLICATED, span, tileOf, type Die, type Sharding } from '../sharding.js';
-import type { BufferKind, LoopOver, Phase } from '../../backend/program.js';
+import type { BufferKind, BufferView, DramLayout, LoopOver, Phase } from '../../backend/program.js';
+import type { TensorType } from '../../ir/types.js';
+import { findParts, type Parts } from './parts.js';
 import { isDramSide, rootOf, type Analysis, type SpecCache } from './analysis.js';
 import { dieTileElems, elemBytes, even, len, minibatchType } from './geometry.js';
 import { addCarried, touch, type Buf, type DramFields, type Origin, type SNode, type Static } from './skeleton.js';
@@ -61,8 +63,13 @@ export class Builder {
    * tiles), then by die: a package's programs evaluate each once.
    */
   private readonly dramTiles = new Map<string, (DramFields | undefined)[]>();
+  /** Values whose last axis is made of parts (parts.ts). */
+  readonly parts: ReadonlyMap<Value, Parts>;
+  /** DRAM tensors stored part by part, by name. */
+  readonly layouts = new Map<string, DramLayout>();
 
   constructor(readonly a: Analysis, readonly target: Target) {
+    this.parts = findParts(a.m, a.specs);
     for (const op of a.m.ops()) {
       const c = op.notes?.['fuse.chunks'];
       if (op.kind === 'linear' && typeof c === 'number') this.forwardChunks.set(op.operands[1]!, c);
@@ -92,13 +99,19 @@ export class Builder {
     return n;
   }
 
-  buffer(name: string, kind: BufferKind, size: number, tensor: string, resident: boolean): Buf {
+  buffer(name: string, kind: BufferKind, size: number, tensor: string, resident: boolean, view: BufferView | null): Buf {
     let free = name;
     for (let i = 2; this.names.has(free); i++) free = `${name}#${i}`;
     this.names.add(free);
-    const b: Buf = { name: free, kind, bytes: Math.ceil(size), tensor, resident, accessors: [], writers: [], readersSince: [], live: [0, 0], offset: 0 };
+    const b: Buf = { name: free, kind, bytes: Math.ceil(size), tensor, view, resident, accessors: [], writers: [], readersSince: [], live: [0, 0], offset: 0 };
     this.buffers.push(b);
     return b;
+  }
+
+  /** What a buffer holding `v` (of type `type`: its mini-batch type in a loop) under `spec` holds. */
+  view(v: Value, type: TensorType, spec: Sharding | undefined, chunks: number): BufferView {
+    const parts = this.parts.get(v) ?? this.parts.get(rootOf(v)) ?? null;
+    return { shape: type.shape, spec: formatSharding(spec ?? REPLICATED), chunks, parts };
   }
 
   /** DRAM writes a read of `v` must wait for: the write of its tensor, or of a DRAM-side op's inputs. */
@@ -117,6 +130,9 @@ export class Builder {
     const batched = this.a.batched.has(tensor);
     const rowsType = batched ? minibatchType(type, size) : type;
     const s = spec ?? REPLICATED;
+    const parts = this.parts.get(tensor);
+    const blocks = span(s.cols, grid);
+    if (parts && blocks > 1 && !this.layouts.has(tensor.name)) this.layouts.set(tensor.name, { tensor: tensor.name, parts: parts.map((p) => p.size), blocks });
     // The dies holding replicas of what is written share the write: each writes its block of
     // the tile's rows (k replicas, block q of k), so no die carries the whole DRAM traffic of a
     // tensor every die holds (1-D TP's replicated activations).

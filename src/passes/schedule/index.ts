@@ -52,7 +52,7 @@ export function buildPrograms(m: Module, target: Target, strategy: Strategy): Pr
   const b = new Builder(a, target);
   for (const stage of a.stages) b.top.push(...new StageEmitter(b, stage).run());
   const peak = finish(b.top, b.buffers, target);
-  return new Programs(m.name, target, strategy, a, b.top, b.buffers, peak);
+  return new Programs(m.name, target, strategy, a, b.top, b.buffers, peak, [...b.layouts.values()]);
 }
 
 export const schedule: Pass = {

@@ -6,9 +6,9 @@ import type { Target } from '../../target/target.js';
 import { assert, assertNever } from '../../diagnostics/diagnostic.js';
 import type { Strategy } from '../pass.js';
 import type { Die, Grid } from '../sharding.js';
-import { emptyTotals, MemberLists, type BufferDecl, type CollectiveRings, type InstrCommon, type Instruction, type Program, type ProgramTotals, type SharedPrograms } from '../../backend/program.js';
+import { emptyTotals, MemberLists, type BufferDecl, type CollectiveRings, type DramLayout, type InstrCommon, type Instruction, type IrRef, type Program, type ProgramTotals, type SharedPrograms } from '../../backend/program.js';
 import type { Analysis } from './analysis.js';
-import type { Buf, SNode } from './skeleton.js';
+import type { Buf, IrNode, SNode } from './skeleton.js';
 
 export interface ProgramSet extends SharedPrograms {
   readonly model: string;
@@ -38,6 +38,7 @@ export class Programs implements ProgramSet {
   private readonly varyingNodes: { node: SNode; times: number }[] = [];
   /** Collective nodes in program order (loop bodies in place). */
   private readonly collectives: SNode[] = [];
+  private readonly irRefs = new Map<IrNode, IrRef>();
 
   constructor(
     readonly model: string,
@@ -47,10 +48,11 @@ export class Programs implements ProgramSet {
     private readonly top: readonly SNode[],
     buffers: readonly Buf[],
     readonly peak: { readonly activation: number; readonly weight: number },
+    readonly layouts: readonly DramLayout[],
   ) {
     this.grid = a.grid;
     this.minibatch = { batch: a.batch, size: a.size, count: a.count, lastSize: a.lastSize };
-    this.buffers = buffers.map((b) => ({ name: b.name, kind: b.kind, bytes: b.bytes, offset: b.offset, live: b.live, tensor: b.tensor }));
+    this.buffers = buffers.map((b) => ({ name: b.name, kind: b.kind, bytes: b.bytes, offset: b.offset, live: b.live, tensor: b.tensor, view: b.view }));
     this.uniformTotals = emptyTotals();
     this.walk(top, 1);
     this.instructionsPerDie = this.common.size;
@@ -87,6 +89,7 @@ export class Programs implements ProgramSet {
         die: [die.i, die.j],
         minibatch: this.minibatch,
         sram: { activationPeak: this.peak.activation, weightPeak: this.peak.weight, activationCapacity: d.activationBufferBytes, weightCapacity: d.weightBufferBytes },
+        layouts: this.layouts,
       },
       buffers: this.buffers,
       instructions: this.top.map((n) => this.instr(n, die)),
@@ -141,6 +144,18 @@ export class Programs implements ProgramSet {
     return { i: Math.floor(d / this.grid.cols), j: d % this.grid.cols };
   }
 
+  /** Buffer names instead of buffers; one object per node, shared by every die's program. */
+  private irRef(ir: IrNode | null): IrRef | null {
+    if (!ir) return null;
+    let r = this.irRefs.get(ir);
+    if (!r) {
+      const rootName = ir.op.results[0]?.name ?? ir.op.kind;
+      r = { op: rootName, args: ir.args.map((a) => (a ? a.map((b) => b.name) : null)) };
+      this.irRefs.set(ir, r);
+    }
+    return r;
+  }
+
   // Built field by field, in the order the program format lists them: object spreads made
   // this the compiler's hottest function.
   private instr(n: SNode, die: Die): Instruction {
@@ -155,11 +170,11 @@ export class Programs implements ProgramSet {
       }
       case 'gemm': {
         const d = f.dims(die);
-        return { id, reads, writes, deps, carried, phase, layer, block, loc, kind: 'gemm', op: f.op, batch: d.batch, m: d.m, n: d.n, k: d.k, macs: d.batch * d.m * d.n * d.k, accumulate: f.accumulate };
+        return { id, reads, writes, deps, carried, phase, layer, block, loc, kind: 'gemm', op: f.op, batch: d.batch, m: d.m, n: d.n, k: d.k, macs: d.batch * d.m * d.n * d.k, accumulate: f.accumulate, ir: this.irRef(f.ir) };
       }
       case 'vector': {
         const w = f.work(die);
-        return { id, reads, writes, deps, carried, phase, layer, block, loc, kind: 'vector', op: f.op, elements: w.elements, flops: w.flops, accumulate: f.accumulate };
+        return { id, reads, writes, deps, carried, phase, layer, block, loc, kind: 'vector', op: f.op, elements: w.elements, flops: w.flops, accumulate: f.accumulate, ir: this.irRef(f.ir) };
       }
       case 'collective': {
         const g = f.members(die);

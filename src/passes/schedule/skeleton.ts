@@ -5,7 +5,7 @@
 import type { Op } from '../../ir/module.js';
 import { assert, formatLoc } from '../../diagnostics/diagnostic.js';
 import type { Die } from '../sharding.js';
-import type { BufferKind, CollectiveOp, LoopOver, Phase, Range } from '../../backend/program.js';
+import type { BufferKind, BufferView, CollectiveOp, LoopOver, Phase, Range } from '../../backend/program.js';
 
 export interface Origin {
   readonly phase: Phase;
@@ -47,11 +47,17 @@ export interface GroupFields {
   readonly position: number;
 }
 
+/** The IR op a compute instruction carries out, and the buffers of the operands it reads. */
+export interface IrNode {
+  readonly op: Op;
+  readonly args: readonly (readonly Buf[] | null)[];
+}
+
 /** What an instruction is: fields shared by every die, and a function for those that differ. */
 export type Static =
   | { readonly kind: 'dram.read' | 'dram.write'; readonly tensor: string; readonly tile: (die: Die) => DramFields }
-  | { readonly kind: 'gemm'; readonly op: string; readonly accumulate: boolean; readonly dims: (die: Die) => GemmFields }
-  | { readonly kind: 'vector'; readonly op: string; readonly accumulate: boolean; readonly work: (die: Die) => VectorFields }
+  | { readonly kind: 'gemm'; readonly op: string; readonly accumulate: boolean; readonly dims: (die: Die) => GemmFields; readonly ir: IrNode }
+  | { readonly kind: 'vector'; readonly op: string; readonly accumulate: boolean; readonly work: (die: Die) => VectorFields; readonly ir: IrNode | null }
   | {
       readonly kind: 'collective';
       readonly op: CollectiveOp;
@@ -88,6 +94,7 @@ export interface Buf {
   readonly kind: BufferKind;
   readonly bytes: number;
   readonly tensor: string;
+  readonly view: BufferView | null;
   /** A DRAM read's target inside a loop: reserved for the whole body, so the next read overlaps. */
   resident: boolean;
   readonly accessors: SNode[];
