@@ -29,7 +29,13 @@
 // - DRAM traffic is by logical tensor: `tensor` with the row and column ranges of its 2-D
 //   view. The dies holding replicas of what is written share the write: each writes its block
 //   of the tile's rows (rows and bytes say which; a die whose block is empty writes 0 B). A tensor the IR leaves as a partial sum is written by every die
-//   holding a part (DRAM-side accumulation).
+//   holding a part, each to a copy of its own; a die reading it back reads its own part, and a
+//   collective after the read reduces the parts. A streamed weight gradient is zero in DRAM
+//   before its first chunk is written.
+// - Buffers say which numbers they hold (`view`); compute instructions name their IR op and
+//   the buffers of its operands (`ir`). Normalizations whose rows span dies and attention cores
+//   whose heads span dies run in steps (`layernorm:stats`, `attention:qk`, ...) with an
+//   all-reduce of scratch buffers between them.
 // - A collective instruction with the same `cid` runs on every die of `group` (ring order),
 //   moving the same bytes; within a loop, instances match by iteration index. `part_of` marks
 //   a step inside a compute op (the score all-reduce of a head split over dies, Optimus's
@@ -68,14 +74,15 @@ export interface BufferView {
 }
 
 /**
- * A tensor DRAM stores with its last axis made of parts, split into `blocks` column blocks:
- * block 0 of every part, then block 1 of every part, and so on. DRAM instructions on it name
- * columns in that stored order, so a die's block is one contiguous range.
+ * A tensor DRAM stores with its last axis made of parts, in column blocks of nested splits
+ * (outermost first; blocks row-major over them, as sharding.ts cuts them): block 0 of every
+ * part, then block 1 of every part, and so on. DRAM instructions on it name columns in that
+ * stored order, so a die's block is one contiguous range.
  */
 export interface DramLayout {
   readonly tensor: string;
   readonly parts: readonly number[];
-  readonly blocks: number;
+  readonly splits: readonly number[];
 }
 
 /**
@@ -355,7 +362,7 @@ export function printProgram(p: Program): string {
     '',
     'buffers',
     ...p.buffers.map((b) => `  ${b.kind.padEnd(10)} ${q(b.name)} ${b.bytes} B at ${b.offset}, live ${b.live[0]}..${b.live[1]}${b.tensor === b.name ? '' : `, holds ${q(b.tensor)}`}${viewText(b.view)}`),
-    ...(h.layouts.length ? ['', 'dram layouts', ...h.layouts.map((l) => `  ${q(l.tensor)} parts ${l.parts.join(' ')} in ${l.blocks} blocks`)] : []),
+    ...(h.layouts.length ? ['', 'dram layouts', ...h.layouts.map((l) => `  ${q(l.tensor)} parts ${l.parts.join(' ')} in blocks ${l.splits.join('x')}`)] : []),
     '',
     'instructions',
   ];
@@ -437,7 +444,7 @@ export function programToJSON(p: Program): Record<string, unknown> {
       activation_capacity_bytes: h.sram.activationCapacity,
       weight_capacity_bytes: h.sram.weightCapacity,
     },
-    layouts: h.layouts.map((l) => ({ tensor: l.tensor, parts: [...l.parts], blocks: l.blocks })),
+    layouts: h.layouts.map((l) => ({ tensor: l.tensor, parts: [...l.parts], splits: [...l.splits] })),
     buffers: p.buffers.map((b) => ({ name: b.name, kind: b.kind, bytes: b.bytes, offset: b.offset, live: [...b.live], tensor: b.tensor, view: viewToJSON(b.view) })),
     instructions: p.instructions.map(instrToJSON),
   };
@@ -514,7 +521,7 @@ const headerSchema = z.object({
   die,
   minibatch: z.strictObject({ batch: whole.min(1), size: whole.min(1), count: whole.min(1), last_size: whole.min(1) }),
   sram: z.strictObject({ activation_peak_bytes: count, weight_peak_bytes: count, activation_capacity_bytes: count, weight_capacity_bytes: count }),
-  layouts: z.array(z.strictObject({ tensor: z.string(), parts: z.array(whole.min(1)).min(1), blocks: whole.min(1) })),
+  layouts: z.array(z.strictObject({ tensor: z.string(), parts: z.array(whole.min(1)).min(1), splits: z.array(whole.min(1)).min(1) })),
   buffers: z.array(
     z.strictObject({
       name: z.string(),

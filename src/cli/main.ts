@@ -13,6 +13,7 @@ import { STRATEGIES } from '../passes/pass.js';
 import { DEFAULT_PIPELINE } from '../passes/index.js';
 import { runCompile, type CompileFlags } from './compile-command.js';
 import { runCompare, runSimulate, type CompareFlags, type SimulateFlags } from './simulate-command.js';
+import { runVerify, VerificationFailed, type VerifyFlags } from './verify-command.js';
 import { bytes, si, table } from '../util/format.js';
 
 export interface CliIO {
@@ -164,6 +165,20 @@ function buildProgram(io: CliIO): Command {
     .option('--no-extrapolate', 'simulate every loop iteration instead of jumping over repeating ones (same results, slower)')
     .action((model: string, flags: ModelFlags & SimulateFlags) => {
       io.out(runSimulate(model, flags, loadOptions(flags), (line) => io.err(`${line}\n`)));
+    });
+
+  withModelFlags(program.command('verify').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
+    .description('Run the per-die programs on numbers and compare outputs, gradients and updated weights with references (exit 2 when they differ).')
+    .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
+    .addOption(new Option('--strategy <S>', 'how work is distributed').choices([...STRATEGIES]).default('hecaton'))
+    .addOption(new Option('--optimizer <O>', 'weight update of training').choices(['sgd', 'adam']))
+    .option('--pipeline <TEXT>', `passes to run, e.g. 'train,fuse,minibatch{size=1},tile2d,collectives,schedule'`)
+    .option('--seed <N>', 'seed of the numbers fed to inputs and weights', positiveInt)
+    .option('--json', 'print one JSON object')
+    .action(async (model: string, flags: ModelFlags & VerifyFlags) => {
+      const { text, report } = await runVerify(model, flags, loadOptions(flags));
+      io.out(text);
+      if (!report.ok) throw new VerificationFailed(report);
     });
 
   withModelFlags(program.command('compare').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))

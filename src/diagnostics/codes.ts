@@ -61,6 +61,7 @@ export const CODES = {
   GY7001: 'malformed program',
   GY7002: 'cannot write the program folder',
   GY7003: 'programs the simulator cannot run together',
+  GY7004: 'the programs do not compute the model (functional verification)',
 
   GY8001: 'collective simulation: bad parameter',
 

@@ -14,7 +14,7 @@ import type { Module, Op, Value } from '../ir/module.js';
 import type { CollectiveAlgo } from '../ir/collective-ops.js';
 import { assert } from '../diagnostics/diagnostic.js';
 import { bytes } from '../util/format.js';
-import { DTYPES } from '../ir/types.js';
+import { DTYPES, numel } from '../ir/types.js';
 import type { Pass, Strategy } from './pass.js';
 import { collectiveCost, type CollectiveKind } from './collective-cost.js';
 import { activationValues } from './activations.js';
@@ -349,16 +349,50 @@ export const collectives: Pass = {
     if (heads.count) {
       ctx.report('collectives', `${heads.count} attention cores split heads over several dies: their score all-reduces add ${bytes(heads.linkBytes)} per die on the busiest link (not in Table III)`);
     }
+    const norms = noteRowStatistics(m, grid, ctx.strategy);
+    if (norms.count) {
+      ctx.report('collectives', `${norms.count} normalizations see a row split over dies: their row-statistics all-reduces add ${bytes(norms.linkBytes)} per die on the busiest link (not in Table III)`);
+    }
   },
 };
+
+/** Row sums a normalization needs over its whole row: LayerNorm Σx, Σx²; RMSNorm Σx²; their gradients also Σg, Σg·x (g = dy·γ). */
+export const NORM_SUMS: Readonly<Record<string, number>> = { layernorm: 2, rmsnorm: 1, layernorm_grad: 4, rmsnorm_grad: 2 };
+
+/**
+ * A normalization whose rows are split over dies (Hecaton's [r, c] tiles) needs statistics of
+ * whole rows: each die sums its part of every row and the dies of the row all-reduce those
+ * few numbers per row before normalizing (the mean and variance of LayerNorm, RMSNorm's mean
+ * square; backward also the sums its gradient needs). Noted per op (`norm.*`), like the score
+ * all-reduces, apart from Table III's traffic.
+ */
+export function noteRowStatistics(m: Module, grid: Grid, strategy: Strategy): CollectiveTotals {
+  const totals: CollectiveTotals = { count: 0, sentBytes: 0, linkBytes: 0 };
+  for (const op of m.ops()) {
+    const sums = NORM_SUMS[op.kind];
+    if (sums === undefined || op.notes?.['tile2d.dram'] === true) continue;
+    const x = specsOf(op, 'tile2d.in')[0];
+    if (!x || x.cols.length === 0) continue;
+    const t = op.operands[0]!.type;
+    const rows = Math.ceil(numel(t) / t.shape[t.shape.length - 1]! / span(x.rows, grid));
+    const tile = rows * sums * DTYPES[t.dtype].bytes;
+    const cost = collectiveCost('all_reduce', algorithmFor(strategy, 'all_reduce', x.cols), tile, span(x.cols, grid), grid);
+    op.notes = { ...op.notes, 'norm.sums': sums, 'norm.sent_bytes': cost.sentBytes, 'norm.link_bytes': cost.linkBytes, 'norm.steps': cost.steps };
+    totals.count++;
+    totals.sentBytes += cost.sentBytes;
+    totals.linkBytes += cost.linkBytes;
+  }
+  return totals;
+}
 
 export interface BlockTraffic {
   /** Collectives between layouts: the traffic of Table III. */
   linkBytes: number;
   sentBytes: number;
   /**
-   * Collectives inside attention cores: score all-reduces of heads that span several dies,
-   * and the key/value gathers (and their gradients' reductions) of attentionSteps.
+   * Collectives inside compute ops: score all-reduces of heads that span several dies, the
+   * key/value gathers (and their gradients' reductions) of attentionSteps, and the row
+   * statistics of normalizations whose rows span several dies.
    */
   headLinkBytes: number;
 }
@@ -372,7 +406,7 @@ export function trafficByBlock(m: Module): Map<string, BlockTraffic> {
   for (const op of m.ops()) {
     const link = op.notes?.['collective.link_bytes'];
     const head = op.notes?.['attention.link_bytes'];
-    if (typeof link !== 'number' && typeof head !== 'number') continue;
+    if (typeof link !== 'number' && typeof head !== 'number' && typeof op.notes?.['norm.link_bytes'] !== 'number') continue;
     const phase = op.notes?.['train.phase'] === 'fwd' || op.notes?.['train.phase'] === undefined ? 'fwd' : 'bwd';
     const key = `${op.layer ?? '-'}|${phase}/${String(op.notes?.['fuse.block'])}`;
     const t = out.get(key) ?? { linkBytes: 0, sentBytes: 0, headLinkBytes: 0 };
@@ -382,6 +416,8 @@ export function trafficByBlock(m: Module): Map<string, BlockTraffic> {
       t.sentBytes += op.notes?.['collective.sent_bytes'] as number;
     }
     if (typeof head === 'number') t.headLinkBytes += head * headReductions(op);
+    const norm = op.notes?.['norm.link_bytes'];
+    if (typeof norm === 'number') t.headLinkBytes += norm;
     out.set(key, t);
   }
   return out;

@@ -110,13 +110,40 @@ export function blockRange(n: number, parts: number, index: number): readonly [n
   return [start, Math.min(n, start + size)];
 }
 
+/** How many blocks each axis of a list splits into, outermost first. */
+export function splitsOf(axes: readonly Axis[], grid: Grid): number[] {
+  return axes.map((a) => (a === 'r' ? grid.rows : grid.cols));
+}
+
+/**
+ * Block `index` (row-major over nested splits, outermost first) of `n` items: the outer split
+ * cuts [0, n) into blocks, each inner split cuts its parent block again. So a split over `rc`
+ * refines the split over `r` even when the sizes do not divide evenly (a die's block along
+ * `rc` lies inside its block along `r`); with even sizes it is the flat block of n/parts.
+ */
+export function nestedRange(n: number, splits: readonly number[], index: number): readonly [number, number] {
+  let [start, end] = [0, n];
+  let rest = index;
+  let inner = splits.reduce((a, b) => a * b, 1);
+  for (const parts of splits) {
+    inner /= parts;
+    const k = Math.floor(rest / inner);
+    rest %= inner;
+    const [a, b] = blockRange(end - start, parts, k);
+    [start, end] = [start + a, start + b];
+  }
+  return [start, end];
+}
+
+/** The range of `n` items die `die` holds when `axes` split them. */
+export function axisRange(n: number, axes: readonly Axis[], grid: Grid, die: Die): readonly [number, number] {
+  return nestedRange(n, splitsOf(axes, grid), blockIndex(axes, grid, die));
+}
+
 /** The rows and columns of a tensor's 2-D view that die `die` holds under `s`. */
 export function tileOf(t: TensorType, s: Sharding, grid: Grid, die: Die): { rows: readonly [number, number]; cols: readonly [number, number] } {
   const { rows, cols } = matrixView(t);
-  return {
-    rows: blockRange(rows, span(s.rows, grid), blockIndex(s.rows, grid, die)),
-    cols: blockRange(cols, span(s.cols, grid), blockIndex(s.cols, grid, die)),
-  };
+  return { rows: axisRange(rows, s.rows, grid, die), cols: axisRange(cols, s.cols, grid, die) };
 }
 
 /**

@@ -253,7 +253,7 @@ describe('robustness', () => {
   });
 });
 
-describe('speed', () => {
+describe('scale', () => {
   // Llama-3-405B's shape: 126 layers, h 16384, GQA with 8 kv heads, SwiGLU; 20 ops a layer.
   const LLAMA = `model "llama-like"
 let batch = 256
@@ -293,13 +293,11 @@ logits = linear(x, w_out)
 output logits
 `;
 
-  it('lowers a 126-layer Llama-3-405B-like model well under a second', () => {
-    const start = performance.now();
+  // How fast it lowers is the benchmark's business (npm run bench), never a timed test's.
+  it('lowers a 126-layer Llama-3-405B-like model', () => {
     const m = parseDsl(LLAMA, 'llama.gy');
-    const ms = performance.now() - start;
     expect(m.opCount()).toBe(1 + 126 * 20 + 1);
     expect(new Set(m.ops().map((o) => o.layer)).size).toBe(126 + 1);
     expect(value(m, 'logits').type.shape).toEqual([256, 512, 128256]);
-    expect(ms).toBeLessThan(1000);
   });
 });

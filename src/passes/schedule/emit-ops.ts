@@ -13,6 +13,7 @@ import { contraction, dieTileElems, elemBytes, even, len, tileElems } from './ge
 import { originOf, type Buf, type GemmFields, type GroupFields, type Origin, type Static, type VectorFields } from './skeleton.js';
 import { isShapeOnly, isView, unique, type ChunkPlan, type Operands, type Part, type Place } from './emit.js';
 import { AttentionEmitter } from './emit-attention.js';
+import { algorithmFor } from '../collectives.js';
 
 /** Emits one op's instructions (see ValueEmitter for the stage's state). */
 export class OpEmitter extends AttentionEmitter {
@@ -141,6 +142,43 @@ export class OpEmitter extends AttentionEmitter {
     });
   }
 
+  /**
+   * A normalization whose rows span dies (collectives' `norm.*` notes): each die sums its part
+   * of every row into a small buffer, the row's dies all-reduce it, and the op then reads the
+   * whole-row statistics from there. Returns that buffer.
+   */
+  private rowStatistics(op: Op, reads: Buf[], place: Place): Buf | undefined {
+    const notes = op.notes ?? {};
+    const sums = notes['norm.sums'];
+    if (typeof sums !== 'number') return undefined;
+    const { a } = this.b;
+    const x = op.operands[0]!;
+    const xs = a.specs.in(op)[0]!;
+    const rs = a.batched.has(x) ? place.rowScale : 1;
+    const rowsOf = (die: Die) => len(tileOf(x.type, xs, a.grid, die).rows) * rs;
+    const most = Math.ceil(numel(x.type) / x.type.shape.at(-1)! / span(xs.rows, a.grid)) * rs;
+    const name = `${op.results[0]!.name}.stats`;
+    const stats = this.b.buffer(name, 'activation', most * sums * elemBytes(x.type), name, false, null);
+    const origin = originOf(op);
+    const work = (die: Die): VectorFields => ({ elements: rowsOf(die) * sums, flops: 0 });
+    this.b.node(place, origin, { kind: 'vector', op: `${op.kind}:stats`, accumulate: false, work, ir: this.irOf(op) }, reads, [stats], even(x.type, xs, a.grid));
+    const axes = xs.cols;
+    const fixed: Static = {
+      kind: 'collective',
+      op: 'all_reduce',
+      algo: algorithmFor(this.b.strategy, 'all_reduce', axes),
+      axis: axes.join(''),
+      sentBytes: (notes['norm.sent_bytes'] as number) * rs,
+      linkBytes: (notes['norm.link_bytes'] as number) * rs,
+      steps: notes['norm.steps'] as number,
+      partOf: op.kind,
+      ring: `axes ${axes.join('')}`,
+      members: (die) => ringMembers(name, axes, a.grid, die),
+    };
+    this.b.node(place, origin, fixed, [stats], [stats], true);
+    return stats;
+  }
+
   /** One chunk of a streamed weight gradient: read from DRAM (it starts at zero there) before accumulating. */
   private streamedGradient(r: Value, s: Sharding, place: Place, origin: Origin): Buf {
     const { a } = this.b;
@@ -156,7 +194,8 @@ export class OpEmitter extends AttentionEmitter {
    * gradient op with several results gets one instruction per result, each with its share of
    * the op's work, so an accumulated gradient (a norm's gamma) is its own instruction.
    */
-  private emitVector(op: Op, ins: Operands, reads: Buf[], place: Place, chunk?: ChunkPlan): void {
+  private emitVector(op: Op, ins: Operands, operandBufs: Buf[], place: Place, chunk?: ChunkPlan): void {
+    let reads = operandBufs;
     const { a } = this.b;
     const specs = a.specs;
     const tensors = [
@@ -173,6 +212,8 @@ export class OpEmitter extends AttentionEmitter {
       };
       this.b.node(place, originOf(op), { kind: 'vector', op: name, accumulate: acc, work, ir: this.irOf(op) }, reads, outs, even(ref.v.type, ref.s, a.grid), acc);
     };
+    const stats = this.rowStatistics(op, reads, place);
+    if (stats) reads = [...reads, stats];
     const wrt = op.attrs.wrt as readonly number[] | undefined;
     if (op.kind === 'sgd' || op.kind === 'adam') {
       const outs = op.results.flatMap((r, i) => {

@@ -8,8 +8,9 @@ import type { Op, Value } from '../../ir/module.js';
 import { opDef } from '../../ir/ops.js';
 import { assert } from '../../diagnostics/diagnostic.js';
 import type { Target } from '../../target/target.js';
-import { blockIndex, blockRange, formatSharding, REPLICATED, span, tileOf, type Die, type Sharding } from '../sharding.js';
-import type { BufferKind, BufferView, DramLayout, LoopOver, Phase } from '../../backend/program.js';
+import type { Strategy } from '../pass.js';
+import { blockIndex, blockRange, formatSharding, nestedRange, REPLICATED, span, splitsOf, tileOf, type Die, type Grid, type Sharding } from '../sharding.js';
+import type { BufferKind, BufferView, DramLayout, LoopOver, Phase, Range } from '../../backend/program.js';
 import type { TensorType } from '../../ir/types.js';
 import { findParts, type Parts } from './parts.js';
 import { isDramSide, rootOf, type Analysis, type SpecCache } from './analysis.js';
@@ -68,7 +69,7 @@ export class Builder {
   /** DRAM tensors stored part by part, by name. */
   readonly layouts = new Map<string, DramLayout>();
 
-  constructor(readonly a: Analysis, readonly target: Target) {
+  constructor(readonly a: Analysis, readonly target: Target, readonly strategy: Strategy) {
     this.parts = findParts(a.m, a.specs);
     for (const op of a.m.ops()) {
       const c = op.notes?.['fuse.chunks'];
@@ -131,16 +132,16 @@ export class Builder {
     const rowsType = batched ? minibatchType(type, size) : type;
     const s = spec ?? REPLICATED;
     const parts = this.parts.get(tensor);
-    const blocks = span(s.cols, grid);
-    if (parts && blocks > 1 && !this.layouts.has(tensor.name)) this.layouts.set(tensor.name, { tensor: tensor.name, parts: parts.map((p) => p.size), blocks });
+    if (parts && span(s.cols, grid) > 1 && !this.layouts.has(tensor.name)) this.layouts.set(tensor.name, { tensor: tensor.name, parts: parts.map((p) => p.size), splits: splitsOf(s.cols, grid) });
     // The dies holding replicas of what is written share the write: each writes its block of
     // the tile's rows (k replicas, block q of k), so no die carries the whole DRAM traffic of a
     // tensor every die holds (1-D TP's replicated activations).
     const replicated = kind === 'dram.write' ? (['r', 'c'] as const).filter((x) => ![...s.rows, ...s.cols, ...s.partial].includes(x)) : [];
     const replicas = span(replicated, grid);
     const eb = elemBytes(type);
+    const layout = this.layouts.get(tensor.name);
     const compute = (die: Die): DramFields => {
-      const t = tileOf(rowsType, s, grid, die);
+      const t = storedTile(tileOf(rowsType, s, grid, die), s, grid, die, layout);
       const whole = dieTileElems(type, s, grid, die) * eb * scale;
       if (replicas === 1) return { rows: t.rows, cols: t.cols, bytes: whole };
       // Blocks of rows, or of columns when only those divide evenly (a bias is one row), so
@@ -154,7 +155,7 @@ export class Builder {
       const [a, b] = blockRange(nr, replicas, q);
       return { rows: [t.rows[0] + a, t.rows[0] + b], cols: t.cols, bytes: nr === 0 ? 0 : (whole * (b - a)) / nr };
     };
-    const key = `${kind} ${type.dtype} ${type.shape.join('x')} ${size} ${batched} ${formatSharding(s)} ${scale}`;
+    const key = `${kind} ${type.dtype} ${type.shape.join('x')} ${size} ${batched} ${formatSharding(s)} ${scale} ${layout ? `${layout.parts.join('+')}/${layout.splits.join('x')}` : ''}`;
     let known = this.dramTiles.get(key);
     if (known === undefined) this.dramTiles.set(key, (known = []));
     const cache = known;
@@ -162,6 +163,20 @@ export class Builder {
     const uniform = replicated.length === 0 && even(type, s, grid) && even(rowsType, s, grid);
     return this.node(place, origin, { kind, tensor: tensor.name, tile }, kind === 'dram.read' ? [] : bufs, kind === 'dram.read' ? bufs : [], uniform);
   }
+}
+
+/**
+ * A tile's columns as DRAM stores a tensor whose last axis is made of parts (parts.ts): the
+ * die's column block is every part's block, and the blocks before it are as wide as their
+ * parts' blocks make them (uneven when a part does not split evenly).
+ */
+function storedTile(t: { rows: Range; cols: Range }, s: Sharding, grid: Grid, die: Die, layout: DramLayout | undefined): { rows: Range; cols: Range } {
+  if (!layout || s.cols.length === 0) return t;
+  const index = blockIndex(s.cols, grid, die);
+  const width = (b: number) => layout.parts.reduce((sum, p) => sum + len(nestedRange(p, layout.splits, b)), 0);
+  let start = 0;
+  for (let b = 0; b < index; b++) start += width(b);
+  return { rows: t.rows, cols: [start, start + width(index)] };
 }
 
 export function unique<T>(xs: readonly T[]): T[] {

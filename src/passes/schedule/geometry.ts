@@ -2,7 +2,7 @@
 // largest tile (identical on every die); instruction counts use this die's own tile.
 
 import { DTYPES, type TensorType } from '../../ir/types.js';
-import { blockIndex, blockRange, evenTiles, matrixView, REPLICATED, span, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
+import { axisRange, evenTiles, matrixView, REPLICATED, span, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
 import type { Range } from '../../backend/program.js';
 
 export function len(r: Range): number {
@@ -27,7 +27,7 @@ export function even(t: TensorType, s: Sharding | undefined, grid: Grid): boolea
 
 /** This die's block of a contraction of length `n` split over `axes` (a partial sum's axes). */
 export function contraction(n: number, axes: readonly Axis[], grid: Grid, die: Die): number {
-  return len(blockRange(n, span(axes, grid), blockIndex(axes, grid, die)));
+  return len(axisRange(n, axes, grid, die));
 }
 
 export function elemBytes(t: TensorType): number {

@@ -49,7 +49,7 @@ export function programsOf(m: Module): ProgramSet | undefined {
 
 export function buildPrograms(m: Module, target: Target, strategy: Strategy): ProgramSet {
   const a = analyse(m, target);
-  const b = new Builder(a, target);
+  const b = new Builder(a, target, strategy);
   for (const stage of a.stages) b.top.push(...new StageEmitter(b, stage).run());
   const peak = finish(b.top, b.buffers, target);
   return new Programs(m.name, target, strategy, a, b.top, b.buffers, peak, [...b.layouts.values()]);

@@ -12,7 +12,7 @@
 
 import type { Module, Op, Value } from '../../ir/module.js';
 import { opDef } from '../../ir/ops.js';
-import { blockRange } from '../sharding.js';
+import { nestedRange } from '../sharding.js';
 import type { Part } from '../../backend/program.js';
 import { isView } from './emit.js';
 import type { SpecCache } from './analysis.js';
@@ -98,14 +98,15 @@ export function findParts(m: Module, specs: SpecCache): Map<Value, Parts> {
 }
 
 /**
- * The columns (of the logical last axis) held by column block `index` of `blocks` under a
- * part-wise layout, in the order they are stored: each part's block in turn.
+ * The columns (of the logical last axis) held by column block `index` of the nested `splits`
+ * (sharding.ts nestedRange) under a part-wise layout, in the order they are stored: each
+ * part's block in turn.
  */
-export function partColumns(parts: Parts, blocks: number, index: number): number[] {
+export function partColumns(parts: readonly { readonly size: number }[], splits: readonly number[], index: number): number[] {
   const cols: number[] = [];
   let offset = 0;
   for (const p of parts) {
-    const [a, b] = blockRange(p.size, blocks, index);
+    const [a, b] = nestedRange(p.size, splits, index);
     for (let c = a; c < b; c++) cols.push(offset + c);
     offset += p.size;
   }
