@@ -308,7 +308,10 @@ class Executor {
     if (bufs.length === 1) {
       const b = this.buffers.get(bufs[0]!)!;
       const tile = this.tileOfBuffer(d, b.name);
-      const part = b.view?.parts?.findIndex((p) => p.value === name) ?? -1;
+      // A piece of a split view sits in its whole's buffer at the split's result index.
+      const split = this.producer.get(name);
+      const holdsWhole = b.tensor !== name && split?.kind === 'split' && b.view?.parts?.length === split.results.length;
+      const part = holdsWhole ? split.results.findIndex((r) => r.name === name) : -1;
       if (part < 0 || b.view!.parts!.length === 1) return tile;
       const parts = b.view!.parts!;
       const lo = parts.slice(0, part).reduce((s, p) => s + p.size, 0);

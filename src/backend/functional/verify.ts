@@ -10,7 +10,7 @@ import type { Module } from '../../ir/module.js';
 import { verifyModule } from '../../ir/verify.js';
 import { programsOf } from '../../passes/schedule/index.js';
 import { deriveTraining } from '../../passes/train.js';
-import { InternalError } from '../../diagnostics/diagnostic.js';
+import { error, InternalError } from '../../diagnostics/diagnostic.js';
 import type { Program } from '../program.js';
 import { executeDistributed, ScheduleFault } from './distributed.js';
 import { feedByName, onnxParamValues, randomValues } from './feeds.js';
@@ -68,8 +68,10 @@ export function relativeError(got: Float64Array | undefined, want: Float64Array)
 }
 
 export async function verify(model: string, opts: VerifyOptions): Promise<VerifyReport> {
-  const optimizer = opts.optimizer ?? 'sgd';
-  const compiled = compile(model, { ...opts, optimizer, mode: 'train' });
+  const compiled = compile(model, { ...opts, optimizer: opts.optimizer ?? 'sgd', mode: 'train' });
+  // The reference trains as the compiled module does (a pipeline's text may set the optimizer).
+  if (compiled.module.notes['train.mode'] !== 'train') throw error('GY9001', 'verify checks a training iteration: the pipeline must start with train (mode train)');
+  const optimizer = compiled.module.notes['train.optimizer'] === 'adam' ? 'adam' : 'sgd';
   const set = programsOf(compiled.module);
   if (!set) throw new InternalError('verify: the pipeline made no programs (it must end with schedule)');
   const programs = set.dies().map((d) => set.programFor(d));

@@ -87,11 +87,13 @@ export function findParts(m: Module, specs: SpecCache): Map<Value, Parts> {
   }
   const byRoot = new Map<Value, Parts>();
   for (const [v, parts] of seeds) if (!byRoot.has(find(v))) byRoot.set(find(v), parts);
+  const own = new Map(seeds);
   const out = new Map<Value, Parts>();
   if (byRoot.size === 0) return out;
   const all = [...m.declarations(), ...m.ops().flatMap((op) => op.results)];
   for (const v of all) {
-    const p = byRoot.get(find(v));
+    // A value shares its class's part sizes; the piece names are its own split's when it has one.
+    const p = own.get(v) ?? byRoot.get(find(v));
     if (p && p.reduce((s, x) => s + x.size, 0) === v.type.shape.at(-1)) out.set(v, p);
   }
   return out;
