@@ -264,7 +264,7 @@ class Executor {
   }
 
   private dramWrite(d: number, ins: DramInstr, it: Iteration): void {
-    const tile = this.valueTile(d, ins.reads, ins.tensor, it);
+    const tile = this.valueTile(d, ins.reads, ins.tensor);
     const first = this.view(ins.reads[0]!)!;
     const to = this.dramRegion(ins, first, it);
     const v = this.values.get(ins.tensor)!;
@@ -304,7 +304,7 @@ class Executor {
    * The tile of value `name` held by `bufs`: a buffer holding it (or a layout of it), a part of
    * a buffer whose last axis is made of parts (a split view), or the pieces of a concat view.
    */
-  private valueTile(d: number, bufs: readonly string[], name: string, it: Iteration): Tile {
+  private valueTile(d: number, bufs: readonly string[], name: string): Tile {
     if (bufs.length === 1) {
       const b = this.buffers.get(bufs[0]!)!;
       const tile = this.tileOfBuffer(d, b.name);
@@ -351,7 +351,6 @@ class Executor {
         data[r * cols.length + k] = t.data[r * t.region.cols.length + j]!;
       });
     }
-    void it;
     return { region: { r0, r1, cols: order.map(([c]) => c) }, data };
   }
 
@@ -369,7 +368,7 @@ class Executor {
     const op = this.producer.get(ins.ir.op);
     assert(op, `distributed: no IR op makes '${ins.ir.op}'`);
     if (op.kind === 'attention' || op.kind === 'attention_grad') return this.attentionStep(d, ins, op, it);
-    if (ins.op.endsWith(':stats')) return this.normStatistics(d, ins, op, it);
+    if (ins.op.endsWith(':stats')) return this.normStatistics(d, ins, op);
     const stats = ins.reads.find((r) => this.view(r) === null);
     if (stats !== undefined) return this.normalize(d, ins, op, it, stats);
     const outs = this.resultsOf(ins, op);
@@ -397,7 +396,7 @@ class Executor {
       const type = operandTypes[k]!;
       const full = new Float64Array(numel(type)).fill(zero || !isFloat(type.dtype) ? 0 : Number.NaN);
       if (!bufs) return full;
-      let tile = this.valueTile(d, bufs, v.name, it);
+      let tile = this.valueTile(d, bufs, v.name);
       // In chunk k of a streamed Linear, what runs beside it covers the k-th column slice of a
       // whole tile (a Linear's x, the contraction, is never sliced).
       if (it.chunks > 1 && this.view(bufs[0]!)?.chunks === 1 && !(k === 0 && (op.kind === 'linear' || op.kind === 'linear_grad'))) tile = chunkOf(tile, it);
@@ -425,7 +424,7 @@ class Executor {
       const data = cut(results[ri]!, cols2d(type.shape), region);
       this.store(d, w, region, data, ins.accumulate);
     });
-    if (op.kind === 'sgd' || op.kind === 'adam') this.captureGradient(d, ins, op, it);
+    if (op.kind === 'sgd' || op.kind === 'adam') this.captureGradient(d, ins, op);
   }
 
   /** Which result of the op each written buffer receives. */
@@ -488,13 +487,13 @@ class Executor {
   }
 
   /** Record the gradient tile an update consumed (replicas must agree). */
-  private captureGradient(d: number, ins: GemmInstr | VectorInstr, op: Op, it: Iteration): void {
+  private captureGradient(d: number, ins: GemmInstr | VectorInstr, op: Op): void {
     let dw = op.operands[1]!;
     const bufs = ins.ir!.args[1];
     // Under the name of the gradient itself, not of a layout the collectives made of it.
     while (dw.def && opDef(dw.def.kind).category === 'collective') dw = dw.def.operands[0]!;
     if (!bufs) return;
-    const tile = this.valueTile(d, bufs, op.operands[1]!.name, it);
+    const tile = this.valueTile(d, bufs, op.operands[1]!.name);
     const width = cols2d(dw.type.shape);
     let g = this.gradients.get(dw.name);
     let seen = this.gradSeen.get(dw.name);
@@ -519,10 +518,10 @@ class Executor {
   // -- normalizations over rows split across dies -----------------------------------------
 
   /** The tiles a normalization step reads: x, γ, and for a gradient dy (the last operand). */
-  private normTiles(d: number, ins: GemmInstr | VectorInstr, op: Op, it: Iteration) {
+  private normTiles(d: number, ins: GemmInstr | VectorInstr, op: Op) {
     const tile = (k: number) => {
       const bufs = ins.ir!.args[k];
-      return bufs ? this.valueTile(d, bufs, op.operands[k]!.name, it) : undefined;
+      return bufs ? this.valueTile(d, bufs, op.operands[k]!.name) : undefined;
     };
     const x = tile(0)!;
     const gamma = tile(1)!;
@@ -534,8 +533,8 @@ class Executor {
   }
 
   /** Each row's partial sums over this die's columns: Σx, Σx² (LayerNorm) or Σx² (RMSNorm), then Σg, Σg·x for a gradient (g = dy·γ). */
-  private normStatistics(d: number, ins: GemmInstr | VectorInstr, op: Op, it: Iteration): void {
-    const { x, gamma, dy, ax, ag, ady } = this.normTiles(d, ins, op, it);
+  private normStatistics(d: number, ins: GemmInstr | VectorInstr, op: Op): void {
+    const { x, gamma, dy, ax, ag, ady } = this.normTiles(d, ins, op);
     const layer = op.kind.startsWith('layernorm');
     const sums = (layer ? 2 : 1) + (dy ? 2 : 0);
     const rows = x.region.r1 - x.region.r0;
@@ -561,7 +560,7 @@ class Executor {
 
   /** LayerNorm or RMSNorm (or a gradient of one) on this die's tile, from whole-row statistics. */
   private normalize(d: number, ins: GemmInstr | VectorInstr, op: Op, it: Iteration, statsName: string): void {
-    const { x, gamma, beta, dy, ax, ag, ab, ady } = this.normTiles(d, ins, op, it);
+    const { x, gamma, beta, dy, ax, ag, ab, ady } = this.normTiles(d, ins, op);
     const st = this.tileOfBuffer(d, statsName).data;
     const layer = op.kind.startsWith('layernorm');
     const sums = (layer ? 2 : 1) + (dy ? 2 : 0);
@@ -637,7 +636,7 @@ class Executor {
         if (this.view(ins.reads[0]!) === null) return this.tileOfBuffer(d, ins.reads[0]!);
         const op = this.producer.get(ins.writes[0]!.replace(/#\d+$/, ''));
         assert(op, `distributed: collective '${cid}' writes '${ins.writes[0]}', which no IR op makes`);
-        return this.valueTile(d, ins.reads, op.operands[0]!.name, it);
+        return this.valueTile(d, ins.reads, op.operands[0]!.name);
       });
       for (const d of members) {
         const out = row[d]!.writes[0]!;
@@ -696,7 +695,7 @@ class Executor {
       const v = op.operands[k]!;
       const shape = this.heldShape(bufs, v);
       const full = new Float64Array(numel({ dtype: v.type.dtype, shape })).fill(Number.NaN);
-      place(this.valueTile(d, bufs, v.name, it), full, shape.at(-1)!);
+      place(this.valueTile(d, bufs, v.name), full, shape.at(-1)!);
       return { data: full, shape };
     };
     const q = get(0);
@@ -708,9 +707,7 @@ class Executor {
     const scale = (op.attrs.scale as number | undefined) ?? 1 / Math.sqrt(hd);
     const causal = op.attrs.causal as boolean;
     // This die's heads and, per head, its dimensions: from q's tile.
-    const qView = this.view(args[0]![0]!)!;
-    const qRegion = this.valueTile(d, args[0]!, op.operands[0]!.name, it).region;
-    void qView;
+    const qRegion = this.valueTile(d, args[0]!, op.operands[0]!.name).region;
     const mine = new Map<number, number[]>();
     for (const c of qRegion.cols) {
       const h = Math.floor(c / hd);
@@ -729,8 +726,12 @@ class Executor {
     const outName = ins.writes[0]!;
     const dyAt = op.operands.length - 1;
     switch (step) {
-      case 'qk': {
-        const k = get(1);
+      case 'qk':
+      case 'dp': {
+        // scores[h, row, j] = Σ over this die's dimensions of head h: a[row, ·] · b[batch, j, ·]
+        // with (a, b) = (q, k), or (dy, v) for dP; partial when the die holds a slice of h.
+        const a = step === 'qk' ? q : get(dyAt);
+        const bk = get(step === 'qk' ? 1 : 2);
         const out = new Float64Array(scoreLen);
         hs.forEach((h, hh) => {
           const g = Math.floor(h / group);
@@ -738,7 +739,7 @@ class Executor {
             const bi = Math.floor(row / s);
             for (let j = 0; j < t; j++) {
               let sum = 0;
-              for (const dim of mine.get(h)!) sum += q.data[row * hq + h * hd + dim]! * k.data[(bi * t + j) * kvw + g * hd + dim]!;
+              for (const dim of mine.get(h)!) sum += a.data[row * hq + h * hd + dim]! * bk.data[(bi * t + j) * kvw + g * hd + dim]!;
               out[si(hh, ri, j)] = sum;
             }
           });
@@ -770,24 +771,6 @@ class Executor {
               sum += e;
             }
             for (let j = 0; j < t; j++) out[si(hh, ri, j)] = j < live ? out[si(hh, ri, j)]! / sum : 0;
-          });
-        });
-        this.store(d, outName, scratch(out).region, out, false);
-        return;
-      }
-      case 'dp': {
-        const dy = get(dyAt);
-        const v = get(2);
-        const out = new Float64Array(scoreLen);
-        hs.forEach((h, hh) => {
-          const g = Math.floor(h / group);
-          rows.forEach((row, ri) => {
-            const bi = Math.floor(row / s);
-            for (let j = 0; j < t; j++) {
-              let sum = 0;
-              for (const dim of mine.get(h)!) sum += dy.data[row * hq + h * hd + dim]! * v.data[(bi * t + j) * kvw + g * hd + dim]!;
-              out[si(hh, ri, j)] = sum;
-            }
           });
         });
         this.store(d, outName, scratch(out).region, out, false);
