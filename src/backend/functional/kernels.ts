@@ -15,6 +15,7 @@
 // no site: the caller adds the op's location); shape agreement is the caller's contract and
 // is only asserted.
 
+import { broadcastStrides, stridesOf, walkOffsets } from '../../util/strides.js';
 import { assert, assertNever, GygesError, InternalError } from '../../diagnostics/diagnostic.js';
 import type { BINARY_FNS, UNARY_FNS } from '../../ir/ops.js';
 import type { DType } from '../../ir/types.js';
@@ -34,56 +35,13 @@ export function numelOf(shape: Shape): number {
   return n;
 }
 
-/** Row-major strides of a shape. */
-export function stridesOf(shape: Shape): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
-
-/**
- * For every element of `shape` in row-major order, `base + Σ index[axis]·strides[axis]`: the
- * one walk behind broadcasting, transposes and strided windows.
- */
-export function walkOffsets(shape: Shape, strides: readonly number[], base = 0): Int32Array {
-  assert(strides.length === shape.length, 'walkOffsets: one stride per axis');
-  const n = numelOf(shape);
-  const out = new Int32Array(n);
-  const r = shape.length;
-  const idx = new Array<number>(r).fill(0);
-  let off = base;
-  for (let e = 0; e < n; e++) {
-    out[e] = off;
-    for (let ax = r - 1; ax >= 0; ax--) {
-      idx[ax]!++;
-      off += strides[ax]!;
-      if (idx[ax]! < shape[ax]!) break;
-      off -= strides[ax]! * shape[ax]!;
-      idx[ax] = 0;
-    }
-  }
-  return out;
-}
-
 /**
  * For every element of `outShape`, the offset of the element of `inShape` it reads under
  * numpy broadcasting (shapes right-aligned; size-1 axes repeat).
  */
 export function broadcastOffsets(inShape: Shape, outShape: Shape): Int32Array {
-  const extra = outShape.length - inShape.length;
-  assert(extra >= 0, `broadcast: [${inShape.join(', ')}] has more axes than [${outShape.join(', ')}]`);
-  const inStrides = stridesOf(inShape);
-  const strides = outShape.map((d, i) => {
-    const j = i - extra;
-    if (j < 0) return 0;
-    const e = inShape[j]!;
-    assert(e === d || e === 1, `broadcast: [${inShape.join(', ')}] does not broadcast to [${outShape.join(', ')}]`);
-    return e === 1 ? 0 : inStrides[j]!;
-  });
+  const strides = broadcastStrides(inShape, outShape);
+  assert(strides !== undefined, `broadcast: [${inShape.join(', ')}] does not broadcast to [${outShape.join(', ')}]`);
   return walkOffsets(outShape, strides);
 }
 

@@ -2,6 +2,7 @@
 // (NumPy-style) broadcasting, strides, and reading a small known tensor as integers.
 
 import type { OnnxOpContext } from '../infer.js';
+import { broadcastStrides, walkOffsets } from '../../../util/strides.js';
 import { allocValues, castValue, numelOf, type OnnxDType, type Tensor, type TensorValues } from '../tensor.js';
 
 /** An axis in [-rank, rank) as a non-negative index; fails on the node otherwise. */
@@ -10,16 +11,7 @@ export function normAxis(ctx: OnnxOpContext, axis: number, rank: number, what = 
   return axis < 0 ? axis + rank : axis;
 }
 
-/** Row-major strides of a shape. */
-export function stridesOf(dims: readonly number[]): number[] {
-  const s = new Array<number>(dims.length);
-  let acc = 1;
-  for (let i = dims.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= dims[i]!;
-  }
-  return s;
-}
+export { stridesOf } from '../../../util/strides.js';
 
 /** The broadcast shape of several shapes (ONNX multidirectional broadcasting); fails when they do not broadcast. */
 export function broadcastDims(ctx: OnnxOpContext, shapes: readonly (readonly number[])[]): number[] {
@@ -42,30 +34,10 @@ export function broadcastDims(ctx: OnnxOpContext, shapes: readonly (readonly num
  * shape `dims` that broadcasting reads.
  */
 export function broadcastIndex(dims: readonly number[], outDims: readonly number[]): Int32Array | undefined {
-  const n = numelOf(outDims);
   if (dims.length === outDims.length && dims.every((d, i) => d === outDims[i])) return undefined;
-  const rank = outDims.length;
-  const src = stridesOf(dims);
-  // Stride of each output axis in the source; 0 where the source broadcasts.
-  const st = new Array<number>(rank).fill(0);
-  for (let i = 0; i < dims.length; i++) {
-    const o = rank - dims.length + i;
-    st[o] = dims[i] === 1 ? 0 : src[i]!;
-  }
-  const idx = new Int32Array(n);
-  const pos = new Array<number>(rank).fill(0);
-  let flat = 0;
-  for (let k = 0; k < n; k++) {
-    idx[k] = flat;
-    for (let a = rank - 1; a >= 0; a--) {
-      pos[a]!++;
-      flat += st[a]!;
-      if (pos[a]! < outDims[a]!) break;
-      flat -= st[a]! * pos[a]!;
-      pos[a] = 0;
-    }
-  }
-  return idx;
+  const strides = broadcastStrides(dims, outDims);
+  if (!strides) throw new Error(`broadcastIndex: [${dims.join(', ')}] does not broadcast to [${outDims.join(', ')}]`);
+  return walkOffsets(outDims, strides);
 }
 
 /** Applies f elementwise over broadcast inputs, rounding each result to `dtype`. */
