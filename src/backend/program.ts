@@ -87,12 +87,15 @@ export interface DramLayout {
 
 /**
  * The IR op a compute instruction carries out (a step of it when `op` has a colon): the name
- * of its first result, and for each operand the buffers holding it (several when a view joins
- * pieces; null when the instruction does not read it).
+ * of its first result, for each operand the buffers holding it (several when a view joins
+ * pieces; null when the instruction does not read it), and the sharding it reads each operand
+ * in (null for a shape-only operand): a buffer may hold more than that tile, and the die then
+ * uses its slice.
  */
 export interface IrRef {
   readonly op: string;
   readonly args: readonly (readonly string[] | null)[];
+  readonly specs: readonly (string | null)[];
 }
 
 export interface ProgramHeader {
@@ -413,7 +416,7 @@ function viewText(v: BufferView | null): string {
 
 function irText(ir: IrRef | null): string {
   if (!ir) return '';
-  return `  ir ${q(ir.op)}(${ir.args.map((a) => (a ? a.map(q).join('+') : '_')).join(', ')})`;
+  return `  ir ${q(ir.op)}(${ir.args.map((a, k) => (a ? `${a.map(q).join('+')} ${ir.specs[k]}` : '_')).join(', ')})`;
 }
 
 function q(s: string): string {
@@ -456,7 +459,7 @@ function viewToJSON(v: BufferView | null): Record<string, unknown> | null {
 }
 
 function irToJSON(ir: IrRef | null): Record<string, unknown> | null {
-  return ir ? { op: ir.op, args: ir.args.map((a) => (a ? [...a] : null)) } : null;
+  return ir ? { op: ir.op, args: ir.args.map((a) => (a ? [...a] : null)), specs: [...ir.specs] } : null;
 }
 
 function instrToJSON(ins: Instruction): Record<string, unknown> {
@@ -548,7 +551,7 @@ const common = {
   loc: z.string().nullable(),
 };
 
-const irRef = z.strictObject({ op: z.string(), args: z.array(z.array(z.string()).nullable()) }).nullable();
+const irRef = z.strictObject({ op: z.string(), args: z.array(z.array(z.string()).nullable()), specs: z.array(z.string().nullable()) }).nullable();
 
 const SCHEMAS = {
   dram: z.strictObject({ ...common, kind: z.enum(['dram.read', 'dram.write']), tensor: z.string(), rows: range, cols: range, bytes: count }),

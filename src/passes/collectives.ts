@@ -45,6 +45,10 @@ export function conversionSteps(from: Sharding, to: Sharding, strategy: Strategy
     steps.push({ kind, axes, from: cur, to: next, ...(dim ? { dim } : {}) });
     cur = next;
   };
+  // Grouped-query keys and values: dies whose queries share a head hold the same columns,
+  // which no reduce-scatter or gather along grid axes yields. Reduce and gather whole
+  // columns; each die then keeps the columns it reads (a local slice).
+  if (to.kv) return conversionSteps(from, sharding(to.rows, []), strategy);
   const pending = cur.partial.filter((a) => !to.partial.includes(a));
   if (pending.length) {
     const rest = cur.partial.filter((a) => to.partial.includes(a));
@@ -52,7 +56,11 @@ export function conversionSteps(from: Sharding, to: Sharding, strategy: Strategy
     const ontoCols = pending.every((a) => to.cols.includes(a) && !cur.cols.includes(a));
     if (ontoRows) push('reduce_scatter', pending, sharding([...cur.rows, ...pending], cur.cols, rest), 'rows');
     else if (ontoCols) push('reduce_scatter', pending, sharding(cur.rows, [...cur.cols, ...pending], rest), 'cols');
-    else push('all_reduce', pending, sharding(cur.rows, cur.cols, rest));
+    else if (pending.length === 2 && strategy === 'hecaton') {
+      // Hecaton reduces one axis at a time, on its row and column rings, as it gathers.
+      push('all_reduce', [pending[1]!], sharding(cur.rows, cur.cols, [...rest, pending[0]!]));
+      push('all_reduce', [pending[0]!], sharding(cur.rows, cur.cols, rest));
+    } else push('all_reduce', pending, sharding(cur.rows, cur.cols, rest));
   }
   for (const dim of ['rows', 'cols'] as const) {
     const have = cur[dim];

@@ -10,6 +10,10 @@
 //   [-, r]~c   die [i, j] holds a partial sum over column index j  (before reduce-scatter within a row)
 //   [c, r]     the transposed layout (Algorithm 1's Y[j, i])
 //   [-, -]     replicated on every die
+//   [-, rc:kv8/2]  keys or values of grouped-query attention: the columns of a [.., kv_heads·d]
+//              tensor that the die's block of the queries (8 heads split as [-, rc]) reads
+//              (its query heads' shared key/value head, or the same slice of it); dies whose
+//              queries share a key/value head hold the same columns
 //
 // The text form above is what tile2d writes into notes and what collectives reads back.
 
@@ -21,6 +25,8 @@ export interface Sharding {
   readonly rows: readonly Axis[];
   readonly cols: readonly Axis[];
   readonly partial: readonly Axis[];
+  /** Keys or values of grouped-query attention: `cols` split the queries, which have `heads` heads sharing `kvHeads`. */
+  readonly kv?: { readonly heads: number; readonly kvHeads: number };
 }
 
 export interface Grid {
@@ -37,16 +43,23 @@ export function sharding(rows: readonly Axis[], cols: readonly Axis[], partial: 
   return { rows: [...rows], cols: [...cols], partial: [...partial] };
 }
 
+/** The key/value layout matching queries split by `cols` (grouped-query attention, kvHeads < heads). */
+export function kvSharding(queries: Sharding, heads: number, kvHeads: number): Sharding {
+  return { ...sharding(queries.rows, queries.cols), kv: { heads, kvHeads } };
+}
+
 export function formatSharding(s: Sharding): string {
   const dim = (axes: readonly Axis[]) => (axes.length ? axes.join('') : '-');
-  return `[${dim(s.rows)}, ${dim(s.cols)}]${s.partial.length ? `~${s.partial.join('')}` : ''}`;
+  const kv = s.kv ? `:kv${s.kv.heads}/${s.kv.kvHeads}` : '';
+  return `[${dim(s.rows)}, ${dim(s.cols)}${kv}]${s.partial.length ? `~${s.partial.join('')}` : ''}`;
 }
 
 export function parseSharding(text: string): Sharding {
-  const m = /^\[([rc-]+), ([rc-]+)\](?:~([rc]+))?$/.exec(text);
+  const m = /^\[([rc-]+), ([rc-]+)(?::kv(\d+)\/(\d+))?\](?:~([rc]+))?$/.exec(text);
   assert(m, `bad sharding text '${text}'`);
   const axes = (t: string) => (t === '-' ? [] : ([...t] as Axis[]));
-  return sharding(axes(m[1]!), axes(m[2]!), m[3] ? axes(m[3]) : []);
+  const s = sharding(axes(m[1]!), axes(m[2]!), m[5] ? axes(m[5]) : []);
+  return m[3] ? { ...s, kv: { heads: Number(m[3]), kvHeads: Number(m[4]) } } : s;
 }
 
 export function sameSharding(a: Sharding, b: Sharding): boolean {
@@ -68,13 +81,53 @@ export function matrixView(t: TensorType): { rows: number; cols: number } {
 export function tileBytes(t: TensorType, s: Sharding, grid: Grid): number {
   const { rows, cols } = matrixView(t);
   const elemBytes = byteSize(t) / Math.max(1, numel(t));
-  return Math.ceil(rows / span(s.rows, grid)) * Math.ceil(cols / span(s.cols, grid)) * elemBytes;
+  return Math.ceil(rows / span(s.rows, grid)) * maxTileCols(cols, s, grid) * elemBytes;
+}
+
+/** Columns of the widest tile. */
+export function maxTileCols(cols: number, s: Sharding, grid: Grid): number {
+  if (!s.kv) return Math.ceil(cols / span(s.cols, grid));
+  let most = 0;
+  for (let p = 0; p < span(s.cols, grid); p++) {
+    const [a, b] = kvColumns(cols, s.kv, nestedRange(queryWidth(cols, s.kv), splitsOf(s.cols, grid), p));
+    most = Math.max(most, b - a);
+  }
+  return most;
 }
 
 /** Whether every tile has the same size (the dimensions divide by the axis spans). */
 export function evenTiles(t: TensorType, s: Sharding, grid: Grid): boolean {
   const { rows, cols } = matrixView(t);
-  return rows % span(s.rows, grid) === 0 && cols % span(s.cols, grid) === 0;
+  if (rows % span(s.rows, grid) !== 0) return false;
+  if (!s.kv) return cols % span(s.cols, grid) === 0;
+  const widths = new Set<number>();
+  for (let p = 0; p < span(s.cols, grid); p++) {
+    const [a, b] = kvColumns(cols, s.kv, nestedRange(queryWidth(cols, s.kv), splitsOf(s.cols, grid), p));
+    widths.add(b - a);
+  }
+  return widths.size === 1;
+}
+
+function queryWidth(kvCols: number, kv: NonNullable<Sharding['kv']>): number {
+  return (kvCols / kv.kvHeads) * kv.heads;
+}
+
+/**
+ * The key/value columns queries [a, b) read: the key/value heads of whole query heads, or the
+ * same slice of the shared head when the block is a slice of one query head.
+ */
+export function kvColumns(kvCols: number, kv: NonNullable<Sharding['kv']>, q: readonly [number, number]): readonly [number, number] {
+  const d = kvCols / kv.kvHeads;
+  const g = kv.heads / kv.kvHeads;
+  const [a, b] = q;
+  if (b <= a) return [0, 0];
+  const first = Math.floor(a / d);
+  const last = Math.floor((b - 1) / d);
+  if (first === last && b - a < d) {
+    const base = Math.floor(first / g) * d;
+    return [base + (a % d), base + ((b - 1) % d) + 1];
+  }
+  return [Math.floor(first / g) * d, (Math.floor(last / g) + 1) * d];
 }
 
 /** The grid axis other than `a`. */
@@ -143,6 +196,7 @@ export function axisRange(n: number, axes: readonly Axis[], grid: Grid, die: Die
 /** The rows and columns of a tensor's 2-D view that die `die` holds under `s`. */
 export function tileOf(t: TensorType, s: Sharding, grid: Grid, die: Die): { rows: readonly [number, number]; cols: readonly [number, number] } {
   const { rows, cols } = matrixView(t);
+  if (s.kv) return { rows: axisRange(rows, s.rows, grid, die), cols: kvColumns(cols, s.kv, axisRange(queryWidth(cols, s.kv), s.cols, grid, die)) };
   return { rows: axisRange(rows, s.rows, grid, die), cols: axisRange(cols, s.cols, grid, die) };
 }
 

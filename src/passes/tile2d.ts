@@ -22,7 +22,7 @@ import type { Module, Op, Value } from '../ir/module.js';
 import { opDef } from '../ir/ops.js';
 import type { Target } from '../target/target.js';
 import type { Pass, Strategy } from './pass.js';
-import { formatSharding, matrixView, REPLICATED, sharding, span, transposeMapping, type Axis, type Grid, type Sharding } from './sharding.js';
+import { formatSharding, kvSharding, matrixView, REPLICATED, sharding, span, transposeMapping, type Axis, type Grid, type Sharding } from './sharding.js';
 import { error, errorAt } from '../diagnostics/diagnostic.js';
 import { isForward, placementKey } from './units.js';
 import { activationValues } from './activations.js';
@@ -117,7 +117,7 @@ export function planTiling(m: Module, target: Target, strategy: Strategy): Tilin
   const dramSide = (v: Value): boolean => (v.def ? plan.get(v.def)?.dram === true : true);
   for (const op of m.ops()) {
     const dram = runsBesideDram(op, (v) => acts.has(v), dramSide);
-    plan.set(op, dram ? { in: op.operands.map(() => undefined), out: op.results.map(() => REPLICATED), dram } : tileOp(op, strategy, orient, outOf, home(op)));
+    plan.set(op, dram ? { in: op.operands.map(() => undefined), out: op.results.map(() => REPLICATED), dram } : tileOp(op, strategy, orient, outOf, home(op), grid));
   }
   checkSplits(plan, grid, strategy);
   return plan;
@@ -163,7 +163,7 @@ function homeOfGroups(orient: ReadonlyMap<Op, Orientation>, strategy: Strategy):
   };
 }
 
-function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>, outOf: (v: Value) => Sharding | undefined, home: Sharding): OpTiling {
+function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>, outOf: (v: Value) => Sharding | undefined, home: Sharding, grid: Grid): OpTiling {
   const weightStage = (w: Value | undefined) => (w ? orient.get(stageOfWeight(op, w, orient)!) : undefined);
   switch (op.kind) {
     case 'linear': {
@@ -179,7 +179,11 @@ function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>
       if (strategy === 'optimus') return summaAttention(op);
       const s = headSpec(outOf(op.operands[0]!));
       const maskAt = op.operands.length === (op.kind === 'attention' ? 4 : 5) ? 3 : -1;
-      return { in: op.operands.map((_, i) => (i === maskAt ? REPLICATED : s)), out: op.results.map(() => s) };
+      const kv = keysAndValues(op, s);
+      const ins = op.operands.map((_, i) => (i === maskAt ? REPLICATED : i === 1 || i === 2 ? kv.in : s));
+      if (op.kind === 'attention') return { in: ins, out: [s] };
+      const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
+      return { in: ins, out: wrt.map((i) => (i === 0 ? s : kv.grad)) };
     }
     default:
       break;
@@ -198,7 +202,7 @@ function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>
     const x = outOf(op.operands[0]!);
     return { in: [undefined, REPLICATED], out: [x ? resolvePartial(x, strategy) : home] };
   }
-  if (opDef(op.kind).category === 'vector' || op.kind === 'sgd' || op.kind === 'adam') return vectorTiling(op, strategy, outOf, home);
+  if (opDef(op.kind).category === 'vector' || op.kind === 'sgd' || op.kind === 'adam') return vectorTiling(op, strategy, outOf, home, grid);
   // Generic data movement on replicated data.
   return { in: op.operands.map(() => REPLICATED), out: op.results.map(() => REPLICATED) };
 }
@@ -235,12 +239,27 @@ function summaTiling(op: Op): OpTiling {
  */
 function summaAttention(op: Op): OpTiling {
   const blocks = sharding(['r'], ['c']);
-  const heads = sharding([], ['c']);
+  const kv = keysAndValues(op, sharding([], ['c']), ['r']);
   const maskAt = op.operands.length === (op.kind === 'attention' ? 4 : 5) ? 3 : -1;
-  const ins = op.operands.map((_, i) => (i === maskAt ? REPLICATED : i === 1 || i === 2 ? heads : blocks));
+  const ins = op.operands.map((_, i) => (i === maskAt ? REPLICATED : i === 1 || i === 2 ? kv.in : blocks));
   if (op.kind === 'attention') return { in: ins, out: [blocks] };
   const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
-  return { in: ins, out: wrt.map((i) => (i === 0 ? blocks : sharding([], ['c'], ['r']))) };
+  return { in: ins, out: wrt.map((i) => (i === 0 ? blocks : kv.grad)) };
+}
+
+/**
+ * How an attention core whose heads are split by `heads` reads its keys and values, and lays
+ * out their gradients. With as many key/value heads as query heads, like the queries (dk and
+ * dv partial over `over`, the axes splitting the query rows). With grouped-query attention,
+ * each die reads the key/value columns its query heads share (kvSharding: dies whose queries
+ * share a head hold the same columns), and its dk and dv are contributions to every column
+ * (zero outside its own), to be summed over all the dies.
+ */
+function keysAndValues(op: Op, heads: Sharding, over: readonly Axis[] = []): { in: Sharding; grad: Sharding } {
+  const h = op.attrs.heads as number;
+  const kvHeads = (op.attrs.kv_heads as number | undefined) ?? h;
+  if (kvHeads === h) return { in: heads, grad: sharding(heads.rows, heads.cols, over) };
+  return { in: kvSharding(heads, h, kvHeads), grad: sharding(heads.rows, [], [...over, ...heads.cols]) };
 }
 
 function linearTiling(op: Op, strategy: Strategy, o: Orientation): OpTiling {
@@ -274,6 +293,9 @@ function linearGradTiling(op: Op, strategy: Strategy, o: Orientation): OpTiling 
  */
 function headSpec(q: Sharding | undefined): Sharding {
   if (q && q.rows.length === 0 && q.cols.length + q.partial.length === 2) return sharding([], [...q.cols, ...q.partial]);
+  // Whole heads split along one axis already (rotary embeddings' layout): split them further
+  // along the other, a local slice.
+  if (q && q.rows.length === 0 && q.partial.length === 0 && q.cols.length === 1) return sharding([], [q.cols[0]!, q.cols[0] === 'r' ? 'c' : 'r']);
   return sharding([], ['r', 'c']);
 }
 
@@ -284,7 +306,7 @@ function headSpec(q: Sharding | undefined): Sharding {
  * split one: cutting a replicated operand down to a tile is a local slice, while the
  * reverse would need an all-gather.
  */
-function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding | undefined, home: Sharding): OpTiling {
+function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding | undefined, home: Sharding, grid: Grid): OpTiling {
   const rank = Math.max(...op.results.map((r) => r.type.shape.length));
   const tiled = op.operands.filter((v) => v.type.shape.length === rank && outOf(v));
   const local = tiled.filter((v) => samePlacement(v.def!, op));
@@ -297,13 +319,24 @@ function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding 
   const from = lead && split(lead) > 0 ? outOf(lead)! : home;
   // Rotary embeddings sit between the Q/K projections and attention: reduce their partial
   // sums straight into attention's head layout rather than onto the rows.
-  const s = op.kind === 'rope' || op.kind === 'rope_grad' ? headSpec(from) : resolvePartial(from, strategy, rank);
+  const s = op.kind === 'rope' || op.kind === 'rope_grad' ? wholeHeads(headSpec(from), op.attrs.heads as number, grid) : resolvePartial(from, strategy, rank);
   const lower = (t: Value) => sharding([], t.type.shape.length >= 1 ? s.cols : []);
   return {
     in: op.operands.map((v) => (v.type.shape.length === rank ? s : lower(v))),
     // A lower-rank result (a norm's gamma gradient) sums over the rows: partial over their axes.
     out: op.results.map((r) => (r.type.shape.length === rank ? s : sharding([], s.cols, s.rows))),
   };
+}
+
+/**
+ * Rotary embeddings rotate pairs of dimensions half a head apart, so each die needs whole
+ * heads: the longest prefix of the head axes that splits the heads into whole ones (the
+ * attention core then takes its slice of a head locally).
+ */
+function wholeHeads(s: Sharding, heads: number, grid: Grid): Sharding {
+  let n = s.cols.length;
+  while (n > 0 && heads % span(s.cols.slice(0, n), grid) !== 0) n--;
+  return sharding(s.rows, s.cols.slice(0, n));
 }
 
 function samePlacement(a: Op, b: Op): boolean {

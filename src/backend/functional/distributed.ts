@@ -689,13 +689,20 @@ class Executor {
   private attentionStep(d: number, ins: GemmInstr | VectorInstr, op: Op, it: Iteration): void {
     const step = ins.op.slice(ins.op.indexOf(':') + 1);
     const args = ins.ir!.args;
-    const get = (k: number) => {
+    // Each operand's tile as the core reads it (the buffer may hold more: the die's slice).
+    const tileOfArg = (k: number) => {
       const bufs = args[k];
       assert(bufs, `distributed: ${ins.op} on die ${this.dieName(d)} needs operand ${k}`);
       const v = op.operands[k]!;
       const shape = this.heldShape(bufs, v);
+      const spec = ins.ir!.specs[k];
+      const tile = this.valueTile(d, bufs, v.name);
+      return { tile: spec ? restrict(tile, this.regionOf({ shape, spec, chunks: 1, parts: null }, d, it)) : tile, shape, v };
+    };
+    const get = (k: number) => {
+      const { tile, shape, v } = tileOfArg(k);
       const full = new Float64Array(numel({ dtype: v.type.dtype, shape })).fill(Number.NaN);
-      place(this.valueTile(d, bufs, v.name), full, shape.at(-1)!);
+      place(tile, full, shape.at(-1)!);
       return { data: full, shape };
     };
     const q = get(0);
@@ -707,7 +714,7 @@ class Executor {
     const scale = (op.attrs.scale as number | undefined) ?? 1 / Math.sqrt(hd);
     const causal = op.attrs.causal as boolean;
     // This die's heads and, per head, its dimensions: from q's tile.
-    const qRegion = this.valueTile(d, args[0]!, op.operands[0]!.name).region;
+    const qRegion = tileOfArg(0).tile.region;
     const mine = new Map<number, number[]>();
     for (const c of qRegion.cols) {
       const h = Math.floor(c / hd);
@@ -869,6 +876,18 @@ function chunkOf(tile: Tile, it: Iteration): Tile {
   const data = new Float64Array(rows * (b - a));
   for (let r = 0; r < rows; r++) data.set(tile.data.subarray(r * w + a, r * w + b), r * (b - a));
   return { region: { r0: tile.region.r0, r1: tile.region.r1, cols: tile.region.cols.slice(a, b) }, data };
+}
+
+/** The part of a tile inside a region (rows and columns both held). */
+function restrict(tile: Tile, region: Region): Tile {
+  const keep = new Set(region.cols);
+  const cols = tile.region.cols.map((c, i) => [c, i] as const).filter(([c]) => keep.has(c));
+  const r0 = Math.max(tile.region.r0, region.r0);
+  const r1 = Math.min(tile.region.r1, region.r1);
+  const w = tile.region.cols.length;
+  const data = new Float64Array(Math.max(0, r1 - r0) * cols.length);
+  for (let r = r0; r < r1; r++) cols.forEach(([, i], k) => (data[(r - r0) * cols.length + k] = tile.data[(r - tile.region.r0) * w + i]!));
+  return { region: { r0, r1: Math.max(r0, r1), cols: cols.map(([c]) => c) }, data };
 }
 
 /** Write a tile into a whole array of row width `width`. */

@@ -7,7 +7,7 @@ import type { Op, Value } from '../../ir/module.js';
 import { opDef } from '../../ir/ops.js';
 import { assert } from '../../diagnostics/diagnostic.js';
 import type { TensorType } from '../../ir/types.js';
-import { formatSharding, type Die, type Sharding } from '../sharding.js';
+import { formatSharding, REPLICATED, type Die, type Sharding } from '../sharding.js';
 import { rootOf } from './analysis.js';
 import { dieTileElems, elemBytes, even, minibatchType, tileElems } from './geometry.js';
 
@@ -131,7 +131,12 @@ export class ValueEmitter {
 
   /** The IR op an instruction carries out, with the buffers of the operands fetched so far. */
   protected irOf(op: Op): IrNode {
-    return { op, args: op.operands.map((_, k) => this.fetched.get(k) ?? null) };
+    const specs = this.b.a.specs.in(op);
+    return {
+      op,
+      args: op.operands.map((_, k) => this.fetched.get(k) ?? null),
+      specs: op.operands.map((_, k) => (isShapeOnly(op, k) ? null : formatSharding(specs[k] ?? REPLICATED))),
+    };
   }
 
   /** The op table's FLOPs for the op, or for the gradients `wrt` of a gradient op (whose `fwd` is backward work). */

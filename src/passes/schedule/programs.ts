@@ -150,7 +150,7 @@ export class Programs implements ProgramSet {
     let r = this.irRefs.get(ir);
     if (!r) {
       const rootName = ir.op.results[0]?.name ?? ir.op.kind;
-      r = { op: rootName, args: ir.args.map((a) => (a ? a.map((b) => b.name) : null)) };
+      r = { op: rootName, args: ir.args.map((a) => (a ? a.map((b) => b.name) : null)), specs: ir.specs };
       this.irRefs.set(ir, r);
     }
     return r;

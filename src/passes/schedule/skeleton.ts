@@ -51,6 +51,8 @@ export interface GroupFields {
 export interface IrNode {
   readonly op: Op;
   readonly args: readonly (readonly Buf[] | null)[];
+  /** The sharding each operand is read in (null: shape only). */
+  readonly specs: readonly (string | null)[];
 }
 
 /** What an instruction is: fields shared by every die, and a function for those that differ. */

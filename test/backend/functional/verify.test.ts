@@ -4,6 +4,7 @@
 // onnxruntime for the ONNX exports), every gradient an update consumed and every updated
 // weight with the reference interpreter: relative errors ≤ 1e-4. Cases cover grids 1×1 to
 // 4×4 (3×3 with widths that split over it), heads fewer than, equal to and more than dies,
+// grouped-query attention with rotary embeddings,
 // several mini-batches (gradients accumulated across them), several fusion groups with
 // streamed Linears (chunk loops), and two schedules broken on purpose, which must fail.
 
@@ -19,6 +20,7 @@ import { main } from '../../../src/cli/main.js';
 import type { Strategy } from '../../../src/passes/pass.js';
 
 const GPT = 'models/tiny-gpt.gy';
+const LLAMA = 'models/tiny-llama.gy';
 const STRATEGIES: Strategy[] = ['hecaton', 'megatron', 'torus', 'optimus'];
 
 /** onnxruntime's forward outputs, by the module's output names. */
@@ -64,6 +66,18 @@ describe('verify: tiny-gpt (4 heads) on every grid and strategy', () => {
   }
 });
 
+describe('verify: tiny-llama (grouped-query attention, rotary embeddings) on every grid and strategy', () => {
+  // 4 query heads share 2 key/value heads: on 8 and 16 dies a head spans dies, so the
+  // key/value columns each die reads are a slice of a shared head.
+  for (const strategy of STRATEGIES) {
+    for (const g of grids(strategy)) {
+      it(`${g} ${strategy}`, async () => {
+        expectOk(await verify(LLAMA, { hw: `hecaton-${g}-standard`, strategy, batch: 2, seq: 8 }));
+      });
+    }
+  }
+});
+
 describe('verify: 3x3 with heads fewer than, as many as and more than the dies', () => {
   for (const heads of [3, 9, 18]) {
     for (const strategy of ['hecaton', 'torus', 'optimus'] as const) {
@@ -71,6 +85,9 @@ describe('verify: 3x3 with heads fewer than, as many as and more than the dies',
         expectOk(await verify(GPT, { hw: 'hecaton-3x3-standard', strategy, batch: 2, seq: 8, set: { h: 72, heads } }));
       });
     }
+    it(`tiny-llama, h 72, ${heads} heads sharing ${heads / 3} key/value heads, hecaton`, async () => {
+      expectOk(await verify(LLAMA, { hw: 'hecaton-3x3-standard', strategy: 'hecaton', batch: 2, seq: 8, set: { h: 72, heads, kv_heads: heads / 3 } }));
+    });
   }
 });
 
@@ -92,6 +109,11 @@ describe('verify: mini-batches and fusion groups', () => {
       expectOk(r);
     });
   }
+  it('tiny-llama on 2x4 megatron', async () => {
+    const r = await verify(LLAMA, { hw: hw('2x4'), strategy: 'megatron', batch: 4, seq: 8, pipeline });
+    expect(r.fusion_groups).toBeGreaterThan(1);
+    expectOk(r);
+  });
   it('with Adam as well', async () => {
     const r = await verify(GPT, { hw: hw('2x2'), strategy: 'hecaton', batch: 4, seq: 8, pipeline: pipeline.replace('train', 'train{optimizer=adam}') });
     // Every weight and both of its moments are updated.
