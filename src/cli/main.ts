@@ -223,6 +223,18 @@ function buildProgram(io: CliIO): Command {
     .option('--json', 'print one JSON object')
     .action((flags: { json?: boolean }) => io.out(flags.json ? json(opTableJSON()) : formatOps()));
 
+  // Loaded on use: the charting library is large and only this command needs it.
+  program
+    .command('experiment')
+    .argument('<NAME>', 'table3, fig7, fig8, fig9, fig10 or fig11')
+    .description("Run one of the paper's experiments (§VI): print its table, and with -o write NAME.csv and a chart NAME.svg.")
+    .option('--json', 'print one JSON object: {"experiment": NAME, "rows": [...]}')
+    .option('-o, --out <DIR>', 'write NAME.csv and NAME.svg into DIR')
+    .action(async (name: string, flags: { json?: boolean; out?: string }) => {
+      const { runExperiment, terminalProgress } = await import('./experiment-command.js');
+      io.out(await runExperiment(name, flags, terminalProgress(name)));
+    });
+
   return program;
 }
 

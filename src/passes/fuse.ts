@@ -37,13 +37,21 @@ export function unitWeightBytesPerDie(unit: Unit, dies: number, training: boolea
 }
 
 /**
+ * How deep units fuse: `greedy` (the paper's layer fusion, §III-B b) as deep as the buffers
+ * allow; `none` gives every unit a group of its own, so every activation between units goes
+ * through DRAM (the ablation of Fig. 8; an attention block stays one unit, its core needs it).
+ */
+export const FUSIONS = ['greedy', 'none'] as const;
+export type Fusion = (typeof FUSIONS)[number];
+
+/**
  * Greedy grouping of consecutive units under the per-die weight-buffer capacity. A unit too
  * large for the buffers on its own gets a group to itself and streams its weight through them
  * in column chunks (the output columns of a Linear are independent, and its gathered input
  * stays resident, so only the weight reads are split); it is an error only when even a chunk
  * of one output column per die cannot fit.
  */
-export function groupUnits(units: readonly Unit[], target: Target, training: boolean, strategy: Strategy): FusionGroup[] {
+export function groupUnits(units: readonly Unit[], target: Target, training: boolean, strategy: Strategy, fusion: Fusion = 'greedy'): FusionGroup[] {
   const capacity = target.die.weightBufferBytes;
   const dies = target.package.dies;
   const groups: FusionGroup[] = [];
@@ -61,7 +69,7 @@ export function groupUnits(units: readonly Unit[], target: Target, training: boo
       groups.push({ units: [unit], bytesPerDie: need, chunks: chunksFor(unit, need, capacity, dies, training) });
       continue;
     }
-    if (used + need > capacity) close();
+    if (used + need > capacity || fusion === 'none') close();
     current.push(unit);
     used += need;
   }
@@ -83,9 +91,9 @@ function chunksFor(unit: Unit, need: number, capacity: number, dies: number, tra
   return chunks;
 }
 
-export function fuseModule(m: Module, target: Target, strategy: Strategy, report: (line: string) => void): FusionGroup[] {
+export function fuseModule(m: Module, target: Target, strategy: Strategy, report: (line: string) => void, fusion: Fusion = 'greedy'): FusionGroup[] {
   const training = m.notes['train.mode'] === 'train';
-  const groups = groupUnits(findUnits(m), target, training, strategy);
+  const groups = groupUnits(findUnits(m), target, training, strategy, fusion);
   const groupOfLinear = new Map<Op, Placement>();
   groups.forEach((g, i) =>
     g.units.forEach((u) => u.linears.forEach((l) => groupOfLinear.set(l, { group: i, block: u.kind === 'attention' ? 'attention' : 'ffn' }))),
@@ -99,7 +107,9 @@ export function fuseModule(m: Module, target: Target, strategy: Strategy, report
   groups.forEach((g, i) => {
     const what = g.units.map((u) => `${u.kind === 'attention' ? 'attention block' : 'linear'} ${u.linears.map(linearName).join('+')}`);
     const next = groups[i + 1]?.units[0];
-    const why = next
+    const why = next && fusion === 'none'
+      ? '; fusion=none: every unit alone'
+      : next
       ? `; adding ${linearName(next.linears[0]!)} needs ${bytes(unitWeightBytesPerDie(next, target.package.dies, training, strategy))} more`
       : '';
     const size = g.chunks > 1 ? `${bytes(g.bytesPerDie)} per die, streamed in ${g.chunks} column chunks through the ${bytes(capacity)} weight buffer` : `${bytes(g.bytesPerDie)} of ${bytes(capacity)} weight buffer per die`;
@@ -142,10 +152,12 @@ function assignGroups(m: Module, groupOfLinear: ReadonlyMap<Op, Placement>): voi
 export const fuse: Pass = {
   name: 'fuse',
   summary: 'group consecutive linear layers whose weights (and weight gradients) fit the weight buffers',
-  options: {},
+  options: {
+    fusion: { kind: 'string', default: 'greedy', oneOf: FUSIONS, doc: 'greedy: units fuse while the weight buffers hold them; none: every unit its own group (no layer fusion)' },
+  },
   requires: ['train.mode'],
   establishes: ['fuse.groups'],
-  run(m, ctx) {
-    fuseModule(m, ctx.target, ctx.strategy, (line) => ctx.report('fuse', line));
+  run(m, ctx, options) {
+    fuseModule(m, ctx.target, ctx.strategy, (line) => ctx.report('fuse', line), options.fusion as Fusion);
   },
 };

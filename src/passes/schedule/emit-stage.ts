@@ -7,7 +7,7 @@ import type { Module, Op, Value } from '../../ir/module.js';
 import { formatSharding, type Sharding } from '../sharding.js';
 import { isCollective, rootOf, type StagePlan } from './analysis.js';
 import { elemBytes, tileElems } from './geometry.js';
-import { originOf, type SNode } from './skeleton.js';
+import { addCarried, addDep, originOf, type SNode } from './skeleton.js';
 import { isShapeOnly, LOOP_ORIGIN, type Builder, type ChunkPlan, type Part, type Place } from './emit.js';
 import { OpEmitter } from './emit-ops.js';
 
@@ -242,4 +242,31 @@ export class StageEmitter extends OpEmitter {
     const place: Place = { list: loop.body, loop, rowScale: 1, chunks, inBatchLoop: false, key: `chunk${this.chunkSeq++}`, owned: new Set() };
     this.emitOp(op, place, undefined, true);
   }
+}
+
+/**
+ * The schedule without §III-B a's overlap: in `list` (a loop body, or the top level with
+ * `loop` null) the instructions form alternating runs of DRAM transfers and on-package work
+ * (compute, collectives, nested loops), and each run waits for the whole run before it; in a
+ * loop, the first run of an iteration waits for all of the previous iteration. So no DRAM
+ * transfer overlaps computation or communication anywhere, and a mini-batch's reads start
+ * only once the previous mini-batch is done.
+ */
+export function serializeDram(list: readonly SNode[], loop: SNode | null): void {
+  const isDram = (n: SNode) => n.fixed.kind === 'dram.read' || n.fixed.kind === 'dram.write';
+  let before: SNode[] = [];
+  let run: SNode[] = [];
+  let first: SNode[] | null = null;
+  for (const n of list) {
+    if (n.fixed.kind === 'loop') serializeDram(n.body, n);
+    if (run.length && isDram(n) !== isDram(run[0]!)) {
+      first ??= run;
+      before = run;
+      run = [];
+    }
+    for (const p of before) addDep(n, p);
+    run.push(n);
+  }
+  if (!loop) return;
+  for (const x of first ?? run) for (const y of list) addCarried(x, y, loop);
 }

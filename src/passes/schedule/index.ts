@@ -34,7 +34,7 @@ import { bytes } from '../../util/format.js';
 import type { Pass, Strategy } from '../pass.js';
 import { analyse } from './analysis.js';
 import { Builder } from './emit.js';
-import { StageEmitter } from './emit-stage.js';
+import { serializeDram, StageEmitter } from './emit-stage.js';
 import { finish } from './allocate.js';
 import { Programs, type ProgramSet } from './programs.js';
 
@@ -47,10 +47,15 @@ export function programsOf(m: Module): ProgramSet | undefined {
   return PROGRAMS.get(m);
 }
 
-export function buildPrograms(m: Module, target: Target, strategy: Strategy): ProgramSet {
+/**
+ * `overlap: false` is the ablation of §III-B a: DRAM traffic and on-package work no longer
+ * overlap (serializeDram), in every loop and between stages.
+ */
+export function buildPrograms(m: Module, target: Target, strategy: Strategy, overlap = true): ProgramSet {
   const a = analyse(m, target);
   const b = new Builder(a, target, strategy);
   for (const stage of a.stages) b.top.push(...new StageEmitter(b, stage).run());
+  if (!overlap) serializeDram(b.top, null);
   const peak = finish(b.top, b.buffers, target);
   return new Programs(m.name, target, strategy, a, b.top, b.buffers, peak, [...b.layouts.values()]);
 }
@@ -58,11 +63,13 @@ export function buildPrograms(m: Module, target: Target, strategy: Strategy): Pr
 export const schedule: Pass = {
   name: 'schedule',
   summary: 'order each die’s work into loops over mini-batches, allocate its buffers and emit its program',
-  options: {},
+  options: {
+    overlap: { kind: 'bool', default: true, doc: 'false: DRAM transfers wait for on-package work and the reverse (no §III-B a overlap)' },
+  },
   requires: ['collectives.count'],
   establishes: ['schedule.programs'],
-  run(m, ctx) {
-    const set = buildPrograms(m, ctx.target, ctx.strategy);
+  run(m, ctx, options) {
+    const set = buildPrograms(m, ctx.target, ctx.strategy, options.overlap as boolean);
     PROGRAMS.set(m, set);
     const die = ctx.target.die;
     const { activation, weight } = set.peak;

@@ -1,0 +1,58 @@
+// `gyges experiment NAME [--json] [-o DIR]`: run one of the paper's experiments (src/experiments)
+// in-process, print its rows as a table (or one JSON object), and with -o write NAME.csv and a
+// chart NAME.svg into DIR. Progress goes to stderr only when stderr is a terminal.
+
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import cliProgress from 'cli-progress';
+import { error } from '../diagnostics/diagnostic.js';
+import { findExperiment, runTasks, type Progress } from '../experiments/index.js';
+import { NO_PROGRESS } from '../experiments/experiment.js';
+import { toCsv, toSvg, toTable } from '../experiments/output.js';
+
+export interface ExperimentFlags {
+  json?: boolean;
+  out?: string;
+}
+
+export async function runExperiment(name: string, flags: ExperimentFlags, progress: Progress = NO_PROGRESS): Promise<string> {
+  const e = findExperiment(name);
+  const rows = runTasks(e, progress);
+  if (flags.out !== undefined) {
+    const svg = await toSvg(e, rows);
+    try {
+      mkdirSync(flags.out, { recursive: true });
+    } catch (x) {
+      throw error('GY9002', `cannot create '${flags.out}': ${(x as Error).message}`);
+    }
+    write(join(flags.out, `${e.name}.csv`), toCsv(rows));
+    write(join(flags.out, `${e.name}.svg`), svg);
+  }
+  return flags.json ? `${JSON.stringify({ experiment: e.name, rows }, null, 2)}\n` : toTable(e, rows);
+}
+
+/** A progress bar on stderr when it is a terminal; nothing otherwise (pipes, CI, tests). */
+export function terminalProgress(name: string, stream: NodeJS.WriteStream = process.stderr): Progress {
+  if (!stream.isTTY) return NO_PROGRESS;
+  const bar = new cliProgress.SingleBar(
+    { stream, format: `${name} [{bar}] {value}/{total} {label}`, hideCursor: true, clearOnComplete: true, barsize: 24 },
+    cliProgress.Presets.shades_classic,
+  );
+  let done = 0;
+  return {
+    start: (total) => bar.start(total, 0, { label: '' }),
+    tick: (label) => bar.update(++done, { label }),
+    stop: () => bar.stop(),
+  };
+}
+
+function write(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, text);
+    renameSync(tmp, file);
+  } catch (x) {
+    rmSync(tmp, { force: true });
+    throw error('GY9002', `cannot write '${file}': ${(x as Error).message}`);
+  }
+}
