@@ -176,8 +176,8 @@ function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>
     }
     case 'attention':
     case 'attention_grad': {
-      if (strategy === 'optimus') return summaAttention(op);
-      const s = headSpec(outOf(op.operands[0]!));
+      if (strategy === 'optimus') return summaAttention(op, grid);
+      const s = evenHeads(headSpec(outOf(op.operands[0]!)), op, grid);
       const maskAt = op.operands.length === (op.kind === 'attention' ? 4 : 5) ? 3 : -1;
       const kv = keysAndValues(op, s);
       const ins = op.operands.map((_, i) => (i === maskAt ? REPLICATED : i === 1 || i === 2 ? kv.in : s));
@@ -237,9 +237,10 @@ function summaTiling(op: Op): OpTiling {
  * over c; each die gathers the keys and values of its heads along its column (a row block of
  * queries attends to the whole sequence). Backward, dk and dv sum over the query blocks.
  */
-function summaAttention(op: Op): OpTiling {
-  const blocks = sharding(['r'], ['c']);
-  const kv = keysAndValues(op, sharding([], ['c']), ['r']);
+function summaAttention(op: Op, grid: Grid): OpTiling {
+  const heads = evenHeads(sharding([], ['c']), op, grid);
+  const blocks = sharding(['r'], heads.cols);
+  const kv = keysAndValues(op, heads, ['r']);
   const maskAt = op.operands.length === (op.kind === 'attention' ? 4 : 5) ? 3 : -1;
   const ins = op.operands.map((_, i) => (i === maskAt ? REPLICATED : i === 1 || i === 2 ? kv.in : blocks));
   if (op.kind === 'attention') return { in: ins, out: [blocks] };
@@ -326,6 +327,21 @@ function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding 
     // A lower-rank result (a norm's gamma gradient) sums over the rows: partial over their axes.
     out: op.results.map((r) => (r.type.shape.length === rank ? s : sharding([], s.cols, s.rows))),
   };
+}
+
+/**
+ * Heads split over dies must split evenly: whole heads per die, or equal slices of one head
+ * per die, so that no die's columns straddle two heads and the dies sharing a head form the
+ * groups its score all-reduce runs on. The longest prefix of the head axes that does; the
+ * attention core is replicated over the rest (4 heads on a 3×3 grid run on every die).
+ */
+function evenHeads(s: Sharding, op: Op, grid: Grid): Sharding {
+  const heads = op.attrs.heads as number;
+  const d = op.operands[0]!.type.shape.at(-1)! / heads;
+  const even = (p: number) => heads % p === 0 || (p % heads === 0 && d % (p / heads) === 0);
+  let n = s.cols.length;
+  while (n > 0 && !even(span(s.cols.slice(0, n), grid))) n--;
+  return n === s.cols.length ? s : sharding(s.rows, s.cols.slice(0, n));
 }
 
 /**

@@ -128,7 +128,7 @@ describe('compile errors leave no partial output', () => {
   const unmappable: [string, string[], RegExp][] = [
     ['optimus on a non-square grid', ['--hw', 'hecaton-2x3-standard', '--strategy', 'optimus'], /^error GY3003: optimus needs a square grid/],
     ['megatron on an odd number of dies', ['--hw', 'hecaton-3x3-standard', '--strategy', 'megatron'], /^error GY3003: megatron's flat ring needs an even number of dies/],
-    ['more dies than columns to split', ['--hw', 'hecaton-16x16-standard'], /^models\/tiny-gpt\.gy:\d+:\d+: error GY3003: hecaton splits the 64 columns of 'layer\.0\.q'/],
+    ['more dies than rows to split', ['--hw', 'hecaton-128x128-standard'], /^models\/tiny-gpt\.gy:\d+:\d+: error GY3003: hecaton splits the 64 rows of 'embedding' \(add\) over 128 dies/],
   ];
   for (const [name, flags, pattern] of unmappable) {
     it(`a model the strategy cannot map: ${name}`, async () => {

@@ -79,6 +79,13 @@ describe('verify: tiny-llama (grouped-query attention, rotary embeddings) on eve
 });
 
 describe('verify: 3x3 with heads fewer than, as many as and more than the dies', () => {
+  // 4 heads do not split over 9 dies: the attention core runs replicated (tile2d evenHeads).
+  for (const strategy of ['hecaton', 'torus', 'optimus'] as const) {
+    it(`4 heads on 9 dies, ${strategy}`, async () => {
+      expectOk(await verify(GPT, { hw: 'hecaton-3x3-standard', strategy, batch: 2, seq: 8 }));
+      expectOk(await verify(LLAMA, { hw: 'hecaton-3x3-standard', strategy, batch: 2, seq: 8 }));
+    });
+  }
   for (const heads of [3, 9, 18]) {
     for (const strategy of ['hecaton', 'torus', 'optimus'] as const) {
       it(`h 72, ${heads} heads, ${strategy}`, async () => {
@@ -125,7 +132,7 @@ describe('verify: mini-batches and fusion groups', () => {
 
 describe('verify: the ONNX exports, forward against onnxruntime', () => {
   for (const file of ['gpt2_tiny_l2_h64', 'encoder_torch_l2_h64']) {
-    for (const [g, strategy] of [['1x1', 'hecaton'], ['2x2', 'hecaton'], ['2x4', 'megatron'], ['4x4', 'optimus'], ['4x4', 'hecaton']] as const) {
+    for (const [g, strategy] of [['1x1', 'hecaton'], ['2x2', 'hecaton'], ['2x4', 'megatron'], ['3x3', 'hecaton'], ['3x3', 'optimus'], ['4x4', 'optimus'], ['4x4', 'hecaton']] as const) {
       it(`${file} on ${g} ${strategy}`, async () => {
         const r = await verify(`test/data/onnx/${file}.onnx`, { hw: `hecaton-${g}-standard`, strategy, onnx: onnxruntime });
         expect(r.fwd_reference).toBe('onnxruntime');
