@@ -227,7 +227,9 @@ const softmaxGrad = (f: ForwardDefs): OpDef => singleInputGrad(f.softmax, 'softm
 // rope rotates each coordinate pair of each head at position p by the angle
 // p·theta^(−2j/head_size) (pair j, paired as the forward pairs them): an orthogonal map, so
 // dx is dy rotated by the opposite angle, −p·theta^(−2j/head_size).
-const ropeGrad = (f: ForwardDefs): OpDef => singleInputGrad(f.rope, 'rope_grad', 'gradient of rope: dy rotated back by the same angles');
+// x is read for its shape only: the rotation's gradient does not depend on it.
+const ropeGrad = (f: ForwardDefs): OpDef =>
+  gradOf(f.rope, { name: 'rope_grad', summary: 'gradient of rope: dy rotated back by the same angles', differentiable: [0], shapeOnly: [0], work: wholeBackward(f.rope) });
 
 // dx = dy·f′(x): identity 1; neg −1; abs sign(x); exp exp(x); log 1/x; sqrt 1/(2√x);
 // rsqrt −½·x^(−3/2); reciprocal −1/x²; tanh 1 − tanh²(x); sigmoid s(1 − s) with s = sigmoid(x);

@@ -117,7 +117,11 @@ export function planTiling(m: Module, target: Target, strategy: Strategy): Tilin
   const dramSide = (v: Value): boolean => (v.def ? plan.get(v.def)?.dram === true : true);
   for (const op of m.ops()) {
     const dram = runsBesideDram(op, (v) => acts.has(v), dramSide);
-    plan.set(op, dram ? { in: op.operands.map(() => undefined), out: op.results.map(() => REPLICATED), dram } : tileOp(op, strategy, orient, outOf, home(op), grid));
+    const t = dram ? { in: op.operands.map(() => undefined), out: op.results.map(() => REPLICATED), dram } : tileOp(op, strategy, orient, outOf, home(op), grid);
+    // An operand read for its shape only is read by no die: no tile, so no collective brings it.
+    const specs = opDef(op.kind).operands;
+    const shapeOnly = (k: number) => specs[Math.min(k, specs.length - 1)]?.shapeOnly === true;
+    plan.set(op, op.operands.some((_, k) => shapeOnly(k)) ? { ...t, in: t.in.map((s, k) => (shapeOnly(k) ? undefined : s)) } : t);
   }
   checkSplits(plan, grid, strategy);
   return plan;

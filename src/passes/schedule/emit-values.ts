@@ -134,7 +134,7 @@ export class ValueEmitter {
     const specs = this.b.a.specs.in(op);
     return {
       op,
-      args: op.operands.map((_, k) => this.fetched.get(k) ?? null),
+      args: op.operands.map((_, k) => (isShapeOnly(op, k) ? null : (this.fetched.get(k) ?? null))),
       specs: op.operands.map((_, k) => (isShapeOnly(op, k) ? null : formatSharding(specs[k] ?? REPLICATED))),
     };
   }
