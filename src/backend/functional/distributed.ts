@@ -196,7 +196,9 @@ class Executor {
     if (copies) {
       // Read whole (beside DRAM, or as a result): the sum of the parts.
       const sum = new Float64Array([...copies.values()][0]!.length);
-      for (const c of copies.values()) c.forEach((x, i) => (sum[i] += Number.isNaN(x) ? 0 : x));
+      // A number no die wrote stays NaN (missing); the others sum the parts that were written.
+      sum.fill(Number.NaN);
+      for (const c of copies.values()) c.forEach((x, i) => Number.isNaN(x) || (sum[i] = (Number.isNaN(sum[i]!) ? 0 : sum[i]!) + x));
       return sum;
     }
     const v = this.values.get(name);
@@ -648,7 +650,7 @@ class Executor {
     for (const [d, name, tile] of writes) {
       // Inside a chunk loop a collective fills its chunk's columns of a whole tile; the
       // numbers its inputs do not cover keep what the buffer held.
-      const have = this.state[d]!.get(name);
+      const have = it.chunks > 1 ? this.state[d]!.get(name) : undefined;
       if (have && have.data.length === tile.data.length) tile.data.forEach((x, i) => Number.isNaN(x) && (tile.data[i] = have.data[i]!));
       this.store(d, name, tile.region, tile.data, false);
     }

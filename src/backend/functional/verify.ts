@@ -86,13 +86,13 @@ export async function verify(model: string, opts: VerifyOptions): Promise<Verify
     if (v.kind !== 'const' && !given.has(v.name)) given.set(v.name, randomValues(reference, v, { seed: opts.seed ?? 1 }));
   }
   const feed = feedByName(given);
-  const want = valuesByName(interpretModule(reference, feed, { keep: 'outputs' }));
+  // Every value kept: the gradients the updates consume are intermediates.
+  const want = valuesByName(interpretModule(reference, feed));
 
   const updates = reference.ops().filter((op) => op.kind === 'sgd' || op.kind === 'adam');
   const updated = new Set(updates.flatMap((op) => op.results.map((r) => r.name)));
   const forward = reference.outputs.filter((o) => !updated.has(o.name));
   const gradNames = updates.map((op) => op.operands[1]!.name);
-  const gradWant = valuesByName(interpretModule(reference, feed));
 
   let fwdWant = new Map(forward.map((o) => [o.name, want.get(o.name)!]));
   let fwdReference: VerifyReport['fwd_reference'] = 'interpreter';
@@ -132,7 +132,7 @@ export async function verify(model: string, opts: VerifyOptions): Promise<Verify
     return { err, name };
   };
   const fwd = worstOf('fwd', fwdWant.keys(), (n) => run.dram.get(n), (n) => fwdWant.get(n)!);
-  const grad = worstOf('grad', gradNames, (n) => run.gradients.get(n) ?? run.dram.get(n), (n) => gradWant.get(n)!);
+  const grad = worstOf('grad', gradNames, (n) => run.gradients.get(n) ?? run.dram.get(n), (n) => want.get(n)!);
   const update = worstOf('update', updated, (n) => run.dram.get(n), (n) => want.get(n)!);
   failures.sort((a, b) => b.rel_err - a.rel_err);
   const ok = [fwd.err, grad.err, update.err].every((e) => e <= TOLERANCE);
