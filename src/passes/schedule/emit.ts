@@ -160,7 +160,12 @@ export class Builder {
     if (known === undefined) this.dramTiles.set(key, (known = []));
     const cache = known;
     const tile = (die: Die): DramFields => (cache[die.i * grid.cols + die.j] ??= compute(die));
-    const uniform = replicated.length === 0 && even(type, s, grid) && even(rowsType, s, grid);
+    // Replicas splitting an even tile evenly write equal bytes (only their rows differ): what
+    // the simulators count is the same on every die.
+    const evenTile = even(type, s, grid) && even(rowsType, s, grid) && !layout;
+    const t0 = evenTile && replicas > 1 ? tileOf(rowsType, s, grid, { i: 0, j: 0 }) : undefined;
+    const splitsEvenly = !t0 || len(t0.rows) % replicas === 0 || len(t0.cols) % replicas === 0;
+    const uniform = evenTile && splitsEvenly;
     return this.node(place, origin, { kind, tensor: tensor.name, tile }, kind === 'dram.read' ? [] : bufs, kind === 'dram.read' ? bufs : [], uniform);
   }
 }
