@@ -92,7 +92,9 @@ function checkSplits(plan: TilingPlan, grid: Grid, strategy: Strategy): void {
     for (const [v, s] of pairs) {
       if (!s) continue;
       const view = matrixView(v.type);
-      for (const [dim, axes, n] of [['rows', s.rows, view.rows], ['columns', s.cols, view.cols]] as const) {
+      // Grouped-query keys and values follow the queries' split: count the queries' columns.
+      const cols = s.kv ? (view.cols / s.kv.kvHeads) * s.kv.heads : view.cols;
+      for (const [dim, axes, n] of [['rows', s.rows, view.rows], ['columns', s.cols, cols]] as const) {
         if (span(axes, grid) > n) {
           throw errorAt(op.loc, 'GY3003', `${strategy} splits the ${n} ${dim} of '${v.name}' (${op.kind}) over ${span(axes, grid)} dies, fewer than one per die; use a smaller grid`);
         }
