@@ -387,7 +387,8 @@ function printList(list: readonly Instruction[], depth: number, lines: string[])
   }
 }
 
-function details(ins: Instruction): string {
+/** One instruction's own fields as text (no reads/writes, deps or origin): what it does. */
+export function details(ins: Instruction): string {
   switch (ins.kind) {
     case 'dram.read':
     case 'dram.write':

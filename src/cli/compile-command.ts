@@ -3,8 +3,10 @@
 // --dump-dir writes each stage to a numbered file, --stop-after ends the pipeline early,
 // --verify-each runs the verifier after every pass. Output files appear only when the whole
 // compile succeeds (they are written to a temporary folder and renamed into place).
+// --emit dot prints the IR graph after the last pass that ran (src/inspect/dot.ts) instead of
+// the summary, or writes it to the file -o names.
 
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { compile, type Compilation, type CompileOptions } from '../compile.js';
 import { error } from '../diagnostics/diagnostic.js';
@@ -15,6 +17,7 @@ import { describeTarget } from '../target/target.js';
 import { bytes } from '../util/format.js';
 import { programsOf } from '../passes/schedule/index.js';
 import { writePrograms } from '../backend/write.js';
+import { moduleToDot } from '../inspect/dot.js';
 
 export interface CompileFlags {
   hw: string;
@@ -28,8 +31,10 @@ export interface CompileFlags {
   dumpDir?: string;
   stopAfter?: string;
   verifyEach?: boolean;
-  /** Write one program per die and a manifest into this folder. */
+  /** Write one program per die and a manifest into this folder (with `emit`: the file to write). */
   out?: string;
+  /** Print the IR graph after the last pass that ran in this form instead of the summary. */
+  emit?: 'dot';
 }
 
 /** Runs the compile; returns the text for stdout. */
@@ -53,8 +58,15 @@ export function runCompile(model: string, flags: CompileFlags, load: Pick<Compil
     pipeline: flags.pipeline,
     hooks: { afterPass, stopAfter: flags.stopAfter, verifyEach: flags.verifyEach ?? false },
   });
+  if (flags.emit && !flags.out && (flags.printIr || flags.printAfterAll || printAfter.size)) {
+    throw error('GY9001', `--emit ${flags.emit} prints to stdout, and so do --print-ir and --print-after*: give --emit a file with -o FILE`);
+  }
   for (const p of printAfter) {
     if (!c.passes.some((r) => r.pass === p)) throw error('GY9001', `--print-after=${p}: no pass '${p}' ran (passes: ${c.passes.map((r) => r.pass).join(', ')})`);
+  }
+  if (flags.emit) {
+    if (flags.dumpDir) writeFolder(flags.dumpDir, dumps);
+    return emitGraph(c.module, flags.emit, flags.out, printed.length ? printed.join('\n') : summary(c));
   }
   if (flags.out) {
     const set = programsOf(c.module);
@@ -64,6 +76,19 @@ export function runCompile(model: string, flags: CompileFlags, load: Pick<Compil
   if (flags.dumpDir) writeFolder(flags.dumpDir, dumps);
   if (flags.printIr) return printModule(c.module);
   return printed.length ? printed.join('\n') : summary(c);
+}
+
+/** The module in `format`, written to `file` (the returned text is then `other`) or returned. */
+function emitGraph(m: Module, format: 'dot', file: string | undefined, other: string): string {
+  const text = moduleToDot(m);
+  if (!file) return text;
+  if (existsSync(file) && statSync(file).isDirectory()) throw error('GY9002', `cannot write '${file}': it is a folder (--emit ${format} -o takes a file)`);
+  try {
+    writeFileSync(file, text);
+  } catch (e) {
+    throw error('GY9002', `cannot write '${file}': ${(e as Error).message}`);
+  }
+  return other;
 }
 
 function summary(c: Compilation): string {

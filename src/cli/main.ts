@@ -14,6 +14,7 @@ import { DEFAULT_PIPELINE } from '../passes/index.js';
 import { runCompile, type CompileFlags } from './compile-command.js';
 import { runCompare, runSimulate, type CompareFlags, type SimulateFlags } from './simulate-command.js';
 import { runVerify, VerificationFailed, type VerifyFlags } from './verify-command.js';
+import { runInspect, type InspectFlags } from './inspect-command.js';
 import { bytes, si, table } from '../util/format.js';
 
 export interface CliIO {
@@ -151,10 +152,19 @@ function buildProgram(io: CliIO): Command {
     .option('--dump-dir <DIR>', 'write the IR after every pass to DIR/NN-PASS.gyir')
     .option('--stop-after <PASS>', 'stop the pipeline after PASS')
     .option('--verify-each', 'run the IR verifier after every pass')
-    .option('-o, --out <DIR>', 'write one program per die (die-I-J.json and .txt) and manifest.json into DIR')
+    .option('-o, --out <DIR>', 'write one program per die (die-I-J.json and .txt) and manifest.json into DIR (with --emit: the file to write)')
+    .addOption(new Option('--emit <FORMAT>', 'print the IR graph after the last pass that ran instead: dot is Graphviz, fusion groups as clusters').choices(['dot']))
     .action((model: string, flags: ModelFlags & CompileFlags) => {
       io.out(runCompile(model, flags, loadOptions(flags)));
     });
+
+  program
+    .command('inspect')
+    .argument('<DIR>', 'a program folder written by compile -o')
+    .description("Summarise a program folder, or with --die show one die's program under the source location of each instruction.")
+    .option('--die <i,j>', "show die [i, j]'s program, grouped by source location (DSL line or ONNX node)")
+    .option('--json', 'print one JSON object')
+    .action((dir: string, flags: InspectFlags) => io.out(runInspect(dir, flags)));
 
   withModelFlags(program.command('simulate').argument('<MODEL>', 'a .gy, .gyir or .onnx model, or a program folder written by compile -o'))
     .description('Compile a model and run its per-die programs on the timing backend: latency, energy, and where the time went.')
