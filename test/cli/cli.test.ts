@@ -235,4 +235,10 @@ describe('the installed executable', () => {
     expect(out).toContain('stats');
     expect(out).toContain('compile');
   });
+
+  it('stops quietly when its reader closes the pipe early (| head)', () => {
+    // The shell closes the pipe after the first line of a long output.
+    const r = spawnSync('sh', ['-c', `"${process.execPath}" bin/gyges.js compile models/tiny-gpt.gy --hw hecaton-2x2-standard --print-after-all | head -n 1 > /dev/null`], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+  });
 });
