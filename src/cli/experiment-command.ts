@@ -2,7 +2,8 @@
 // in-process, print its rows as a table (or one JSON object), and with -o write NAME.csv and a
 // chart NAME.svg into DIR. Progress goes to stderr only when stderr is a terminal.
 
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { writeAtomically } from '../util/files.js';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { error } from '../diagnostics/diagnostic.js';
@@ -25,8 +26,8 @@ export async function runExperiment(name: string, flags: ExperimentFlags, progre
     } catch (x) {
       throw error('GY9002', `cannot create '${flags.out}': ${(x as Error).message}`);
     }
-    write(join(flags.out, `${e.name}.csv`), toCsv(rows));
-    write(join(flags.out, `${e.name}.svg`), svg);
+    writeAtomically(join(flags.out, `${e.name}.csv`), toCsv(rows));
+    writeAtomically(join(flags.out, `${e.name}.svg`), svg);
   }
   return flags.json ? `${JSON.stringify({ experiment: e.name, rows }, null, 2)}\n` : toTable(e, rows);
 }
@@ -46,13 +47,3 @@ export function terminalProgress(name: string, stream: NodeJS.WriteStream = proc
   };
 }
 
-function write(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, file);
-  } catch (x) {
-    rmSync(tmp, { force: true });
-    throw error('GY9002', `cannot write '${file}': ${(x as Error).message}`);
-  }
-}

@@ -2,8 +2,7 @@
 // backend, and report latency, energy and where the time went (DESIGN.md §4). The trace file
 // is written only when the whole run succeeded (beside its destination, then renamed).
 
-import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { statSync } from 'node:fs';
 import { compile, type CompileOptions } from '../compile.js';
 import { error, GygesError } from '../diagnostics/diagnostic.js';
 import { simulateCompiled, simulateFolder, type SimulationReport } from '../backend/timing/simulate.js';
@@ -12,6 +11,7 @@ import { ChromeTrace } from '../backend/timing/trace.js';
 import { programsOf } from '../passes/schedule/index.js';
 import { STRATEGIES, type Strategy } from '../passes/pass.js';
 import { bytes, table } from '../util/format.js';
+import { writeAtomically } from '../util/files.js';
 
 export interface SimulateFlags {
   hw: string;
@@ -191,13 +191,3 @@ function dieGrid(rows: number, cols: number): [number, number][] {
   return out;
 }
 
-function writeAtomically(file: string, text: string): void {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, file);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw error('GY9002', `cannot write '${file}': ${(e as Error).message}`);
-  }
-}
