@@ -40,11 +40,13 @@ export const CODES = {
   GY3002: 'the activations of one sample cannot fit the activation buffers',
   GY3003: 'the strategy cannot map the model onto this grid',
   GY3004: 'the module cannot go through this pass again',
+  GY3005: 'the die cannot run an op of the model',
 
   GY4001: 'hardware description: field has a bad value',
   GY4002: 'hardware description: unknown preset',
   GY4003: 'hardware description: malformed file',
   GY4004: 'hardware description: unknown field',
+  GY4005: 'accelerator plugin: a cost function failed or returned a bad value',
 
   GY5001: 'ONNX: malformed model file',
   GY5002: 'ONNX: unsupported operator',

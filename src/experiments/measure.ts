@@ -14,9 +14,7 @@
 import { compile } from '../compile.js';
 import { error } from '../diagnostics/diagnostic.js';
 import { loadModel } from '../frontend/load.js';
-import { forEachInstr, type Instruction } from '../backend/program.js';
-import { targetDieModel } from '../backend/timing/die-model.js';
-import { EnergyAccount, type EnergyParts } from '../backend/timing/energy.js';
+import { counted, EnergyAccount, type CountedInstrs, type EnergyParts } from '../backend/timing/energy.js';
 import type { TimeSplit } from '../backend/timing/execute.js';
 import { simulateCompiled, type SimulationReport } from '../backend/timing/simulate.js';
 import { sourceOfSet } from '../backend/timing/source.js';
@@ -98,26 +96,19 @@ export function measure(p: Point): Measurement {
 
 /** The energy of the measured layer's instructions on every die, with static power over its latency. */
 function layerEnergy(set: ProgramSet, target: Target, latencyS: number): { energy_j: number; parts: EnergyParts } {
-  const model = targetDieModel(target.die);
-  const account = new EnergyAccount(target, model);
+  const account = new EnergyAccount(target);
   const source = sourceOfSet(set);
   const D = source.dies.length;
-  const inLayer = (list: readonly { readonly ins: Instruction; readonly times: number }[]) => list.filter((x) => x.ins.layer === LAYER);
-  const all = (d: number) => {
-    const out: { ins: Instruction; times: number }[] = [];
-    forEachInstr(source.program(d).instructions, (ins, times) => out.push({ ins, times }));
-    return inLayer(out);
-  };
+  const inLayer = (list: CountedInstrs) => list.filter((x) => x.ins.layer === LAYER);
+  const all = (d: number) => inLayer(counted(source.program(d)));
   if (source.shared) {
-    // As the simulator counts it: D times die 0, corrected by each die's varying instructions.
-    account.adjust(all(0), 1, D);
-    account.adjust(inLayer(source.shared.varying(0)), -1, D);
-    for (let d = 0; d < D; d++) account.adjust(inLayer(source.shared.varying(d)), 1);
+    // As the simulator counts it: die 0's instructions on every die, corrected by each die's varying ones.
+    const shared = source.shared;
+    account.addShared(all(0), (d) => inLayer(shared.varying(d)), D);
   } else {
-    for (let d = 0; d < D; d++) account.adjust(all(d), 1);
+    for (let d = 0; d < D; d++) account.addInstrs(all(d), d);
   }
-  const parts = { ...account.total(0).parts, static: model.staticW * D * latencyS };
-  return { energy_j: parts.compute + parts.sram + parts.d2d + parts.dram + parts.static, parts };
+  return account.total(latencyS);
 }
 
 /** The rows of the model's token embedding (its vocabulary), or null when it has none. */

@@ -8,11 +8,12 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { LineCounter, isMap, isScalar, parseDocument, type Document, type Node } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { assert, error, errorAt, type GygesError, type SourceLoc } from '../diagnostics/diagnostic.js';
 import { bundled } from '../util/paths.js';
 import {
   dieSchema,
+  type DieData,
   formatPath,
   hardwareFileSchema,
   hardwareSchema,
@@ -26,7 +27,8 @@ import {
   type Problem,
   type ProblemSite,
 } from './schema.js';
-import type { Target } from './target.js';
+import { withDie, type DieSpec, type Target } from './target.js';
+import { DEFAULT_ACCELERATOR } from './accelerators.js';
 
 type Data = Record<string, unknown>;
 
@@ -37,12 +39,16 @@ const FILE_EXTENSIONS = ['.yaml', '.yml', '.json'];
 
 // -- entry point --------------------------------------------------------------------------
 
-/** A target from a preset name or a hardware file; bad input throws a GygesError. */
-export function loadTarget(spec: string): Target {
+/**
+ * A target from a preset name or a hardware file; bad input throws a GygesError. `dies` are
+ * die types from accelerator files (plugin.ts): a hardware file's layout may name them, and
+ * without a layout a single one replaces the package's die.
+ */
+export function loadTarget(spec: string, dies: readonly DieSpec[] = []): Target {
   const preset = parsePresetName(spec);
-  if (preset) return buildTarget(presetData(preset, undefined), spec);
+  if (preset) return withAccelerators(buildTarget(presetData(preset, undefined), spec), dies);
   const kind = pathKind(spec);
-  if (kind === 'file') return loadHardwareFile(spec);
+  if (kind === 'file') return loadHardwareFile(spec, dies);
   if (kind === 'folder') throw error('GY9002', `cannot read hardware file '${spec}': it is a folder`);
   if (looksLikePath(spec)) throw error('GY9002', `cannot read hardware file '${spec}': no such file`);
   throw error('GY4002', `unknown hardware '${spec}': not a file, and not ${PRESET_EXAMPLE}`);
@@ -65,16 +71,21 @@ function looksLikePath(spec: string): boolean {
 
 interface PresetName {
   readonly text: string;
+  /** A bundled die (targets/dies). */
+  readonly die: string;
   readonly rows: number;
   readonly cols: number;
   readonly kind: 'standard' | 'advanced';
 }
 
-/** `hecaton-RxC-standard` / `hecaton-RxC-advanced`, or undefined for anything else. */
+/**
+ * `DIE-RxC-standard` / `DIE-RxC-advanced` where DIE is a bundled die (`hecaton-4x4-standard`,
+ * `systolic-bf16-8x8-advanced`), or undefined for anything else.
+ */
 export function parsePresetName(text: string): PresetName | undefined {
-  const m = /^hecaton-([0-9]+)x([0-9]+)-(standard|advanced)$/.exec(text);
-  if (!m) return undefined;
-  return { text, rows: Number(m[1]), cols: Number(m[2]), kind: m[3] as PresetName['kind'] };
+  const m = /^([a-z][a-z0-9_.-]*?)-([0-9]+)x([0-9]+)-(standard|advanced)$/.exec(text);
+  if (!m || (m[1] !== 'hecaton' && !bundledNames('dies').includes(m[1]!))) return undefined;
+  return { text, die: m[1]!, rows: Number(m[2]), cols: Number(m[3]), kind: m[4] as PresetName['kind'] };
 }
 
 /** The complete raw description a preset stands for; `at` locates a `base:` that names it. */
@@ -86,7 +97,7 @@ function presetData(preset: PresetName, at: SourceLoc | undefined): Data {
   if (!Number.isSafeInteger(preset.rows * preset.cols)) {
     throw errorAt(at, 'GY4001', `preset '${preset.text}' has too many dies for a package, got ${grid}`);
   }
-  const die = bundledData('dies', 'hecaton');
+  const die = bundledData('dies', preset.die);
   const pkg = bundledData('packages', preset.kind);
   const memory = bundledData('memory', 'ddr5-6400');
   assert(die && pkg && memory, `bundled data for preset '${preset.text}' is missing`);
@@ -277,12 +288,84 @@ function fail(src: YamlSource, path: FieldPath, detail: string): GygesError {
 
 // -- user hardware files ------------------------------------------------------------------
 
-function loadHardwareFile(file: string): Target {
+/** A die description file (an accelerator file's data form, plugin.ts). */
+export function loadDieFile(file: string): DieSpec {
+  const src = readYaml(file);
+  return dieSpecOf(validate(src, dieSchema, requireMap(src, 'a die description')));
+}
+
+function loadHardwareFile(file: string, extra: readonly DieSpec[]): Target {
   if (!FILE_EXTENSIONS.includes(extname(file).toLowerCase())) {
     throw error('GY4003', `hardware file '${file}' must end in .yaml, .yml or .json`);
   }
   const src = readYaml(file);
-  return buildTarget(hardwareData(src), file);
+  const hw = hardwareData(src);
+  const top = src.data as HardwareFileData;
+  if (top.layout === undefined) {
+    if (top.die_types !== undefined) throw fail(src, ['die_types'], 'die_types needs a layout: a list with one entry per row of dies, naming their types');
+    return withAccelerators(buildTarget(hw, file), extra);
+  }
+  return buildTarget(hw, file, placeDies(src, hw, extra));
+}
+
+/** The die types a hardware file's `die_types` and `layout` give, and each die's type. */
+function placeDies(src: YamlSource, hw: HardwareData, extra: readonly DieSpec[]): { types: DieSpec[]; layout: number[] } {
+  const top = src.data as HardwareFileData;
+  const named = new Map<string, DieSpec>();
+  for (const [name, given] of Object.entries(top.die_types ?? {})) {
+    const path = ['die_types', name];
+    if (typeof given === 'string') {
+      named.set(name, extra.find((d) => d.name === given) ?? dieSpecOf(bundledOrFail(src, 'dies', given, path) as DieData));
+      continue;
+    }
+    // A map of fields over the file's die, named after its key unless it says otherwise.
+    const merged = mergeOver({ ...hw.die, name }, given);
+    const checked = validate(src, z.strictObject({ die_types: z.record(z.string(), dieSchema) }), { die_types: { [name]: merged } });
+    named.set(name, dieSpecOf(checked.die_types[name]!));
+  }
+  const lookup = (name: string, path: FieldPath): DieSpec => {
+    const hit = named.get(name) ?? extra.find((d) => d.name === name);
+    if (hit) return hit;
+    if (name === hw.die.name) return dieSpecOf(hw.die);
+    const bundledDie = bundledData('dies', name);
+    if (bundledDie) return dieSpecOf(bundledDie as DieData);
+    const known = [...named.keys(), ...extra.map((d) => d.name), hw.die.name, ...bundledNames('dies')];
+    throw fail(src, path, `unknown die type '${name}' (known: ${[...new Set(known)].join(', ')})`);
+  };
+  const { rows, cols } = hw.package;
+  const layoutRows = top.layout!;
+  if (layoutRows.length !== rows) throw fail(src, ['layout'], `layout must have one entry per row of dies (${rows}), got ${layoutRows.length}`);
+  const types: DieSpec[] = [];
+  const layout: number[] = [];
+  layoutRows.forEach((row, i) => {
+    const names = typeof row === 'string' ? row.trim().split(/\s+/) : Array.isArray(row) && row.every((x) => typeof x === 'string') ? (row as string[]) : null;
+    if (names === null) throw fail(src, ['layout', i], `layout[${i}] must be a die type name, names separated by spaces, or a list of names`);
+    const perDie = names.length === 1 ? Array<string>(cols).fill(names[0]!) : names;
+    if (perDie.length !== cols) throw fail(src, ['layout', i], `layout[${i}] must name one die type for the whole row or one per die (${cols}), got ${names.length}`);
+    perDie.forEach((name, j) => {
+      const die = lookup(name, typeof row === 'string' ? ['layout', i] : ['layout', i, j]);
+      let k = types.indexOf(die);
+      if (k < 0) k = types.push(die) - 1;
+      layout.push(k);
+    });
+  });
+  const first = types[0]!;
+  for (const d of types) {
+    if (d.precision !== first.precision) throw fail(src, ['layout'], `die types '${first.name}' and '${d.name}' differ in precision (${first.precision}, ${d.precision}); one package computes at one precision`);
+    if (d.router.bypass !== first.router.bypass || d.router.ports.join() !== first.router.ports.join()) {
+      throw fail(src, ['layout'], `die types '${first.name}' and '${d.name}' have different routers; the rings of a package need one router design`);
+    }
+  }
+  return { types, layout };
+}
+
+/** Extra die types without a layout: one replaces the die; more need a layout to place them. */
+function withAccelerators(t: Target, extra: readonly DieSpec[]): Target {
+  if (extra.length === 0) return t;
+  if (extra.length > 1) {
+    throw error('GY4001', `${extra.length} accelerators given (${extra.map((d) => d.name).join(', ')}), but hardware '${t.source}' has no layout placing them; give one, or write a hardware file with die_types and a layout`);
+  }
+  return deepFreeze(withDie(t, extra[0]!));
 }
 
 /** The complete, validated description a hardware file stands for. */
@@ -295,6 +378,7 @@ function hardwareData(src: YamlSource): HardwareData {
   const start: Data = top.base === undefined ? {} : baseData(src, top.base);
   const merged = {
     name: top.name ?? defaultName(src.file),
+    // die_types and layout are placed by placeDies once the rest is valid.
     die: resolveDie(src, start.die, top.die),
     package: resolvePackage(src, start.package, top.package),
     memory: resolveMemory(src, start.memory, top.memory),
@@ -389,32 +473,43 @@ function checkConsistency(src: YamlSource, hw: HardwareData): void {
 
 // -- normalising to SI units --------------------------------------------------------------
 
-function buildTarget(raw: unknown, source: string): Target {
+/** A validated die description in SI units; `extra` adds a plugin's file and cost functions. */
+export function dieSpecOf(die: DieData, extra: Pick<DieSpec, 'file' | 'custom'> = {}): DieSpec {
+  return {
+    name: die.name,
+    model: die.model ?? DEFAULT_ACCELERATOR,
+    precision: die.precision,
+    macs: die.macs,
+    pes: die.pes,
+    clockHz: die.clock_mhz * 1e6,
+    activationBufferBytes: die.activation_buffer_mib * MIB,
+    weightBufferBytes: die.weight_buffer_mib * MIB,
+    vectorLanes: die.vector_lanes,
+    router: { ports: [...die.router.ports], bypass: die.router.bypass },
+    energy: {
+      macPj: die.energy.mac_pj,
+      sramReadPjPerByte: die.energy.sram_read_pj_per_byte,
+      sramWritePjPerByte: die.energy.sram_write_pj_per_byte,
+      vectorOpPj: die.energy.vector_op_pj,
+      staticW: die.energy.static_w,
+    },
+    ...(die.vector_ops === undefined ? {} : { vectorOps: [...die.vector_ops] }),
+    ...extra,
+  };
+}
+
+function buildTarget(raw: unknown, source: string, placed?: { types: DieSpec[]; layout: number[] }): Target {
   const hw = hardwareSchema.parse(raw);
   const { die, package: pkg, memory: mem } = hw;
   const channels = mem.channels ?? (mem.channels_per_edge_die ?? 1) * 2 * (pkg.rows + pkg.cols);
   const channelBandwidth = (mem.data_rate_mtps * 1e6 * mem.channel_width_bits) / 8;
+  const types = placed?.types ?? [dieSpecOf(die)];
   const target: Target = {
     name: hw.name,
     source,
-    die: {
-      name: die.name,
-      precision: die.precision,
-      macs: die.macs,
-      pes: die.pes,
-      clockHz: die.clock_mhz * 1e6,
-      activationBufferBytes: die.activation_buffer_mib * MIB,
-      weightBufferBytes: die.weight_buffer_mib * MIB,
-      vectorLanes: die.vector_lanes,
-      router: { ports: [...die.router.ports], bypass: die.router.bypass },
-      energy: {
-        macPj: die.energy.mac_pj,
-        sramReadPjPerByte: die.energy.sram_read_pj_per_byte,
-        sramWritePjPerByte: die.energy.sram_write_pj_per_byte,
-        vectorOpPj: die.energy.vector_op_pj,
-        staticW: die.energy.static_w,
-      },
-    },
+    die: types[0]!,
+    dieTypes: types,
+    layout: placed?.layout ?? Array<number>(pkg.rows * pkg.cols).fill(0),
     package: {
       kind: pkg.kind,
       rows: pkg.rows,

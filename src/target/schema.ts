@@ -79,6 +79,8 @@ const routerPorts = z
 /** targets/dies/*.yaml, and `die:` in a hardware file. */
 export const dieSchema = fields({
   name: label(),
+  /** The accelerator kind whose cost formulas apply (src/target/accelerators.ts). */
+  model: kindName().optional(),
   precision: z.enum(PRECISIONS, { error: `must be one of ${PRECISIONS.join(', ')}` }),
   macs: positiveInt(),
   pes: positiveInt(),
@@ -97,6 +99,10 @@ export const dieSchema = fields({
     vector_op_pj: nonNegativeNumber(),
     static_w: nonNegativeNumber(),
   }),
+  /** The IR ops the vector unit runs (absent: every op). */
+  vector_ops: z
+    .array(label(), { error: 'must be a list of IR op names' })
+    .optional(),
 });
 
 // -- the package --------------------------------------------------------------------------
@@ -159,6 +165,8 @@ export const hardwareFileSchema = fields({
   die: reference('die').optional(),
   package: z.record(z.string(), z.unknown(), { error: 'must be a map of package fields' }).optional(),
   memory: reference('memory').optional(),
+  die_types: z.record(z.string(), z.unknown(), { error: 'must be a map from a die type name to a bundled die name or a map of die fields' }).optional(),
+  layout: z.array(z.unknown(), { error: 'must be a list with one entry per row of dies' }).optional(),
 });
 
 /** A complete hardware description after `base:` and references are resolved. */

@@ -4,6 +4,7 @@
 // from here, never from constants; src/target/load.ts builds it from validated data files.
 
 import { bytes } from '../util/format.js';
+import type { CustomCosts } from './accelerators.js';
 
 export type Precision = 'fp32' | 'bf16' | 'fp16';
 export type RouterPort = 'E' | 'S' | 'W' | 'N';
@@ -30,6 +31,8 @@ export interface RouterSpec {
 
 export interface DieSpec {
   readonly name: string;
+  /** The accelerator kind whose cost formulas apply (accelerators.ts): `pe-array`, `systolic`. */
+  readonly model: string;
   readonly precision: Precision;
   readonly macs: number;
   readonly pes: number;
@@ -39,6 +42,12 @@ export interface DieSpec {
   readonly vectorLanes: number;
   readonly router: RouterSpec;
   readonly energy: DieEnergy;
+  /** The IR ops the vector unit runs; absent: every op. */
+  readonly vectorOps?: readonly string[];
+  /** A plugin's own cost functions (plugin.ts), over the kind's where given. */
+  readonly custom?: CustomCosts;
+  /** The plugin or description file the die came from, when not bundled. */
+  readonly file?: string;
 }
 
 export interface LinkSpec {
@@ -81,9 +90,40 @@ export interface Target {
   readonly name: string;
   /** Where it came from: a preset name or a file path. */
   readonly source: string;
+  /** The die of a homogeneous package; of a heterogeneous one, its first die type. */
   readonly die: DieSpec;
+  /** Every die type of the package (one for a homogeneous package; `die` is the first). */
+  readonly dieTypes: readonly DieSpec[];
+  /** Per die, row-major: its index in dieTypes. */
+  readonly layout: readonly number[];
   readonly package: PackageSpec;
   readonly memory: MemorySpec;
+}
+
+/** The die type of die `d` (row-major index). */
+export function dieAt(t: Target, d: number): DieSpec {
+  return t.dieTypes[t.layout[d]!]!;
+}
+
+/** The target with every die of type `die` (a homogeneous package). */
+export function withDie(t: Target, die: DieSpec): Target {
+  return { ...t, die, dieTypes: [die], layout: t.layout.map(() => 0) };
+}
+
+/** Whether the package mixes die types. */
+export function isHeterogeneous(t: Target): boolean {
+  return t.dieTypes.length > 1;
+}
+
+/**
+ * The buffer capacities every die offers: the smallest of each over the package's die types.
+ * Passes size tiles by the largest tile any die holds, so they check it against these.
+ */
+export function bufferCapacity(t: Target): { readonly activation: number; readonly weight: number } {
+  return {
+    activation: Math.min(...t.dieTypes.map((d) => d.activationBufferBytes)),
+    weight: Math.min(...t.dieTypes.map((d) => d.weightBufferBytes)),
+  };
 }
 
 /** Peak MAC throughput of one die, MAC/s. */
@@ -93,18 +133,24 @@ export function dieMacsPerS(die: DieSpec): number {
 
 /** A multi-line summary for `gyges target` and `gyges compile`. */
 export function describeTarget(t: Target): string {
-  const { die, package: pkg, memory: mem } = t;
+  const { package: pkg, memory: mem } = t;
   const link = pkg.link;
-  const peakTflops = (2 * dieMacsPerS(die) * pkg.dies) / 1e12;
-  const lines = [
-    `target ${t.name}${t.source === t.name ? '' : ` (${t.source})`}`,
-    `  die      ${die.name}: ${die.macs} ${die.precision} MACs in ${die.pes} PEs at ${num(die.clockHz / 1e6)} MHz, ` +
-      `${die.vectorLanes} vector lanes`,
+  const peakTflops = (2 * t.layout.reduce((s, k) => s + dieMacsPerS(t.dieTypes[k]!), 0)) / 1e12;
+  const describeDie = (die: DieSpec, head: string) => [
+    `${head}${die.name}: ${die.macs} ${die.precision} MACs in ${die.pes} ${die.model === 'systolic' ? 'systolic arrays' : 'PEs'} at ${num(die.clockHz / 1e6)} MHz, ` +
+      `${die.vectorLanes} vector lanes (model ${die.model}${die.custom ? ', plugin costs' : ''})`,
     `           buffers ${bytes(die.activationBufferBytes)} activation + ${bytes(die.weightBufferBytes)} weight; ` +
       `router ${die.router.ports.join('/')}${die.router.bypass ? ' with bypass' : ''}`,
     `           energy ${num(die.energy.macPj)} pJ/MAC, SRAM ${num(die.energy.sramReadPjPerByte)}/${num(die.energy.sramWritePjPerByte)} ` +
       `pJ/B read/write, ${num(die.energy.vectorOpPj)} pJ/vector op, ${num(die.energy.staticW)} W static`,
+  ];
+  const grid = () =>
+    Array.from({ length: pkg.rows }, (_, i) => `           ${t.layout.slice(i * pkg.cols, (i + 1) * pkg.cols).map((k) => t.dieTypes[k]!.name).join(' ')}`);
+  const lines = [
+    `target ${t.name}${t.source === t.name ? '' : ` (${t.source})`}`,
+    ...t.dieTypes.flatMap((d, k) => describeDie(d, k === 0 ? '  die      ' : '           ')),
     `  package  ${pkg.kind}, ${pkg.rows}x${pkg.cols} = ${pkg.dies} dies, peak ${num(peakTflops)} TFLOP/s`,
+    ...(isHeterogeneous(t) ? ['           layout (die types, row by row):', ...grid()] : []),
     `           D2D x${link.lanes} at ${num(link.gtpsPerLane)} GT/s = ${num(link.bandwidthBytesPerS / 1e9)} GB/s per direction, ` +
       `alpha ${num(link.alphaS * 1e9)} ns, bypass ${num(link.bypassLatencyFactor)}x alpha, ${num(link.energyPjPerBit)} pJ/bit`,
     `  memory   ${mem.kind}: ${mem.channels} channels x ${num(mem.channelBandwidthBytesPerS / 1e9)} GB/s = ` +
@@ -121,12 +167,10 @@ function num(x: number): string {
 
 /** A plain object with a fixed key order (snake_case, SI units), for `--json` output. */
 export function targetToJSON(t: Target): Record<string, unknown> {
-  const { die, package: pkg, memory: mem } = t;
-  return {
-    name: t.name,
-    source: t.source,
-    die: {
+  const { package: pkg, memory: mem } = t;
+  const dieJSON = (die: DieSpec) => ({
       name: die.name,
+      model: die.model,
       precision: die.precision,
       macs: die.macs,
       pes: die.pes,
@@ -142,7 +186,20 @@ export function targetToJSON(t: Target): Record<string, unknown> {
         vector_op_pj: die.energy.vectorOpPj,
         static_w: die.energy.staticW,
       },
-    },
+      vector_ops: die.vectorOps ? [...die.vectorOps] : null,
+      plugin: die.file ?? null,
+  });
+  return {
+    name: t.name,
+    source: t.source,
+    die: dieJSON(t.die),
+    // A heterogeneous package also lists its die types and, row by row, each die's type.
+    ...(isHeterogeneous(t)
+      ? {
+          die_types: t.dieTypes.map(dieJSON),
+          layout: Array.from({ length: pkg.rows }, (_, i) => t.layout.slice(i * pkg.cols, (i + 1) * pkg.cols).map((k) => t.dieTypes[k]!.name)),
+        }
+      : {}),
     package: {
       kind: pkg.kind,
       rows: pkg.rows,

@@ -133,6 +133,7 @@ describe('complete descriptions', () => {
     expect(t.name).toBe('custom-chip');
     expect(t.die).toEqual({
       name: 'tiny',
+      model: 'pe-array',
       precision: 'bf16',
       macs: 1024,
       pes: 4,

@@ -41,7 +41,7 @@ describe('preset names', () => {
   });
 
   test('parsePresetName accepts only the exact pattern', () => {
-    expect(parsePresetName('hecaton-3x5-advanced')).toEqual({ text: 'hecaton-3x5-advanced', rows: 3, cols: 5, kind: 'advanced' });
+    expect(parsePresetName('hecaton-3x5-advanced')).toEqual({ text: 'hecaton-3x5-advanced', die: 'hecaton', rows: 3, cols: 5, kind: 'advanced' });
     for (const bad of ['hecaton-4x4', 'hecaton-4x4-Standard', 'Hecaton-4x4-standard', 'hecaton-4-standard', 'hecaton-4x4-standard ', 'simba-4x4-standard']) {
       expect(parsePresetName(bad)).toBeUndefined();
     }
@@ -172,6 +172,7 @@ describe('the Target value', () => {
     expect(Object.keys(j)).toEqual(['name', 'source', 'die', 'package', 'memory']);
     expect(Object.keys(j.die as object)).toEqual([
       'name',
+      'model',
       'precision',
       'macs',
       'pes',
@@ -181,6 +182,8 @@ describe('the Target value', () => {
       'vector_lanes',
       'router',
       'energy',
+      'vector_ops',
+      'plugin',
     ]);
     expect(Object.keys(j.package as object)).toEqual(['kind', 'rows', 'cols', 'dies', 'link']);
     expect(JSON.parse(JSON.stringify(j))).toEqual(j);

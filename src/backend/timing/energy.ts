@@ -1,6 +1,7 @@
 // Energy of one training iteration, from the programs (what each die does, loops counted) and
 // the latency (static power). Four dynamic parts, each from a cited default of the target:
-//   compute  MACs × mac_pj and vector FLOPs × vector_op_pj (die model, die-model.ts);
+//   compute  MACs × mac_pj and vector FLOPs × vector_op_pj (the die type's cost model,
+//            src/target/accelerators.ts);
 //   sram     bytes read and written in the die's buffers × sram_read/write_pj_per_byte: the
 //            compute instructions' operands and results (die model), DRAM transfers (a read
 //            fills a buffer, a write drains one) and collectives (a die reads what it sends and
@@ -9,12 +10,12 @@
 //            link: a bypass-ring hop and an Optimus broadcast forwarded through routers are
 //            counted once, not per die pitch crossed, since UCIe quotes energy per link;
 //   dram     bits read and written × the memory's pJ/bit;
-// plus static power × dies × latency.
+// plus each die's static power × latency.
 
 import type { Target } from '../../target/target.js';
 import { forEachInstr, type Instruction, type Program } from '../program.js';
-import type { DieCostModel } from './die-model.js';
-import { vectorWork } from './execute.js';
+import type { DieCostModel } from '../../target/accelerators.js';
+import { dieModels, vectorWork } from './execute.js';
 
 const PJ = 1e-12;
 
@@ -26,35 +27,67 @@ export interface EnergyParts {
   static: number;
 }
 
-/** Sums energy and traffic over the dies' programs, one program at a time. */
+/** Instructions with how many times each runs per iteration. */
+export type CountedInstrs = readonly { readonly ins: Instruction; readonly times: number }[];
+
+/** A program's instructions with their counts. */
+export function counted(p: Program): { ins: Instruction; times: number }[] {
+  const out: { ins: Instruction; times: number }[] = [];
+  forEachInstr(p.instructions, (ins, times) => out.push({ ins, times }));
+  return out;
+}
+
+/** Sums energy and traffic over the dies' programs, one program at a time, each die on its own die type's model. */
 export class EnergyAccount {
   readonly parts: EnergyParts = { compute: 0, sram: 0, d2d: 0, dram: 0, static: 0 };
   /** Bytes all dies send on the NoP and move to and from DRAM, per iteration. */
   nopBytes = 0;
   dramBytes = 0;
-  private dies = 0;
+  /** Static power of the dies added, W. */
+  private staticW = 0;
+  private readonly modelOf: (d: number) => DieCostModel;
 
-  constructor(
-    private readonly target: Target,
-    private readonly model: DieCostModel,
-  ) {}
+  constructor(private readonly target: Target) {
+    this.modelOf = dieModels(target);
+  }
 
-  /** Adds a die's program; `copies`: as many dies running it. */
-  add(p: Program, copies = 1): void {
-    this.dies += copies;
-    forEachInstr(p.instructions, (ins, times) => this.instr(ins, times * copies));
+  /** Adds die d's program. */
+  add(p: Program, d: number): void {
+    const model = this.modelOf(d);
+    this.staticW += model.staticW;
+    forEachInstr(p.instructions, (ins, times) => this.instr(ins, times, model));
+  }
+
+  /** Adds die d's instructions (a program or a part of one). */
+  addInstrs(list: CountedInstrs, d: number): void {
+    const model = this.modelOf(d);
+    this.staticW += model.staticW;
+    for (const { ins, times } of list) this.instr(ins, times, model);
   }
 
   /**
-   * Adds instructions run `times` per iteration each, scaled by `sign`: a die that runs die
-   * 0's program but for some instructions counts as die 0 plus those, minus die 0's.
+   * Adds every die of a package whose dies run die 0's instructions `first` but for their
+   * varying ones: each die counts as die 0 minus die 0's varying instructions plus its own.
    */
-  adjust(list: readonly { readonly ins: Instruction; readonly times: number }[], sign: 1 | -1, copies = 1): void {
-    for (const { ins, times } of list) this.instr(ins, times * sign * copies);
+  addShared(first: CountedInstrs, varying: (d: number) => CountedInstrs, D: number): void {
+    const copies = new Map<DieCostModel, number>();
+    for (let d = 0; d < D; d++) {
+      const model = this.modelOf(d);
+      this.staticW += model.staticW;
+      copies.set(model, (copies.get(model) ?? 0) + 1);
+    }
+    const zero = varying(0);
+    for (const [model, n] of copies) {
+      for (const { ins, times } of first) this.instr(ins, times * n, model);
+      for (const { ins, times } of zero) this.instr(ins, -times * n, model);
+    }
+    for (let d = 0; d < D; d++) {
+      const model = this.modelOf(d);
+      for (const { ins, times } of varying(d)) this.instr(ins, times, model);
+    }
   }
 
-  private instr(ins: Instruction, times: number): void {
-    const m = this.model;
+  private instr(ins: Instruction, times: number, m: DieCostModel): void {
     const link = this.target.package.link.energyPjPerBit * PJ * 8;
     const dram = this.target.memory.energyPjPerBit * PJ * 8;
     switch (ins.kind) {
@@ -88,7 +121,7 @@ export class EnergyAccount {
 
   /** The parts with static power over `latencyS`, and their sum. */
   total(latencyS: number): { energy_j: number; parts: EnergyParts } {
-    const parts = { ...this.parts, static: this.model.staticW * this.dies * latencyS };
+    const parts = { ...this.parts, static: this.staticW * latencyS };
     return { energy_j: parts.compute + parts.sram + parts.d2d + parts.dram + parts.static, parts };
   }
 }

@@ -18,9 +18,9 @@
 // for its loop to start. A last iteration's work (seconds, bytes) is last_size / size of a
 // full one.
 //
-// Engines. Each die has a compute engine (GEMM and vector instructions, timed by the die's
-// cost model, die-model.ts), a DMA engine (one DRAM transfer at a time, on the die's share of
-// the DRAM channels, engines.ts) and a NoP engine (one collective at a time). Compute and DMA
+// Engines. Each die has a compute engine (GEMM and vector instructions, timed by its die
+// type's cost model, src/target/accelerators.ts), a DMA engine (one DRAM transfer at a time,
+// on the die's share of the DRAM channels, engines.ts) and a NoP engine (one collective at a time). Compute and DMA
 // serve the ready instance earliest in program order, so a DRAM read of the next mini-batch
 // overlaps this one's compute. The NoP engine serves its collectives strictly in program
 // order: every die runs the same order, so no two dies can wait on each other.
@@ -71,7 +71,7 @@
 import { GygesError, InternalError, assert, assertNever, error } from '../../diagnostics/diagnostic.js';
 import type { Target } from '../../target/target.js';
 import type { CollectiveInstr, DramInstr, GemmInstr, Instruction, Phase, Program, Range, SharedPrograms, VectorInstr } from '../program.js';
-import { targetDieModel, type DieCostModel } from './die-model.js';
+import { dieCostModel, type DieCostModel } from '../../target/accelerators.js';
 import { dieClasses, refineClasses, type DieClasses } from './classes.js';
 import { DramChannels, collectiveLatency, engineOf, type EngineClass } from './engines.js';
 import { EventQueue } from './events.js';
@@ -101,8 +101,6 @@ export interface ExecuteOptions {
   /** Engine classes whose time is set aside (counted as zero): Table III's NoP-only view. */
   readonly ignore?: readonly ('compute' | 'dram')[];
   readonly trace?: TraceSink;
-  /** The die's cost model; by default the target's die description. */
-  readonly model?: DieCostModel;
   /**
    * Simulate one representative per class of interchangeable dies (exact; the default), or
    * with false every die.
@@ -168,17 +166,17 @@ export interface ExecutionResult {
 }
 
 export function executePrograms(source: ProgramSource, target: Target, options: ExecuteOptions = {}): ExecutionResult {
-  const model = options.model ?? targetDieModel(target.die);
+  const modelOf = dieModels(target);
   const first = source.program(0);
   const shape = new Shape(first);
   const ignore = new Set(options.ignore ?? []);
-  const numbersOf = (d: number) => shape.numbersOf(d === 0 ? first : source.program(d), d, model, target, ignore);
+  const numbersOf = (d: number) => shape.numbersOf(d === 0 ? first : source.program(d), d, modelOf(d), target, ignore);
   let dies: DieNumbers[];
   let classes: DieClasses | null = null;
   if (options.symmetry !== false && source.shared) {
     // Only the varying instructions tell the dies apart before their rings do: colour each
     // die by their numbers, and read the programs of the representatives alone.
-    classes = refineClasses(shape.varyingColours(source.shared, source.dies.length, model, ignore), source.shared.rings(), target);
+    classes = refineClasses(shape.varyingColours(source.shared, source.dies.length, modelOf, target, ignore), source.shared.rings(), target);
     dies = [];
     const { grouping, position, groupings: G } = classes.rings;
     for (const d of classes.reps) {
@@ -193,6 +191,12 @@ export function executePrograms(source: ProgramSource, target: Target, options: 
   const run = new Executor(shape, dies, classes, source.dies, target, options.trace ?? null, options.steady !== false && options.trace === undefined);
   run.run();
   return run.result();
+}
+
+/** Each die's cost model (one per die type). */
+export function dieModels(target: Target): (d: number) => DieCostModel {
+  const models = target.dieTypes.map(dieCostModel);
+  return (d) => models[target.layout[d]!]!;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -373,7 +377,7 @@ class Shape {
    * A colour per die (row-major) such that dies of one colour have the same numbers: those
    * of the instructions `shared` says may vary (the rest are die 0's on every die).
    */
-  varyingColours(shared: SharedPrograms, D: number, model: DieCostModel, ignore: ReadonlySet<string>): Int32Array {
+  varyingColours(shared: SharedPrograms, D: number, modelOf: (d: number) => DieCostModel, target: Target, ignore: ReadonlySet<string>): Int32Array {
     const byId = new Map(this.nodes.map((n) => [n.id, n]));
     const colours = new Map<string, number>();
     const out = new Int32Array(D);
@@ -385,9 +389,10 @@ class Shape {
         if (node === undefined || node.kind !== ins.kind || ins.kind === 'loop' || ins.kind === 'collective') {
           throw programError(`die ${d}: varying instruction ${ins.id} is not a compute or DRAM instruction of die 0's program`);
         }
-        values[k] = workOf(ins, model, ignore);
+        values[k] = workOf(ins, modelOf(d), ignore);
       });
-      const key = Array.from(new Uint32Array(values.buffer)).join(',');
+      // Dies of different types differ in every instruction's time, varying or not.
+      const key = `${target.layout[d]}|${Array.from(new Uint32Array(values.buffer)).join(',')}`;
       let c = colours.get(key);
       if (c === undefined) colours.set(key, (c = colours.size));
       out[d] = c;

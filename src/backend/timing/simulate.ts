@@ -6,10 +6,10 @@ import { compile, type Compilation, type CompileOptions } from '../../compile.js
 import { error } from '../../diagnostics/diagnostic.js';
 import type { Module } from '../../ir/module.js';
 import { programsOf, type ProgramSet } from '../../passes/schedule/index.js';
-import type { Target } from '../../target/target.js';
+import { bufferCapacity, type Target } from '../../target/target.js';
+import { precisionBytes } from '../../target/accelerators.js';
 import type { Program, SharedPrograms } from '../program.js';
-import { targetDieModel } from './die-model.js';
-import { EnergyAccount, type EnergyParts } from './energy.js';
+import { counted, EnergyAccount, type EnergyParts } from './energy.js';
 import { executePrograms, type BlockTiming, type ExecuteOptions, type ProgramSource, type TimeSplit } from './execute.js';
 import { sourceOfFolder, sourceOfSet } from './source.js';
 
@@ -89,8 +89,7 @@ interface RunMeta {
 }
 
 function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims: BlockDims | null, opts: ExecuteOptions): SimulationReport {
-  const model = opts.model ?? targetDieModel(target.die);
-  const energy = new EnergyAccount(target, model);
+  const energy = new EnergyAccount(target);
   const peak = { activation: 0, weight: 0 };
   const seen = (p: Program) => {
     peak.activation = Math.max(peak.activation, p.header.sram.activationPeak);
@@ -103,25 +102,22 @@ function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims
     // the same peaks): energy is D times die 0's, corrected by each die's varying part.
     const first = base.program(0);
     seen(first);
-    const D = base.dies.length;
-    energy.add(first, D);
-    energy.adjust(shared.varying(0), -1, D);
-    for (let d = 0; d < D; d++) energy.adjust(shared.varying(d), 1);
+    energy.addShared(counted(first), (d) => shared.varying(d), base.dies.length);
     source = { dies: base.dies, program: (d) => (d === 0 ? first : base.program(d)), shared };
   } else {
     source = {
       dies: base.dies,
       program: (d: number): Program => {
         const p = base.program(d);
-        energy.add(p);
+        energy.add(p, d);
         seen(p);
         return p;
       },
     };
   }
-  const r = executePrograms(source, target, { ...opts, model });
+  const r = executePrograms(source, target, opts);
   const e = energy.total(r.latency_s);
-  const die = target.die;
+  const cap = bufferCapacity(target);
   return {
     model: meta.model,
     target: target.name,
@@ -135,8 +131,8 @@ function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims
     nop_bytes: energy.nopBytes,
     dram_bytes: energy.dramBytes,
     sram_peak_bytes: peak,
-    sram_capacity_bytes: { activation: die.activationBufferBytes, weight: die.weightBufferBytes },
-    sram_ok: peak.activation <= die.activationBufferBytes && peak.weight <= die.weightBufferBytes,
+    sram_capacity_bytes: cap,
+    sram_ok: peak.activation <= cap.activation && peak.weight <= cap.weight,
     minibatch: { batch: meta.minibatch.batch, size: meta.minibatch.size, count: meta.minibatch.count },
     critical_die: [r.critical_die[0], r.critical_die[1]],
     dims,
@@ -174,6 +170,6 @@ export function modelDims(m: Module, set: ProgramSet, t: Target): BlockDims | nu
     N: set.grid.rows * set.grid.cols,
     alpha_s: t.package.link.alphaS,
     beta_bytes_per_s: t.package.link.bandwidthBytesPerS,
-    bytes_per_element: targetDieModel(t.die).elementBytes,
+    bytes_per_element: precisionBytes(t.die.precision),
   };
 }

@@ -7,7 +7,7 @@ import { compile } from '../../../src/compile.js';
 import { executePrograms, type ExecutionResult } from '../../../src/backend/timing/execute.js';
 import { buildPrograms } from '../../../src/passes/schedule/index.js';
 import { sourceOfSet } from '../../../src/backend/timing/source.js';
-import type { Target } from '../../../src/target/target.js';
+import { withDie, type Target } from '../../../src/target/target.js';
 import type { Instruction, Program } from '../../../src/backend/program.js';
 import { GygesError } from '../../../src/diagnostics/diagnostic.js';
 
@@ -28,7 +28,7 @@ describe('executePrograms', () => {
   });
 
   it('takes about half the compute time on a die with twice the MACs', () => {
-    const fast = execute('hecaton-2x2-standard', (t) => ({ ...t, die: { ...t.die, macs: 2 * t.die.macs } }));
+    const fast = execute('hecaton-2x2-standard', (t) => withDie(t, { ...t.die, macs: 2 * t.die.macs }));
     const ratio = fast.busy_s.compute / base.busy_s.compute;
     expect(ratio).toBeLessThan(0.75);
     expect(ratio).toBeGreaterThan(0.4);
