@@ -10,7 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { GygesError, InternalError, error } from '../diagnostics/diagnostic.js';
 import type { ProgramSet } from '../passes/schedule/index.js';
 import type { Die } from '../passes/sharding.js';
-import { targetToJSON } from '../target/target.js';
+import { bufferCapacity, targetToJSON } from '../target/target.js';
 import { printProgram, programToJSON } from './program.js';
 
 export const MANIFEST_FORMAT = 'gyges-manifest/1';
@@ -26,7 +26,7 @@ export function dieFileBase(die: Die): string {
 
 /** The manifest as a plain object with a fixed key order. */
 export function manifestToJSON(set: ProgramSet): Record<string, unknown> {
-  const cap = { activation: set.target.die.activationBufferBytes, weight: set.target.die.weightBufferBytes };
+  const cap = bufferCapacity(set.target);
   const ok = set.peak.activation <= cap.activation && set.peak.weight <= cap.weight;
   return {
     format: MANIFEST_FORMAT,

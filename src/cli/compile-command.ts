@@ -13,14 +13,15 @@ import { error } from '../diagnostics/diagnostic.js';
 import type { Module } from '../ir/module.js';
 import { printModule } from '../ir/print.js';
 import type { PassRecord } from '../passes/manager.js';
-import { describeTarget } from '../target/target.js';
+import { bufferCapacity, describeTarget, type Target } from '../target/target.js';
 import { bytes } from '../util/format.js';
 import { programsOf } from '../passes/schedule/index.js';
 import { writePrograms } from '../backend/write.js';
 import { moduleToDot } from '../inspect/dot.js';
 
 export interface CompileFlags {
-  hw: string;
+  /** A preset name or hardware file, or the target already loaded (with --accelerator files). */
+  hw: string | Target;
   strategy?: CompileOptions['strategy'];
   mode?: CompileOptions['mode'];
   optimizer?: CompileOptions['optimizer'];
@@ -99,8 +100,8 @@ function summary(c: Compilation): string {
   const act = n['schedule.activation_peak_bytes'] ?? n['minibatch.activation_peak_bytes'];
   if (typeof act === 'number') {
     const ok = (n['schedule.sram_ok'] ?? n['minibatch.sram_ok']) === true;
-    const weight = typeof n['schedule.weight_peak_bytes'] === 'number' ? `, weight ${bytes(n['schedule.weight_peak_bytes'])} of ${bytes(c.target.die.weightBufferBytes)}` : '';
-    lines.push(`peak SRAM per die: activation ${bytes(act)} of ${bytes(c.target.die.activationBufferBytes)}${weight}${ok ? '' : ' — OVERFLOWS (*)'}`);
+    const weight = typeof n['schedule.weight_peak_bytes'] === 'number' ? `, weight ${bytes(n['schedule.weight_peak_bytes'])} of ${bytes(bufferCapacity(c.target).weight)}` : '';
+    lines.push(`peak SRAM per die: activation ${bytes(act)} of ${bytes(bufferCapacity(c.target).activation)}${weight}${ok ? '' : ' — OVERFLOWS (*)'}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -8,7 +8,8 @@ import { parseTopology, simulateCollective, type CollectiveSimResult } from '../
 import { loadModel, type LoadOptions } from '../frontend/load.js';
 import { modelStats, type ModelStats } from '../ir/stats.js';
 import { OPS } from '../ir/ops.js';
-import { loadTarget, describeTarget, targetToJSON } from '../target/index.js';
+import { loadTarget, describeTarget, targetToJSON, type Target } from '../target/index.js';
+import { loadAccelerators } from '../target/plugin.js';
 import { STRATEGIES } from '../passes/pass.js';
 import { DEFAULT_PIPELINE } from '../passes/index.js';
 import { runCompile, type CompileFlags } from './compile-command.js';
@@ -113,6 +114,27 @@ function withModelFlags(cmd: Command): Command {
     .option('--input-shape <NAME=DIMS>', 'shape of an .onnx model input with dynamic axes, e.g. input_ids=2x128 (repeatable)', collectInputShape, {});
 }
 
+interface HwFlags {
+  hw: string | Target;
+  accelerator?: string[];
+}
+
+/** `--accelerator FILE` (repeatable): die types from the user's files (src/target/plugin.ts). */
+const ACCELERATOR_HELP =
+  "a die from a file: an ES module (.js, .mjs) exporting the die's fields and optional gemm/vector cost functions, or a .json/.yaml die description; " +
+  "it replaces the package's die, or is a die type a hardware file's layout names (repeatable)";
+
+function collectFiles(v: string, acc: string[]): string[] {
+  return [...acc, v];
+}
+
+/** The flags with `hw` loaded into a Target when accelerator files come with it. */
+async function resolveHw<F extends HwFlags>(flags: F): Promise<F> {
+  const files = flags.accelerator ?? [];
+  if (files.length === 0 || typeof flags.hw !== 'string') return flags;
+  return { ...flags, hw: loadTarget(flags.hw, await loadAccelerators(files)) };
+}
+
 function loadOptions(flags: ModelFlags): LoadOptions {
   return { batch: flags.batch, seq: flags.seq, set: flags.set, inputShapes: flags.inputShape };
 }
@@ -142,6 +164,7 @@ function buildProgram(io: CliIO): Command {
   withModelFlags(program.command('compile').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
     .description('Compile a model for a hardware target through the pass pipeline and report what each pass decided.')
     .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
+    .option('--accelerator <FILE>', ACCELERATOR_HELP, collectFiles, [])
     .addOption(new Option('--strategy <S>', 'how work is distributed').choices([...STRATEGIES]).default('hecaton'))
     .addOption(new Option('--mode <M>', 'train adds backward and update; inference compiles forward only').choices(['train', 'inference']))
     .addOption(new Option('--optimizer <O>', 'weight update of training').choices(['sgd', 'adam']))
@@ -154,8 +177,8 @@ function buildProgram(io: CliIO): Command {
     .option('--verify-each', 'run the IR verifier after every pass')
     .option('-o, --out <DIR>', 'write one program per die (die-I-J.json and .txt) and manifest.json into DIR (with --emit: the file to write)')
     .addOption(new Option('--emit <FORMAT>', 'print the IR graph after the last pass that ran instead: dot is Graphviz, fusion groups as clusters').choices(['dot']))
-    .action((model: string, flags: ModelFlags & CompileFlags) => {
-      io.out(runCompile(model, flags, loadOptions(flags)));
+    .action(async (model: string, flags: ModelFlags & CompileFlags & HwFlags) => {
+      io.out(runCompile(model, await resolveHw(flags), loadOptions(flags)));
     });
 
   program
@@ -169,24 +192,26 @@ function buildProgram(io: CliIO): Command {
   withModelFlags(program.command('simulate').argument('<MODEL>', 'a .gy, .gyir or .onnx model, or a program folder written by compile -o'))
     .description('Compile a model and run its per-die programs on the timing backend: latency, energy, and where the time went.')
     .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
+    .option('--accelerator <FILE>', ACCELERATOR_HELP, collectFiles, [])
     .addOption(new Option('--strategy <S>', 'how work is distributed').choices([...STRATEGIES]).default('hecaton'))
     .option('--json', 'print one JSON object (with a `blocks` list per Transformer block and phase)')
     .option('--trace <FILE>', 'write a Chrome-trace / Perfetto JSON timeline: one track group per die')
     .option('--no-extrapolate', 'simulate every loop iteration instead of jumping over repeating ones (same results, slower)')
-    .action((model: string, flags: ModelFlags & SimulateFlags) => {
-      io.out(runSimulate(model, flags, loadOptions(flags), (line) => io.err(`${line}\n`)));
+    .action(async (model: string, flags: ModelFlags & SimulateFlags & HwFlags) => {
+      io.out(runSimulate(model, await resolveHw(flags), loadOptions(flags), (line) => io.err(`${line}\n`)));
     });
 
   withModelFlags(program.command('verify').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
     .description('Run the per-die programs on numbers and compare outputs, gradients and updated weights with references (exit 2 when they differ).')
     .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
+    .option('--accelerator <FILE>', ACCELERATOR_HELP, collectFiles, [])
     .addOption(new Option('--strategy <S>', 'how work is distributed').choices([...STRATEGIES]).default('hecaton'))
     .addOption(new Option('--optimizer <O>', 'weight update of training').choices(['sgd', 'adam']))
     .option('--pipeline <TEXT>', `passes to run, e.g. 'train,fuse,minibatch{size=1},tile2d,collectives,schedule'`)
     .option('--seed <N>', 'seed of the numbers fed to inputs and weights', positiveInt)
     .option('--json', 'print one JSON object')
-    .action(async (model: string, flags: ModelFlags & VerifyFlags) => {
-      const { text, report } = await runVerify(model, flags, loadOptions(flags));
+    .action(async (model: string, flags: ModelFlags & VerifyFlags & HwFlags) => {
+      const { text, report } = await runVerify(model, await resolveHw(flags), loadOptions(flags));
       io.out(text);
       if (!report.ok) throw new VerificationFailed(report);
     });
@@ -194,18 +219,20 @@ function buildProgram(io: CliIO): Command {
   withModelFlags(program.command('compare').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
     .description('Simulate every strategy on one package: latency and energy normalised to hecaton, SRAM overflows marked (Fig. 8).')
     .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
+    .option('--accelerator <FILE>', ACCELERATOR_HELP, collectFiles, [])
     .option('--json', 'print one JSON object')
-    .action((model: string, flags: ModelFlags & CompareFlags) => {
-      io.out(runCompare(model, flags, loadOptions(flags)));
+    .action(async (model: string, flags: ModelFlags & CompareFlags & HwFlags) => {
+      io.out(runCompare(model, await resolveHw(flags), loadOptions(flags)));
     });
 
   program
     .command('target')
     .argument('<HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
     .description('Describe a hardware target after validation.')
+    .option('--accelerator <FILE>', ACCELERATOR_HELP, collectFiles, [])
     .option('--json', 'print one JSON object')
-    .action((hw: string, flags: { json?: boolean }) => {
-      const t = loadTarget(hw);
+    .action(async (hw: string, flags: { json?: boolean; accelerator?: string[] }) => {
+      const t = loadTarget(hw, await loadAccelerators(flags.accelerator ?? []));
       io.out(flags.json ? json(targetToJSON(t)) : `${describeTarget(t)}\n`);
     });
 

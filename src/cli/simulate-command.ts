@@ -7,6 +7,7 @@ import { compile, type CompileOptions } from '../compile.js';
 import { error, GygesError } from '../diagnostics/diagnostic.js';
 import { simulateCompiled, simulateFolder, type SimulationReport } from '../backend/timing/simulate.js';
 import { loadTarget } from '../target/load.js';
+import type { Target } from '../target/target.js';
 import { ChromeTrace } from '../backend/timing/trace.js';
 import { programsOf } from '../passes/schedule/index.js';
 import { STRATEGIES, type Strategy } from '../passes/pass.js';
@@ -14,7 +15,8 @@ import { bytes, table } from '../util/format.js';
 import { writeAtomically } from '../util/files.js';
 
 export interface SimulateFlags {
-  hw: string;
+  /** A preset name or hardware file, or the target already loaded (with --accelerator files). */
+  hw: string | Target;
   strategy?: Strategy;
   json?: boolean;
   trace?: string;
@@ -28,7 +30,7 @@ export function runSimulate(model: string, flags: SimulateFlags, load: Load, war
   // A folder written by `gyges compile -o` is simulated from its files, as compiled.
   const folder = isDirectory(model);
   const c = folder ? null : compile(model, { ...load, hw: flags.hw, strategy: flags.strategy });
-  const target = c ? c.target : loadTarget(flags.hw);
+  const target = c ? c.target : (typeof flags.hw === 'string' ? loadTarget(flags.hw) : flags.hw);
   const set = c ? programsOf(c.module) : undefined;
   const trace = flags.trace === undefined ? undefined : new ChromeTrace(set ? set.dies().map((d) => [d.i, d.j] as const) : dieGrid(target.package.rows, target.package.cols));
   const opts = { trace, steady: flags.extrapolate !== false };
@@ -41,7 +43,8 @@ export function runSimulate(model: string, flags: SimulateFlags, load: Load, war
 }
 
 export interface CompareFlags {
-  hw: string;
+  /** A preset name or hardware file, or the target already loaded (with --accelerator files). */
+  hw: string | Target;
   json?: boolean;
 }
 

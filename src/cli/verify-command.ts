@@ -2,6 +2,7 @@
 // (src/backend/functional/verify.ts). An ONNX model's forward is compared with onnxruntime
 // when onnxruntime-node is installed (it is optional: without it, with the interpreter).
 
+import type { Target } from '../target/target.js';
 import type { CompileOptions } from '../compile.js';
 import { readOnnxModel } from '../frontend/onnx/model.js';
 import type { Module } from '../ir/module.js';
@@ -10,7 +11,8 @@ import { TOLERANCE, verify, type OnnxRunner, type VerifyReport } from '../backen
 import { table } from '../util/format.js';
 
 export interface VerifyFlags {
-  hw: string;
+  /** A preset name or hardware file, or the target already loaded (with --accelerator files). */
+  hw: string | Target;
   strategy?: Strategy;
   optimizer?: 'sgd' | 'adam';
   pipeline?: string;

@@ -9,7 +9,7 @@
 import { errorAt } from '../diagnostics/diagnostic.js';
 import type { Module, Op } from '../ir/module.js';
 import { byteSize } from '../ir/types.js';
-import type { Target } from '../target/target.js';
+import { bufferCapacity, type Target } from '../target/target.js';
 import { bytes } from '../util/format.js';
 import type { Pass, Strategy } from './pass.js';
 import { findUnits, isForward, linearName, type Unit } from './units.js';
@@ -52,7 +52,7 @@ export type Fusion = (typeof FUSIONS)[number];
  * of one output column per die cannot fit.
  */
 export function groupUnits(units: readonly Unit[], target: Target, training: boolean, strategy: Strategy, fusion: Fusion = 'greedy'): FusionGroup[] {
-  const capacity = target.die.weightBufferBytes;
+  const capacity = bufferCapacity(target).weight;
   const dies = target.package.dies;
   const groups: FusionGroup[] = [];
   let current: Unit[] = [];
@@ -103,7 +103,7 @@ export function fuseModule(m: Module, target: Target, strategy: Strategy, report
     for (const l of g.units.flatMap((u) => u.linears)) l.notes = { ...l.notes, 'fuse.chunks': g.chunks };
   }
   m.notes['fuse.groups'] = groups.length;
-  const capacity = target.die.weightBufferBytes;
+  const capacity = bufferCapacity(target).weight;
   groups.forEach((g, i) => {
     const what = g.units.map((u) => `${u.kind === 'attention' ? 'attention block' : 'linear'} ${u.linears.map(linearName).join('+')}`);
     const next = groups[i + 1]?.units[0];

@@ -14,7 +14,7 @@ import { activationValues } from './activations.js';
 import { linearName } from './units.js';
 import { opDef } from '../ir/ops.js';
 import { DTYPES } from '../ir/types.js';
-import type { Target } from '../target/target.js';
+import { bufferCapacity, type Target } from '../target/target.js';
 import { bytes } from '../util/format.js';
 import { error } from '../diagnostics/diagnostic.js';
 import type { Pass, Strategy } from './pass.js';
@@ -112,7 +112,7 @@ export function planMinibatch(m: Module, target: Target, strategy: Strategy, for
   for (const [op, t] of plan) {
     if (!t.dram && opDef(op.kind).category !== 'collective') sizes.set(op, opFootprint(op, t, grid, acts));
   }
-  chunkOversizeLinears(sizes, batch, target.die.activationBufferBytes, grid, plan);
+  chunkOversizeLinears(sizes, batch, bufferCapacity(target).activation, grid, plan);
   let peak = 0;
   let peakOp: Op | undefined;
   for (const [op, f] of sizes) {
@@ -120,7 +120,7 @@ export function planMinibatch(m: Module, target: Target, strategy: Strategy, for
     if (bytesNow > peak) [peak, peakOp] = [bytesNow, op];
   }
   const perSample = peak / batch;
-  const capacity = target.die.activationBufferBytes;
+  const capacity = bufferCapacity(target).activation;
   const fitting = Math.floor(capacity / Math.max(perSample, 1));
   const size = Math.max(1, Math.min(batch, forced > 0 ? forced : fitting));
   return { batch, size, count: Math.ceil(batch / size), perSampleBytes: perSample, peakOp, peakBytes: perSample * size, fits: fitting >= size };
@@ -146,7 +146,7 @@ export const minibatch: Pass = {
       'minibatch.sram_ok': p.fits,
     });
     const where = p.peakOp ? ` at ${p.peakOp.kind} '${p.peakOp.kind === 'linear' || p.peakOp.kind === 'linear_grad' ? linearName(p.peakOp) : p.peakOp.results[0]!.name}'` : '';
-    const cap = bytes(ctx.target.die.activationBufferBytes);
+    const cap = bytes(bufferCapacity(ctx.target).activation);
     ctx.report(
       'minibatch',
       p.fits

@@ -12,13 +12,13 @@ import { STRATEGIES, type Strategy } from '../../src/passes/pass.js';
 import { weightSpec, type Orientation } from '../../src/passes/tile2d.js';
 import { sharding, tileOf, type Die, type Grid } from '../../src/passes/sharding.js';
 import { loadTarget } from '../../src/target/load.js';
-import type { Target } from '../../src/target/target.js';
+import { withDie, type Target } from '../../src/target/target.js';
 import { tensor } from '../../src/ir/types.js';
 import { loadModel } from '../../src/frontend/load.js';
 import { deriveTraining } from '../../src/passes/train.js';
 
 function withBuffers(t: Target, weight: number, activation: number): Target {
-  return { ...t, die: { ...t.die, weightBufferBytes: weight, activationBufferBytes: activation } };
+  return withDie(t, { ...t.die, weightBufferBytes: weight, activationBufferBytes: activation });
 }
 
 const modelArb = fc.record({

@@ -20,7 +20,7 @@ import { runPipeline } from '../../src/passes/manager.js';
 import { STRATEGIES, type Strategy } from '../../src/passes/pass.js';
 import { buildPrograms, programsOf, schedule, type ProgramSet } from '../../src/passes/schedule/index.js';
 import { loadTarget } from '../../src/target/load.js';
-import type { Target } from '../../src/target/target.js';
+import { withDie, type Target } from '../../src/target/target.js';
 import { loadModel } from '../../src/frontend/load.js';
 import { GygesError } from '../../src/diagnostics/diagnostic.js';
 
@@ -30,7 +30,7 @@ function programs(model: string, opts: CompileOptions): { set: ProgramSet; modul
 }
 
 function withBuffers(t: Target, weight: number, activation: number): Target {
-  return { ...t, die: { ...t.die, weightBufferBytes: weight, activationBufferBytes: activation } };
+  return withDie(t, { ...t.die, weightBufferBytes: weight, activationBufferBytes: activation });
 }
 
 function close(a: number, b: number): boolean {

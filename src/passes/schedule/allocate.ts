@@ -2,7 +2,7 @@
 // first, lowest free offset; activations one mini-batch loop at a time), and turns every hazard
 // of the resulting address reuse into a dependency, within an iteration or carried across one.
 
-import type { Target } from '../../target/target.js';
+import { bufferCapacity, type Target } from '../../target/target.js';
 import type { Range } from '../../backend/program.js';
 import { addCarried, addDep, commonScope, lift, type Buf, type SNode } from './skeleton.js';
 import { unique } from './emit.js';
@@ -175,7 +175,7 @@ export function finish(top: readonly SNode[], buffers: readonly Buf[], target: T
   const peaks = {
     activation: allocateActivations(
       buffers.filter((b) => b.kind === 'activation'),
-      target.die.activationBufferBytes,
+      bufferCapacity(target).activation,
     ),
     weight: allocate(weights),
   };

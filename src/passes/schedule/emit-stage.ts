@@ -10,6 +10,7 @@ import { elemBytes, tileElems } from './geometry.js';
 import { addCarried, addDep, originOf, type SNode } from './skeleton.js';
 import { isShapeOnly, LOOP_ORIGIN, type Builder, type ChunkPlan, type Part, type Place } from './emit.js';
 import { OpEmitter } from './emit-ops.js';
+import { bufferCapacity } from '../../target/target.js';
 
 /** An entry of a loop body: an op (or half of a Linear's backward), or a chunk loop. */
 type Item = { readonly op: Op; readonly part?: Part } | ChunkPlan;
@@ -80,7 +81,7 @@ export class StageEmitter extends OpEmitter {
   ) {
     super(b);
     this.here = new Set([...plan.prologue, ...plan.body, ...plan.epilogue]);
-    this.streamWeights = this.weightDemand() > b.target.die.weightBufferBytes;
+    this.streamWeights = this.weightDemand() > bufferCapacity(b.target).weight;
   }
 
   run(): SNode[] {

@@ -29,8 +29,10 @@
 // programs.ts (the program set), and this one: the pass.
 
 import type { Module } from '../../ir/module.js';
-import type { Target } from '../../target/target.js';
+import { bufferCapacity, type Target } from '../../target/target.js';
 import { bytes } from '../../util/format.js';
+import { error, errorAt } from '../../diagnostics/diagnostic.js';
+import { forEachInstr } from '../../backend/program.js';
 import type { Pass, Strategy } from '../pass.js';
 import { analyse } from './analysis.js';
 import { Builder } from './emit.js';
@@ -45,6 +47,24 @@ const PROGRAMS = new WeakMap<Module, ProgramSet>();
 /** The programs the schedule pass made for `m` (the pass context has no output slot). */
 export function programsOf(m: Module): ProgramSet | undefined {
   return PROGRAMS.get(m);
+}
+
+/**
+ * A die whose description lists the ops its vector unit runs (`vector_ops`) must run every
+ * vector instruction of its program. Every die runs die 0's instruction structure, so die 0's
+ * program holds every op; `fill` (zeroing an accumulator) needs no vector unit.
+ */
+function checkVectorOps(set: ProgramSet, target: Target): void {
+  const limited = target.dieTypes.filter((d) => d.vectorOps !== undefined);
+  if (limited.length === 0) return;
+  forEachInstr(set.programFor({ i: 0, j: 0 }).instructions, (ins) => {
+    if (ins.kind !== 'vector' || ins.op === 'fill') return;
+    const die = limited.find((d) => !d.vectorOps!.includes(ins.op));
+    if (!die) return;
+    const detail = `die '${die.name}' has no '${ins.op}' on its vector unit (it runs ${die.vectorOps!.join(', ') || 'nothing'}), but the model needs it${ins.ir ? ` for '${ins.ir.op}'` : ''}`;
+    const at = ins.loc === null ? null : /^(.*):(\d+):(\d+)$/.exec(ins.loc);
+    throw at ? errorAt({ file: at[1]!, line: Number(at[2]), col: Number(at[3]) }, 'GY3005', detail) : error('GY3005', `${detail}${ins.loc ? ` (at ${ins.loc})` : ''}`);
+  });
 }
 
 /**
@@ -70,10 +90,11 @@ export const schedule: Pass = {
   establishes: ['schedule.programs'],
   run(m, ctx, options) {
     const set = buildPrograms(m, ctx.target, ctx.strategy, options.overlap as boolean);
+    checkVectorOps(set, ctx.target);
     PROGRAMS.set(m, set);
-    const die = ctx.target.die;
+    const cap = bufferCapacity(ctx.target);
     const { activation, weight } = set.peak;
-    const ok = activation <= die.activationBufferBytes && weight <= die.weightBufferBytes;
+    const ok = activation <= cap.activation && weight <= cap.weight;
     Object.assign(m.notes, {
       'schedule.programs': set.grid.rows * set.grid.cols,
       'schedule.instructions_per_die': set.instructionsPerDie,
@@ -83,8 +104,8 @@ export const schedule: Pass = {
     });
     ctx.report(
       'schedule',
-      `${set.grid.rows * set.grid.cols} programs of ${set.instructionsPerDie} instructions; peak SRAM per die: activation ${bytes(activation)} of ${bytes(die.activationBufferBytes)}, ` +
-        `weight ${bytes(weight)} of ${bytes(die.weightBufferBytes)}${ok ? '' : ' (overflows)'}`,
+      `${set.grid.rows * set.grid.cols} programs of ${set.instructionsPerDie} instructions; peak SRAM per die: activation ${bytes(activation)} of ${bytes(cap.activation)}, ` +
+        `weight ${bytes(weight)} of ${bytes(cap.weight)}${ok ? '' : ' (overflows)'}`,
     );
     const t = set.totalsFor({ i: 0, j: 0 });
     ctx.report('schedule', `die [0, 0] per iteration: DRAM ${bytes(t.dramReadBytes)} read and ${bytes(t.dramWriteBytes)} written, ${bytes(t.sentBytes)} sent, ${t.macs.toExponential(3)} MACs`);

@@ -2,7 +2,7 @@
 // every die shares is frozen once; a die's program and totals evaluate only the fields that
 // differ, so many dies cost one walk.
 
-import type { Target } from '../../target/target.js';
+import { dieAt, type Target } from '../../target/target.js';
 import { assert, assertNever } from '../../diagnostics/diagnostic.js';
 import type { Strategy } from '../pass.js';
 import type { Die, Grid } from '../sharding.js';
@@ -79,7 +79,7 @@ export class Programs implements ProgramSet {
 
   programFor(die: Die): Program {
     assert(die.i >= 0 && die.i < this.grid.rows && die.j >= 0 && die.j < this.grid.cols, `no die [${die.i}, ${die.j}] in a ${this.grid.rows}x${this.grid.cols} grid`);
-    const d = this.target.die;
+    const d = dieAt(this.target, die.i * this.grid.cols + die.j);
     return {
       header: {
         model: this.model,

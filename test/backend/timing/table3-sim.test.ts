@@ -15,6 +15,7 @@ import { compile } from '../../../src/compile.js';
 import { simulateCompiled } from '../../../src/backend/timing/simulate.js';
 import { loadTarget } from '../../../src/target/load.js';
 import type { Strategy } from '../../../src/passes/pass.js';
+import { withDie } from '../../../src/target/target.js';
 
 type Block = 'fwd/attention' | 'fwd/ffn' | 'bwd/attention' | 'bwd/ffn';
 /** [transmission, latency] in seconds, from γ = b·s·h·4/β, ξ = h²·4/β, α and N. */
@@ -67,7 +68,7 @@ describe('Table III through the timing backend', () => {
     for (const strategy of ['hecaton', 'megatron', 'torus', 'optimus'] as const) {
       it(`${strategy}, ${model} on ${side * side} dies`, () => {
         const base = loadTarget(`hecaton-${side}x${side}-standard`);
-        const roomy = { ...base, die: { ...base.die, activationBufferBytes: 2 ** 50, weightBufferBytes: 2 ** 50 } };
+        const roomy = withDie(base, { ...base.die, activationBufferBytes: 2 ** 50, weightBufferBytes: 2 ** 50 });
         const c = compile(`models/${model}.gy`, { hw: roomy, strategy, set: { layers: 3 } });
         const report = simulateCompiled(c, { ignore: ['compute', 'dram'] });
         expect(report.minibatch.count).toBe(1);
