@@ -8,6 +8,7 @@ import { defaultPipeline, PASSES } from './passes/index.js';
 import { runPipeline, type PassHooks, type PassRecord } from './passes/manager.js';
 import type { Strategy } from './passes/pass.js';
 import { parsePipeline } from './passes/pipeline.js';
+import { atDiePrecision } from './passes/precision.js';
 import { loadTarget } from './target/load.js';
 import type { Target } from './target/target.js';
 
@@ -33,6 +34,8 @@ export function compile(model: string | Module, opts: CompileOptions): Compilati
   const target = typeof opts.hw === 'string' ? loadTarget(opts.hw) : opts.hw;
   const module = typeof model === 'string' ? loadModel(model, opts) : model;
   verifyModule(module, 'lowering');
+  // Tensors live at the die's precision (src/passes/precision.ts).
+  if (atDiePrecision(module, target) > 0) verifyModule(module, 'precision');
   const strategy = opts.strategy ?? 'hecaton';
   const steps = opts.pipeline !== undefined ? parsePipeline(opts.pipeline, PASSES) : defaultPipeline({ mode: opts.mode, optimizer: opts.optimizer });
   const passes = runPipeline(module, steps, { target, strategy }, opts.hooks);

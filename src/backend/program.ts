@@ -82,7 +82,19 @@ export interface BufferView {
 export interface DramLayout {
   readonly tensor: string;
   readonly parts: readonly number[];
-  readonly splits: readonly number[];
+  /** Per grid axis: that many equal blocks, or blocks of these units (GridUnits). */
+  readonly splits: readonly (number | readonly number[])[];
+}
+
+/**
+ * A heterogeneous package's load balance: a dimension split over grid axis r (c) is cut into
+ * Σ units equal blocks, and die row (column) k takes `rows[k]` (`cols[k]`) consecutive ones,
+ * in order. null: the axis splits evenly, one block per row (column). Absent from the header
+ * when both axes split evenly.
+ */
+export interface GridUnits {
+  readonly rows: readonly number[] | null;
+  readonly cols: readonly number[] | null;
 }
 
 /**
@@ -103,6 +115,8 @@ export interface ProgramHeader {
   readonly target: string;
   readonly strategy: string;
   readonly grid: Range;
+  /** Present when the tiler gave dies unequal shares (a heterogeneous package). */
+  readonly units?: GridUnits;
   readonly die: Range;
   readonly minibatch: { readonly batch: number; readonly size: number; readonly count: number; readonly lastSize: number };
   /** Peaks the allocator computed for this die, and the target's buffer capacities. */
@@ -354,18 +368,22 @@ export function programTotals(p: Program): ProgramTotals {
 
 // -- text form -------------------------------------------------------------------------------
 
+function unitsText(u: readonly number[] | null): string {
+  return u ? `[${u.join(' ')}]` : 'even';
+}
+
 /** The text form: one line per buffer and per instruction, loops indented. Deterministic. */
 export function printProgram(p: Program): string {
   const h = p.header;
   const lines = [
     `program ${q(h.model)} die [${h.die.join(', ')}]`,
-    `  target ${q(h.target)}, strategy ${h.strategy}, grid ${h.grid.join('x')}`,
+    `  target ${q(h.target)}, strategy ${h.strategy}, grid ${h.grid.join('x')}${h.units ? `, units rows ${unitsText(h.units.rows)} cols ${unitsText(h.units.cols)}` : ''}`,
     `  minibatch batch ${h.minibatch.batch}, size ${h.minibatch.size}, count ${h.minibatch.count}, last ${h.minibatch.lastSize}`,
     `  sram activation ${h.sram.activationPeak} of ${h.sram.activationCapacity} B, weight ${h.sram.weightPeak} of ${h.sram.weightCapacity} B`,
     '',
     'buffers',
     ...p.buffers.map((b) => `  ${b.kind.padEnd(10)} ${q(b.name)} ${b.bytes} B at ${b.offset}, live ${b.live[0]}..${b.live[1]}${b.tensor === b.name ? '' : `, holds ${q(b.tensor)}`}${viewText(b.view)}`),
-    ...(h.layouts.length ? ['', 'dram layouts', ...h.layouts.map((l) => `  ${q(l.tensor)} parts ${l.parts.join(' ')} in blocks ${l.splits.join('x')}`)] : []),
+    ...(h.layouts.length ? ['', 'dram layouts', ...h.layouts.map((l) => `  ${q(l.tensor)} parts ${l.parts.join(' ')} in blocks ${l.splits.map((x) => (typeof x === 'number' ? String(x) : `[${x.join(' ')}]`)).join('x')}`)] : []),
     '',
     'instructions',
   ];
@@ -440,6 +458,7 @@ export function programToJSON(p: Program): Record<string, unknown> {
     target: h.target,
     strategy: h.strategy,
     grid: [...h.grid],
+    ...(h.units ? { units: { rows: h.units.rows ? [...h.units.rows] : null, cols: h.units.cols ? [...h.units.cols] : null } } : {}),
     die: [...h.die],
     minibatch: { batch: h.minibatch.batch, size: h.minibatch.size, count: h.minibatch.count, last_size: h.minibatch.lastSize },
     sram: {
@@ -448,7 +467,7 @@ export function programToJSON(p: Program): Record<string, unknown> {
       activation_capacity_bytes: h.sram.activationCapacity,
       weight_capacity_bytes: h.sram.weightCapacity,
     },
-    layouts: h.layouts.map((l) => ({ tensor: l.tensor, parts: [...l.parts], splits: [...l.splits] })),
+    layouts: h.layouts.map((l) => ({ tensor: l.tensor, parts: [...l.parts], splits: l.splits.map((x) => (typeof x === 'number' ? x : [...x])) })),
     buffers: p.buffers.map((b) => ({ name: b.name, kind: b.kind, bytes: b.bytes, offset: b.offset, live: [...b.live], tensor: b.tensor, view: viewToJSON(b.view) })),
     instructions: p.instructions.map(instrToJSON),
   };
@@ -522,10 +541,11 @@ const headerSchema = z.object({
   target: z.string(),
   strategy: z.string(),
   grid: z.tuple([whole.min(1), whole.min(1)]),
+  units: z.strictObject({ rows: z.array(whole.min(1)).min(1).nullable(), cols: z.array(whole.min(1)).min(1).nullable() }).optional(),
   die,
   minibatch: z.strictObject({ batch: whole.min(1), size: whole.min(1), count: whole.min(1), last_size: whole.min(1) }),
   sram: z.strictObject({ activation_peak_bytes: count, weight_peak_bytes: count, activation_capacity_bytes: count, weight_capacity_bytes: count }),
-  layouts: z.array(z.strictObject({ tensor: z.string(), parts: z.array(whole.min(1)).min(1), splits: z.array(whole.min(1)).min(1) })),
+  layouts: z.array(z.strictObject({ tensor: z.string(), parts: z.array(whole.min(1)).min(1), splits: z.array(z.union([whole.min(1), z.array(whole.min(1)).min(1)])).min(1) })),
   buffers: z.array(
     z.strictObject({
       name: z.string(),
@@ -590,6 +610,7 @@ export function parseProgram(text: string, file: string): Program {
       target: h.target,
       strategy: h.strategy,
       grid: h.grid,
+      ...(h.units ? { units: h.units } : {}),
       die: h.die,
       minibatch: { batch: h.minibatch.batch, size: h.minibatch.size, count: h.minibatch.count, lastSize: h.minibatch.last_size },
       sram: {

@@ -20,7 +20,8 @@ import { collectiveCost, type CollectiveKind } from './collective-cost.js';
 import { activationValues } from './activations.js';
 import { resolvePartial, weightSpec } from './tile2d.js';
 import { placementKey } from './units.js';
-import { formatSharding, parseSharding, sameSharding, sharding, span, tileBytes, type Axis, type Grid, type Sharding } from './sharding.js';
+import { formatSharding, parseSharding, sameSharding, maxBlock, sharding, span, tileBytes, type Axis, type Grid, type Sharding } from './sharding.js';
+import { gridOf } from './balance.js';
 
 interface Step {
   readonly kind: CollectiveKind;
@@ -346,7 +347,7 @@ export const collectives: Pass = {
   requires: ['tile2d.grid'],
   establishes: ['collectives.count'],
   run(m, ctx) {
-    const grid = { rows: ctx.target.package.rows, cols: ctx.target.package.cols };
+    const grid = gridOf(ctx.target, m);
     const { layout: t, attention: kv } = insertCollectives(m, grid, ctx.strategy);
     m.notes['collectives.count'] = t.count + kv.count;
     ctx.report('collectives', `${t.count} collectives; per die and iteration ${bytes(t.linkBytes)} on the busiest link, ${bytes(t.sentBytes)} sent in all`);
@@ -382,7 +383,7 @@ export function noteRowStatistics(m: Module, grid: Grid, strategy: Strategy): Co
     const x = specsOf(op, 'tile2d.in')[0];
     if (!x || x.cols.length === 0) continue;
     const t = op.operands[0]!.type;
-    const rows = Math.ceil(numel(t) / t.shape[t.shape.length - 1]! / span(x.rows, grid));
+    const rows = maxBlock(numel(t) / t.shape[t.shape.length - 1]!, x.rows, grid);
     const tile = rows * sums * DTYPES[t.dtype].bytes;
     const cost = collectiveCost('all_reduce', algorithmFor(strategy, 'all_reduce', x.cols), tile, span(x.cols, grid), grid);
     op.notes = { ...op.notes, 'norm.sums': sums, 'norm.sent_bytes': cost.sentBytes, 'norm.link_bytes': cost.linkBytes, 'norm.steps': cost.steps };

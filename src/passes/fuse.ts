@@ -13,6 +13,7 @@ import { bufferCapacity, type Target } from '../target/target.js';
 import { bytes } from '../util/format.js';
 import type { Pass, Strategy } from './pass.js';
 import { findUnits, isForward, linearName, type Unit } from './units.js';
+import { gridOf, sharingDies } from './balance.js';
 
 export interface FusionGroup {
   readonly units: readonly Unit[];
@@ -51,9 +52,9 @@ export type Fusion = (typeof FUSIONS)[number];
  * stays resident, so only the weight reads are split); it is an error only when even a chunk
  * of one output column per die cannot fit.
  */
-export function groupUnits(units: readonly Unit[], target: Target, training: boolean, strategy: Strategy, fusion: Fusion = 'greedy'): FusionGroup[] {
+/** `dies`: what a weight's largest tile is a 1/dies share of (balance.ts sharingDies; R·C on a homogeneous package). */
+export function groupUnits(units: readonly Unit[], target: Target, training: boolean, strategy: Strategy, fusion: Fusion = 'greedy', dies = target.package.dies): FusionGroup[] {
   const capacity = bufferCapacity(target).weight;
-  const dies = target.package.dies;
   const groups: FusionGroup[] = [];
   let current: Unit[] = [];
   let used = 0;
@@ -93,7 +94,8 @@ function chunksFor(unit: Unit, need: number, capacity: number, dies: number, tra
 
 export function fuseModule(m: Module, target: Target, strategy: Strategy, report: (line: string) => void, fusion: Fusion = 'greedy'): FusionGroup[] {
   const training = m.notes['train.mode'] === 'train';
-  const groups = groupUnits(findUnits(m), target, training, strategy, fusion);
+  const dies = sharingDies(gridOf(target, m));
+  const groups = groupUnits(findUnits(m), target, training, strategy, fusion, dies);
   const groupOfLinear = new Map<Op, Placement>();
   groups.forEach((g, i) =>
     g.units.forEach((u) => u.linears.forEach((l) => groupOfLinear.set(l, { group: i, block: u.kind === 'attention' ? 'attention' : 'ffn' }))),
@@ -110,7 +112,7 @@ export function fuseModule(m: Module, target: Target, strategy: Strategy, report
     const why = next && fusion === 'none'
       ? '; fusion=none: every unit alone'
       : next
-      ? `; adding ${linearName(next.linears[0]!)} needs ${bytes(unitWeightBytesPerDie(next, target.package.dies, training, strategy))} more`
+      ? `; adding ${linearName(next.linears[0]!)} needs ${bytes(unitWeightBytesPerDie(next, dies, training, strategy))} more`
       : '';
     const size = g.chunks > 1 ? `${bytes(g.bytesPerDie)} per die, streamed in ${g.chunks} column chunks through the ${bytes(capacity)} weight buffer` : `${bytes(g.bytesPerDie)} of ${bytes(capacity)} weight buffer per die`;
     report(`group ${i}: ${what.join(', ')} — ${size}${g.chunks > 1 ? '' : why}`);

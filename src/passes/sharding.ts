@@ -19,6 +19,7 @@
 
 import { assert } from '../diagnostics/diagnostic.js';
 import { byteSize, numel, type TensorType } from '../ir/types.js';
+import type { ProgramHeader } from '../backend/program.js';
 
 export type Axis = 'r' | 'c';
 export interface Sharding {
@@ -32,7 +33,28 @@ export interface Sharding {
 export interface Grid {
   readonly rows: number;
   readonly cols: number;
+  /**
+   * A heterogeneous package's load balance (balance.ts): each die row's (column's) share of
+   * any dimension split over axis r (c), in whole units. A split over the axis cuts the
+   * dimension into Σ units even blocks and gives row i `rowUnits[i]` consecutive ones.
+   * Absent: every row (column) gets one equal block.
+   */
+  readonly rowUnits?: readonly number[];
+  readonly colUnits?: readonly number[];
 }
+
+/** The grid a program header describes (its size and, on a heterogeneous package, its units). */
+export function gridOfHeader(h: ProgramHeader): Grid {
+  return {
+    rows: h.grid[0],
+    cols: h.grid[1],
+    ...(h.units?.rows ? { rowUnits: h.units.rows } : {}),
+    ...(h.units?.cols ? { colUnits: h.units.cols } : {}),
+  };
+}
+
+/** How one grid axis splits a dimension: into that many equal blocks, or blocks of these units. */
+export type Split = number | readonly number[];
 
 export const REPLICATED: Sharding = { rows: [], cols: [], partial: [] };
 
@@ -71,6 +93,42 @@ export function span(axes: readonly Axis[], grid: Grid): number {
   return axes.reduce((n, a) => n * (a === 'r' ? grid.rows : grid.cols), 1);
 }
 
+/** The units a weighted axis splits into, or undefined for an even axis. */
+function unitsOf(a: Axis, grid: Grid): readonly number[] | undefined {
+  return a === 'r' ? grid.rowUnits : grid.colUnits;
+}
+
+/**
+ * Number of equal blocks an axis list cuts a dimension into before dies take their share:
+ * the dies it spans on an even grid, the sum of units on a weighted axis. A dimension divides
+ * into whole heads (or equal tiles) per die when it divides by this.
+ */
+export function units(axes: readonly Axis[], grid: Grid): number {
+  return axes.reduce((n, a) => n * (unitsOf(a, grid)?.reduce((x, y) => x + y, 0) ?? (a === 'r' ? grid.rows : grid.cols)), 1);
+}
+
+/** Whether any axis of the list gives dies unequal shares. */
+export function weighted(axes: readonly Axis[], grid: Grid): boolean {
+  return axes.some((a) => unitsOf(a, grid) !== undefined);
+}
+
+/** Whether `n` items split over `axes` give every die the same number. */
+export function evenSplit(n: number, axes: readonly Axis[], grid: Grid): boolean {
+  return !weighted(axes, grid) && n % span(axes, grid) === 0;
+}
+
+/** The most items any die holds when `axes` split `n` (the even ⌈n / dies⌉ on an even grid). */
+export function maxBlock(n: number, axes: readonly Axis[], grid: Grid): number {
+  if (!weighted(axes, grid)) return Math.ceil(n / span(axes, grid));
+  const splits = splitsOf(axes, grid);
+  let most = 0;
+  for (let k = 0; k < span(axes, grid); k++) {
+    const [a, b] = nestedRange(n, splits, k);
+    most = Math.max(most, b - a);
+  }
+  return most;
+}
+
 /** The 2-D view of a type: rows = product of leading dims (1 for vectors), cols = last dim. */
 export function matrixView(t: TensorType): { rows: number; cols: number } {
   const cols = t.shape[t.shape.length - 1] ?? 1;
@@ -81,12 +139,12 @@ export function matrixView(t: TensorType): { rows: number; cols: number } {
 export function tileBytes(t: TensorType, s: Sharding, grid: Grid): number {
   const { rows, cols } = matrixView(t);
   const elemBytes = byteSize(t) / Math.max(1, numel(t));
-  return Math.ceil(rows / span(s.rows, grid)) * maxTileCols(cols, s, grid) * elemBytes;
+  return maxBlock(rows, s.rows, grid) * maxTileCols(cols, s, grid) * elemBytes;
 }
 
 /** Columns of the widest tile. */
 export function maxTileCols(cols: number, s: Sharding, grid: Grid): number {
-  if (!s.kv) return Math.ceil(cols / span(s.cols, grid));
+  if (!s.kv) return maxBlock(cols, s.cols, grid);
   let most = 0;
   for (let p = 0; p < span(s.cols, grid); p++) {
     const [a, b] = kvColumns(cols, s.kv, nestedRange(queryWidth(cols, s.kv), splitsOf(s.cols, grid), p));
@@ -98,8 +156,8 @@ export function maxTileCols(cols: number, s: Sharding, grid: Grid): number {
 /** Whether every tile has the same size (the dimensions divide by the axis spans). */
 export function evenTiles(t: TensorType, s: Sharding, grid: Grid): boolean {
   const { rows, cols } = matrixView(t);
-  if (rows % span(s.rows, grid) !== 0) return false;
-  if (!s.kv) return cols % span(s.cols, grid) === 0;
+  if (!evenSplit(rows, s.rows, grid)) return false;
+  if (!s.kv) return evenSplit(cols, s.cols, grid);
   const widths = new Set<number>();
   for (let p = 0; p < span(s.cols, grid); p++) {
     const [a, b] = kvColumns(cols, s.kv, nestedRange(queryWidth(cols, s.kv), splitsOf(s.cols, grid), p));
@@ -163,9 +221,27 @@ export function blockRange(n: number, parts: number, index: number): readonly [n
   return [start, Math.min(n, start + size)];
 }
 
-/** How many blocks each axis of a list splits into, outermost first. */
-export function splitsOf(axes: readonly Axis[], grid: Grid): number[] {
-  return axes.map((a) => (a === 'r' ? grid.rows : grid.cols));
+/** How each axis of a list splits, outermost first. */
+export function splitsOf(axes: readonly Axis[], grid: Grid): Split[] {
+  return axes.map((a) => unitsOf(a, grid) ?? (a === 'r' ? grid.rows : grid.cols));
+}
+
+/** Blocks a split makes. */
+export function splitParts(split: Split): number {
+  return typeof split === 'number' ? split : split.length;
+}
+
+/**
+ * Block `k` of `n` items under one split: the even block of blockRange, or on a weighted split
+ * the units from the block's first to its last, of Σ units even blocks.
+ */
+export function splitRange(n: number, split: Split, k: number): readonly [number, number] {
+  if (typeof split === 'number') return blockRange(n, split, k);
+  let before = 0;
+  for (let x = 0; x < k; x++) before += split[x]!;
+  const total = split.reduce((a, b) => a + b, 0);
+  const size = Math.ceil(n / total);
+  return [Math.min(n, before * size), Math.min(n, (before + split[k]!) * size)];
 }
 
 /**
@@ -174,15 +250,15 @@ export function splitsOf(axes: readonly Axis[], grid: Grid): number[] {
  * refines the split over `r` even when the sizes do not divide evenly (a die's block along
  * `rc` lies inside its block along `r`); with even sizes it is the flat block of n/parts.
  */
-export function nestedRange(n: number, splits: readonly number[], index: number): readonly [number, number] {
+export function nestedRange(n: number, splits: readonly Split[], index: number): readonly [number, number] {
   let [start, end] = [0, n];
   let rest = index;
-  let inner = splits.reduce((a, b) => a * b, 1);
-  for (const parts of splits) {
-    inner /= parts;
+  let inner = splits.reduce<number>((a, b) => a * splitParts(b), 1);
+  for (const split of splits) {
+    inner /= splitParts(split);
     const k = Math.floor(rest / inner);
     rest %= inner;
-    const [a, b] = blockRange(end - start, parts, k);
+    const [a, b] = splitRange(end - start, split, k);
     [start, end] = [start + a, start + b];
   }
   return [start, end];

@@ -22,10 +22,11 @@ import type { Module, Op, Value } from '../ir/module.js';
 import { opDef } from '../ir/ops.js';
 import type { Target } from '../target/target.js';
 import type { Pass, Strategy } from './pass.js';
-import { formatSharding, kvSharding, matrixView, REPLICATED, sharding, span, transposeMapping, type Axis, type Grid, type Sharding } from './sharding.js';
+import { formatSharding, kvSharding, matrixView, REPLICATED, sharding, span, transposeMapping, units, weighted, type Axis, type Grid, type Sharding } from './sharding.js';
 import { error, errorAt } from '../diagnostics/diagnostic.js';
 import { isForward, placementKey } from './units.js';
 import { activationValues } from './activations.js';
+import { balanceOf, gridOf } from './balance.js';
 
 export type Orientation = 'N' | 'T';
 
@@ -95,8 +96,9 @@ function checkSplits(plan: TilingPlan, grid: Grid, strategy: Strategy): void {
       // Grouped-query keys and values follow the queries' split: count the queries' columns.
       const cols = s.kv ? (view.cols / s.kv.kvHeads) * s.kv.heads : view.cols;
       for (const [dim, axes, n] of [['rows', s.rows, view.rows], ['columns', s.cols, cols]] as const) {
-        if (span(axes, grid) > n) {
-          throw errorAt(op.loc, 'GY3003', `${strategy} splits the ${n} ${dim} of '${v.name}' (${op.kind}) over ${span(axes, grid)} dies, fewer than one per die; use a smaller grid`);
+        if (units(axes, grid) > n) {
+          const over = weighted(axes, grid) ? `${span(axes, grid)} dies (${units(axes, grid)} shares by throughput)` : `${span(axes, grid)} dies`;
+          throw errorAt(op.loc, 'GY3003', `${strategy} splits the ${n} ${dim} of '${v.name}' (${op.kind}) over ${over}, fewer than one per die; use a smaller grid`);
         }
       }
     }
@@ -104,7 +106,7 @@ function checkSplits(plan: TilingPlan, grid: Grid, strategy: Strategy): void {
 }
 
 export function planTiling(m: Module, target: Target, strategy: Strategy): TilingPlan {
-  const grid: Grid = { rows: target.package.rows, cols: target.package.cols };
+  const grid: Grid = gridOf(target, m);
   checkGrid(strategy, grid);
   const plan: TilingPlan = new Map();
   const orient = orientations(m, strategy, grid);
@@ -344,9 +346,13 @@ function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding 
 function evenHeads(s: Sharding, op: Op, grid: Grid): Sharding {
   const heads = op.attrs.heads as number;
   const d = op.operands[0]!.type.shape.at(-1)! / heads;
-  const even = (p: number) => heads % p === 0 || (p % heads === 0 && d % (p / heads) === 0);
+  // On a weighted axis a die holds several units: they must be whole heads, not slices.
+  const even = (axes: readonly Axis[]) => {
+    const p = units(axes, grid);
+    return heads % p === 0 || (!weighted(axes, grid) && p % heads === 0 && d % (p / heads) === 0);
+  };
   let n = s.cols.length;
-  while (n > 0 && !even(span(s.cols.slice(0, n), grid))) n--;
+  while (n > 0 && !even(s.cols.slice(0, n))) n--;
   return n === s.cols.length ? s : sharding(s.rows, s.cols.slice(0, n));
 }
 
@@ -357,7 +363,7 @@ function evenHeads(s: Sharding, op: Op, grid: Grid): Sharding {
  */
 function wholeHeads(s: Sharding, heads: number, grid: Grid): Sharding {
   let n = s.cols.length;
-  while (n > 0 && heads % span(s.cols.slice(0, n), grid) !== 0) n--;
+  while (n > 0 && heads % units(s.cols.slice(0, n), grid) !== 0) n--;
   return sharding(s.rows, s.cols.slice(0, n));
 }
 
@@ -482,5 +488,7 @@ export const tile2d: Pass = {
     const counts = { N: 0, T: 0 };
     for (const t of plan.values()) if (t.orient && t.out.length) counts[t.orient]++;
     ctx.report('tile2d', `${ctx.strategy} on ${rows}x${cols}: ${counts.N} GEMMs in orientation N, ${counts.T} in T`);
+    const balance = balanceOf(ctx.target, m).note;
+    if (balance !== null) ctx.report('tile2d', balance);
   },
 };

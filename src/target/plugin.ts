@@ -15,6 +15,7 @@
 // cycles ≥ 0, energies and bytes likewise), so a broken plugin is one clear error, not a NaN in
 // a report.
 
+import { existsSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { error, type GygesError } from '../diagnostics/diagnostic.js';
@@ -45,12 +46,11 @@ export async function loadAccelerator(file: string): Promise<DieSpec> {
   if (!MODULE_EXTENSIONS.includes(ext)) {
     throw error('GY4003', `accelerator '${file}' must be an ES module (.js, .mjs) or a die description (.json, .yaml, .yml)`);
   }
+  if (!existsSync(file)) throw error('GY9002', `cannot read accelerator '${file}': no such file`);
   let mod: { default?: unknown };
   try {
     mod = (await import(pathToFileURL(resolve(file)).href)) as { default?: unknown };
   } catch (e) {
-    const code = (e as { code?: unknown }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' && !String((e as Error).message).includes('imported from')) throw error('GY9002', `cannot read accelerator '${file}': no such file`);
     throw error('GY9002', `cannot load accelerator '${file}': ${firstLine(e)}`);
   }
   const def = mod.default;
@@ -67,18 +67,21 @@ export async function loadAccelerator(file: string): Promise<DieSpec> {
     throw error(p.code, `accelerator '${file}': ${p.detail.replace(/^the hardware description/, formatPath([]))}`);
   }
   const custom: CustomCosts = {
-    ...(gemm ? { gemm: checked(file, 'gemm', gemm as (g: GemmWork) => unknown) } : {}),
-    ...(vector ? { vector: checked(file, 'vector', vector as (v: VectorWork) => unknown) } : {}),
+    ...(gemm ? { gemm: checked(file, 'gemm', gemm as (g: GemmWork) => unknown, (g: GemmWork) => ({ batch: g.batch, m: g.m, n: g.n, k: g.k, macs: g.macs, accumulate: g.accumulate })) } : {}),
+    ...(vector
+      ? { vector: checked(file, 'vector', vector as (v: VectorWork) => unknown, (v: VectorWork) => ({ op: v.op, elements: v.elements, flops: v.flops, inputs: v.inputs, outputs: v.outputs, accumulate: v.accumulate })) }
+      : {}),
   };
   return dieSpecOf(parsed.data, { file, ...(gemm || vector ? { custom } : {}) });
 }
 
-/** A plugin cost function whose every answer is checked. */
-function checked<W extends object>(file: string, name: string, fn: (w: W) => unknown): (w: W) => CustomCost {
-  return (w) => {
+/** A plugin cost function that sees only the documented fields, and whose every answer is checked. */
+function checked<W extends object>(file: string, name: string, fn: (w: W) => unknown, fields: (w: W) => W): (w: W) => CustomCost {
+  return (given) => {
+    const w = fields(given);
     let out: unknown;
     try {
-      out = fn({ ...w });
+      out = fn(w);
     } catch (e) {
       throw pluginError(file, `${name}(${show(w)}) threw: ${firstLine(e)}`);
     }

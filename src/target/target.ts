@@ -150,9 +150,9 @@ export function describeTarget(t: Target): string {
     `target ${t.name}${t.source === t.name ? '' : ` (${t.source})`}`,
     ...t.dieTypes.flatMap((d, k) => describeDie(d, k === 0 ? '  die      ' : '           ')),
     `  package  ${pkg.kind}, ${pkg.rows}x${pkg.cols} = ${pkg.dies} dies, peak ${num(peakTflops)} TFLOP/s`,
-    ...(isHeterogeneous(t) ? ['           layout (die types, row by row):', ...grid()] : []),
     `           D2D x${link.lanes} at ${num(link.gtpsPerLane)} GT/s = ${num(link.bandwidthBytesPerS / 1e9)} GB/s per direction, ` +
       `alpha ${num(link.alphaS * 1e9)} ns, bypass ${num(link.bypassLatencyFactor)}x alpha, ${num(link.energyPjPerBit)} pJ/bit`,
+    ...(isHeterogeneous(t) ? ['           layout (die types, row by row):', ...grid()] : []),
     `  memory   ${mem.kind}: ${mem.channels} channels x ${num(mem.channelBandwidthBytesPerS / 1e9)} GB/s = ` +
       `${num(mem.totalBandwidthBytesPerS / 1e9)} GB/s, ${num(mem.energyPjPerBit)} pJ/bit` +
       (mem.capacityBytes === undefined ? '' : `, ${bytes(mem.capacityBytes)}`),

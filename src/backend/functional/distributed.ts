@@ -23,7 +23,7 @@ import { assert, GygesError } from '../../diagnostics/diagnostic.js';
 import type { Module, Op, Value } from '../../ir/module.js';
 import { isFloat, numel, type TensorType } from '../../ir/types.js';
 import { opDef } from '../../ir/ops.js';
-import { blockIndex, blockRange, parseSharding, splitsOf, tileOf, type Die, type Grid } from '../../passes/sharding.js';
+import { blockIndex, blockRange, gridOfHeader, parseSharding, splitParts, splitsOf, tileOf, type Die, type Grid } from '../../passes/sharding.js';
 import { partColumns } from '../../passes/schedule/parts.js';
 import type { BufferDecl, BufferView, CollectiveInstr, DramInstr, DramLayout, GemmInstr, Instruction, Program, VectorInstr } from '../program.js';
 import { evaluateOp, type Feed } from './reference.js';
@@ -99,7 +99,7 @@ class Executor {
 
   constructor(private readonly m: Module, private readonly programs: readonly Program[], private readonly feed: Feed) {
     const h = programs[0]!.header;
-    this.grid = { rows: h.grid[0], cols: h.grid[1] };
+    this.grid = gridOfHeader(h);
     assert(programs.length === this.grid.rows * this.grid.cols, `distributed: ${programs.length} programs for a ${h.grid.join('x')} grid`);
     this.dies = programs.map((p) => ({ i: p.header.die[0], j: p.header.die[1] }));
     for (const v of [...m.declarations(), ...m.ops().flatMap((op) => op.results)]) this.values.set(v.name, v);
@@ -227,7 +227,7 @@ class Executor {
     const l = this.layouts.get(ins.tensor);
     if (!l) return range(ins.cols[0], ins.cols[1]);
     const stored: number[] = [];
-    const blocks = l.splits.reduce((a, b) => a * b, 1);
+    const blocks = l.splits.reduce<number>((a, b) => a * splitParts(b), 1);
     for (let b = 0; b < blocks; b++) stored.push(...partColumns(l.parts.map((size) => ({ size })), l.splits, b));
     return stored.slice(ins.cols[0], ins.cols[1]);
   }

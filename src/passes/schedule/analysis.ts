@@ -9,6 +9,7 @@ import type { Target } from '../../target/target.js';
 import { parseSharding, type Grid, type Sharding } from '../sharding.js';
 import { tileElems } from './geometry.js';
 import { activationValues } from '../activations.js';
+import { gridOf } from '../balance.js';
 
 /** Where in a stage an op runs: before its mini-batch loop, in it, or after it. */
 const PARTS = ['prologue', 'body', 'epilogue'] as const;
@@ -183,7 +184,7 @@ function chooseWrites(m: Module, slots: ReadonlyMap<Op, Slot>, specs: SpecCache,
 }
 
 export function analyse(m: Module, target: Target): Analysis {
-  const grid = { rows: target.package.rows, cols: target.package.cols };
+  const grid = gridOf(target, m);
   const batch = (m.notes['minibatch.batch'] as number | undefined) ?? m.inputs[0]?.type.shape[0] ?? 1;
   const size = Math.min(batch, (m.notes['minibatch.size'] as number | undefined) ?? batch);
   const count = Math.ceil(batch / size);

@@ -3,7 +3,7 @@
 // A layer of the stage emitter between emit-values.ts and emit-ops.ts.
 
 import type { Op } from '../../ir/module.js';
-import { blockIndex, span, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
+import { blockIndex, maxBlock, span, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
 import type { Range } from '../../backend/program.js';
 import { dieAtBlock, elemBytes, even, len } from './geometry.js';
 import { originOf, type Buf, type GemmFields, type GroupFields, type Origin, type Static, type VectorFields } from './skeleton.js';
@@ -91,7 +91,7 @@ export class AttentionEmitter extends ValueEmitter {
       const qc = len(tile.cols);
       return { rows: len(tile.rows) * rs, qc, hd: qc >= d ? qc / d : 1, kd: Math.min(qc, d) };
     };
-    const most = { rows: Math.ceil((b * s) / span(qs.rows, a.grid)) * rs, heads: Math.max(1, Math.ceil(hq / span(qs.cols, a.grid)) / d) };
+    const most = { rows: maxBlock(b * s, qs.rows, a.grid) * rs, heads: Math.max(1, maxBlock(hq, qs.cols, a.grid) / d) };
     const scores = this.scoreBuffer(op, 'scores', most, t);
     const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
     const needsDs = wrt.includes(0) || wrt.includes(1);

@@ -7,7 +7,7 @@ import type { Op, Value } from '../../ir/module.js';
 import { opDef } from '../../ir/ops.js';
 import { numel, type TensorType } from '../../ir/types.js';
 import { assertNever } from '../../diagnostics/diagnostic.js';
-import { groupOf, span, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
+import { evenSplit, groupOf, maxBlock, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
 import type { CollectiveOp, Range } from '../../backend/program.js';
 import { contraction, dieTileElems, elemBytes, even, len, tileElems } from './geometry.js';
 import { originOf, type Buf, type GemmFields, type GroupFields, type Origin, type Static, type VectorFields } from './skeleton.js';
@@ -88,7 +88,7 @@ export class OpEmitter extends AttentionEmitter {
       const t = tileOf(y.type, ys, a.grid, die);
       return { batch: 1, m: len(t.rows) * rs, n: len(t.cols) / place.chunks, k: contraction(contract, ys.partial, a.grid, die) };
     };
-    const uniform = even(y.type, ys, a.grid) && contract % span(ys.partial, a.grid) === 0;
+    const uniform = even(y.type, ys, a.grid) && evenSplit(contract, ys.partial, a.grid);
     const acc = this.isAccumulator(y, place);
     this.b.node(place, originOf(op), { kind: 'gemm', op: op.kind, accumulate: acc, dims, ir: this.irOf(op) }, reads, [out], uniform, acc);
   }
@@ -111,7 +111,7 @@ export class OpEmitter extends AttentionEmitter {
     const origin = originOf(op);
     const grad = (which: string, acc: boolean, reads: Buf[], out: Buf, spec: Sharding, type: TensorType, contract: number, dims: (t: { rows: Range; cols: Range }, die: Die) => GemmFields) => {
       const fixed: Static = { kind: 'gemm', op: `linear_grad:${which}`, accumulate: acc, dims: (die) => dims(tileOf(type, spec, a.grid, die), die), ir: this.irOf(op) };
-      this.b.node(place, origin, fixed, reads, [out], even(type, spec, a.grid) && contract % span(spec.partial, a.grid) === 0, acc);
+      this.b.node(place, origin, fixed, reads, [out], even(type, spec, a.grid) && evenSplit(contract, spec.partial, a.grid), acc);
     };
     (op.attrs.wrt as readonly number[]).forEach((which, i) => {
       if (part && (part === 'dw') !== (which === 1)) return;
@@ -156,7 +156,7 @@ export class OpEmitter extends AttentionEmitter {
     const xs = a.specs.in(op)[0]!;
     const rs = a.batched.has(x) ? place.rowScale : 1;
     const rowsOf = (die: Die) => len(tileOf(x.type, xs, a.grid, die).rows) * rs;
-    const most = Math.ceil(numel(x.type) / x.type.shape.at(-1)! / span(xs.rows, a.grid)) * rs;
+    const most = maxBlock(numel(x.type) / x.type.shape.at(-1)!, xs.rows, a.grid) * rs;
     const name = `${op.results[0]!.name}.stats`;
     const stats = this.b.buffer(name, 'activation', most * sums * elemBytes(x.type), name, false, null);
     const origin = originOf(op);

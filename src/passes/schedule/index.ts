@@ -50,8 +50,9 @@ export function programsOf(m: Module): ProgramSet | undefined {
 }
 
 /**
- * A die whose description lists the ops its vector unit runs (`vector_ops`) must run every
- * vector instruction of its program. Every die runs die 0's instruction structure, so die 0's
+ * A die whose description lists the IR ops its vector unit runs (`vector_ops`) must run every
+ * vector instruction of its program (a step of an op, such as `attention:softmax`, counts as
+ * the op or as the step's own op). Every die runs die 0's instruction structure, so die 0's
  * program holds every op; `fill` (zeroing an accumulator) needs no vector unit.
  */
 function checkVectorOps(set: ProgramSet, target: Target): void {
@@ -59,7 +60,9 @@ function checkVectorOps(set: ProgramSet, target: Target): void {
   if (limited.length === 0) return;
   forEachInstr(set.programFor({ i: 0, j: 0 }).instructions, (ins) => {
     if (ins.kind !== 'vector' || ins.op === 'fill') return;
-    const die = limited.find((d) => !d.vectorOps!.includes(ins.op));
+    // A step of an op (`layernorm:stats`, `attention:softmax`) counts as the op, or as the step when that is an op itself.
+    const names = [ins.op, ...ins.op.split(':')];
+    const die = limited.find((d) => !names.some((n) => d.vectorOps!.includes(n)));
     if (!die) return;
     const detail = `die '${die.name}' has no '${ins.op}' on its vector unit (it runs ${die.vectorOps!.join(', ') || 'nothing'}), but the model needs it${ins.ir ? ` for '${ins.ir.op}'` : ''}`;
     const at = ins.loc === null ? null : /^(.*):(\d+):(\d+)$/.exec(ins.loc);

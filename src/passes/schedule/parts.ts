@@ -12,7 +12,7 @@
 
 import type { Module, Op, Value } from '../../ir/module.js';
 import { opDef } from '../../ir/ops.js';
-import { nestedRange } from '../sharding.js';
+import { nestedRange, type Split } from '../sharding.js';
 import type { Part } from '../../backend/program.js';
 import { isView } from './emit.js';
 import type { SpecCache } from './analysis.js';
@@ -104,7 +104,7 @@ export function findParts(m: Module, specs: SpecCache): Map<Value, Parts> {
  * (sharding.ts nestedRange) under a part-wise layout, in the order they are stored: each
  * part's block in turn.
  */
-export function partColumns(parts: readonly { readonly size: number }[], splits: readonly number[], index: number): number[] {
+export function partColumns(parts: readonly { readonly size: number }[], splits: readonly Split[], index: number): number[] {
   const cols: number[] = [];
   let offset = 0;
   for (const p of parts) {

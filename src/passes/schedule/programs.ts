@@ -86,6 +86,7 @@ export class Programs implements ProgramSet {
         target: this.target.name,
         strategy: this.strategy,
         grid: [this.grid.rows, this.grid.cols],
+        ...(this.grid.rowUnits || this.grid.colUnits ? { units: { rows: this.grid.rowUnits ?? null, cols: this.grid.colUnits ?? null } } : {}),
         die: [die.i, die.j],
         minibatch: this.minibatch,
         sram: { activationPeak: this.peak.activation, weightPeak: this.peak.weight, activationCapacity: d.activationBufferBytes, weightCapacity: d.weightBufferBytes },
