@@ -22,7 +22,7 @@ async function withAccelerator(hw: string, file: string) {
 }
 
 describe('a die from a user file', () => {
-  it('with twice the MACs halves the compute time of a compute-bound case', async () => {
+  it('with twice the MACs halves the compute time of a compute-bound case', { timeout: 60_000 }, async () => {
     const base = simulate('models/gpt3-6.7b.gy', { ...WIDE, hw: 'hecaton-2x2-standard' }).report;
     const fast = simulate('models/gpt3-6.7b.gy', { ...WIDE, hw: await withAccelerator('hecaton-2x2-standard', `${DATA}/double-macs.mjs`) }).report;
     expect(fast.target).toBe('hecaton-2x2-standard');
@@ -120,7 +120,7 @@ describe('a heterogeneous package', () => {
     expect(wholeUnits([1.5, 1])).toEqual([3, 2]);
   });
 
-  it('reports its balance and runs faster than the same package of slow dies', () => {
+  it('reports its balance and runs faster than the same package of slow dies', { timeout: 60_000 }, () => {
     const hetero = simulate('models/gpt3-6.7b.gy', { ...WIDE, hw: `${DATA}/half-fast-4x4.yaml` });
     const slow = simulate('models/gpt3-6.7b.gy', { ...WIDE, hw: `${DATA}/all-slow-4x4.yaml` });
     const tile = hetero.compilation.passes.find((p) => p.pass === 'tile2d')!.reports.join('\n');
@@ -134,7 +134,7 @@ describe('a heterogeneous package', () => {
     const r = await verify('models/tiny-llama.gy', { hw: `${DATA}/half-fast-4x4.yaml`, strategy, set: { heads: 48, h: 192, kv_heads: 4 } });
     expect(r.failures).toEqual([]);
     expect(r.ok).toBe(true);
-  });
+  }, 60_000);
 
   it('lays out die types row by row, and refuses a layout of the wrong size', async () => {
     const t = loadTarget(`${DATA}/half-fast-4x4.yaml`);
