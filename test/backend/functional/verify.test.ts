@@ -137,7 +137,7 @@ describe('verify: the ONNX exports, forward against onnxruntime', () => {
         const r = await verify(`test/data/onnx/${file}.onnx`, { hw: `hecaton-${g}-standard`, strategy, onnx: onnxruntime });
         expect(r.fwd_reference).toBe('onnxruntime');
         expectOk(r);
-      });
+      }, 60_000);
     }
   }
 });

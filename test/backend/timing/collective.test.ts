@@ -118,7 +118,8 @@ describe('all-to-all', () => {
 
   it('takes one hop of α + chunk/β on a ring of two', () => {
     const r = sim('all_to_all', { kind: 'ring', n: 2 }, 2 * MiB, 1e-7);
-    expect(relErr(r.time_s, 1e-7 + MiB / BETA)).toBeLessThan(1e-12);
+    // Within a few ticks of the event clock (2^-40 s, events.ts).
+    expect(relErr(r.time_s, 1e-7 + MiB / BETA)).toBeLessThan(1e-7);
   });
 });
 

@@ -1,6 +1,7 @@
 // The contended network: a message costs B/β on each link plus α after it, hops are
 // store-and-forward, a link carries one message at a time in arrival order, and each link
-// records its busy time and bytes.
+// records its busy time and bytes. Times are compared to 11 digits: the event clock ticks in
+// 2^-40 s (events.ts).
 
 import { describe, expect, it } from 'vitest';
 import { EventQueue } from '../../../src/backend/timing/events.js';
@@ -23,7 +24,7 @@ describe('Network', () => {
     let at = -1;
     net.send([links[0]!], B, (t) => (at = t));
     q.run();
-    expect(at).toBeCloseTo(B / BETA + ALPHA, 15);
+    expect(at).toBeCloseTo(B / BETA + ALPHA, 11);
   });
 
   it('stores and forwards across hops', () => {
@@ -31,7 +32,7 @@ describe('Network', () => {
     let at = -1;
     net.send(links, B, (t) => (at = t));
     q.run();
-    expect(at).toBeCloseTo(3 * (B / BETA + ALPHA), 15);
+    expect(at).toBeCloseTo(3 * (B / BETA + ALPHA), 11);
   });
 
   it('makes two messages on one link take longer than either alone', () => {
@@ -47,13 +48,13 @@ describe('Network', () => {
     net.send([links[0]!], B, (t) => arrivals.push(t));
     net.send([links[0]!], B, (t) => arrivals.push(t));
     q.run();
-    expect(arrivals[0]).toBeCloseTo(alone(), 15);
+    expect(arrivals[0]).toBeCloseTo(alone(), 11);
     // The second waits for the first's transmission, not its latency: 2B/β + α.
-    expect(arrivals[1]).toBeCloseTo((2 * B) / BETA + ALPHA, 15);
+    expect(arrivals[1]).toBeCloseTo((2 * B) / BETA + ALPHA, 11);
     expect(Math.max(...arrivals)).toBeGreaterThan(alone());
     const [stats] = net.stats();
     expect(stats).toMatchObject({ bytes: 2 * B, messages: 2 });
-    expect(stats!.busyS).toBeCloseTo((2 * B) / BETA, 15);
+    expect(stats!.busyS).toBeCloseTo((2 * B) / BETA, 11);
   });
 
   it('serves a link first come, first served, across routes that merge', () => {
@@ -67,7 +68,7 @@ describe('Network', () => {
     const order: string[] = [];
     net.send([slow, shared], B, () => order.push('from0'));
     net.send([fast, shared], B, () => order.push('from1'));
-    expect(q.run()).toBeCloseTo((2 * B) / BETA + B / BETA, 15);
+    expect(q.run()).toBeCloseTo((2 * B) / BETA + B / BETA, 11);
     expect(order).toEqual(['from1', 'from0']);
   });
 

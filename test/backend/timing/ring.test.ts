@@ -59,7 +59,7 @@ describe('solveRing', () => {
           const starts = offsets.slice(0, n).map((x) => x * 1e-9);
           const closed = solveRing(starts, n, steps, bytes / beta, alpha);
           const sim = byMessages(starts, steps, bytes, alpha, beta);
-          for (let p = 0; p < n; p++) expect(closed.end[p]).toBeCloseTo(sim[p]!, 15);
+          for (let p = 0; p < n; p++) expect(closed.end[p]).toBeCloseTo(sim[p]!, 10); // the event clock ticks in 2^-40 s
         },
       ),
       { numRuns: 200, seed: 7 },
