@@ -145,6 +145,7 @@ export const minibatch: Pass = {
       'minibatch.count': p.count,
       'minibatch.activation_peak_bytes': Math.ceil(p.peakBytes),
       'minibatch.sram_ok': p.fits,
+      ...(forced > 0 ? { 'minibatch.forced': true } : {}),
     });
     const where = p.peakOp ? ` at ${p.peakOp.kind} '${p.peakOp.kind === 'linear' || p.peakOp.kind === 'linear_grad' ? linearName(p.peakOp) : p.peakOp.results[0]!.name}'` : '';
     const cap = bytes(bufferCapacity(ctx.target).activation);

@@ -153,6 +153,32 @@ describe('schedule: tiny-gpt on hecaton-2x2-standard', () => {
   });
 });
 
+describe('schedule: the mini-batch the allocation proves fits', () => {
+  // tiny-gpt, batch 4096, megatron on 2x2: the minibatch pass estimates 170 samples fit, but
+  // the allocated buffers of 170 take 5.64 MiB of the 4 MiB.
+  const opts: CompileOptions = { hw: 'hecaton-2x2-standard', strategy: 'megatron', batch: 4096 };
+
+  it('takes the largest smaller mini-batch whose allocation fits, and says so', () => {
+    const c = compile('models/tiny-gpt.gy', opts);
+    const set = programsOf(c.module)!;
+    const cap = c.target.die.activationBufferBytes;
+    expect(set.peak.activation).toBeLessThanOrEqual(cap);
+    const size = set.minibatch.size;
+    expect(size).toBeLessThan(170);
+    expect(c.module.notes['minibatch.size']).toBe(size);
+    expect(c.module.notes['minibatch.count']).toBe(Math.ceil(4096 / size));
+    expect(c.passes.find((p) => p.pass === 'schedule')!.reports[0]).toMatch(new RegExp(`^mini-batch 170 needs .* more than 4.00 MiB: mini-batch ${size} \\(\\d+ mini-batches\\) is the largest that fits$`));
+    // One sample more overflows: it is the largest.
+    expect(buildPrograms(c.module, c.target, c.strategy, true, size + 1).peak.activation).toBeGreaterThan(cap);
+  });
+
+  it('keeps a mini-batch the user chose, overflow and all', () => {
+    const c = compile('models/tiny-gpt.gy', { ...opts, pipeline: 'train,fuse,minibatch{size=170},tile2d,collectives,schedule' });
+    expect(programsOf(c.module)!.minibatch.size).toBe(170);
+    expect(c.module.notes['schedule.sram_ok']).toBe(false);
+  });
+});
+
 describe('schedule: invariants on fixed cases', () => {
   it('tiny-gpt with Adam: moments are read and written beside their weights', () => {
     const r = programs('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard', optimizer: 'adam' });

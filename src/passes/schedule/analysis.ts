@@ -183,10 +183,11 @@ function chooseWrites(m: Module, slots: ReadonlyMap<Op, Slot>, specs: SpecCache,
   return writes;
 }
 
-export function analyse(m: Module, target: Target): Analysis {
+/** `minibatch`: samples per mini-batch; by default the minibatch pass's choice. */
+export function analyse(m: Module, target: Target, minibatch?: number): Analysis {
   const grid = gridOf(target, m);
   const batch = (m.notes['minibatch.batch'] as number | undefined) ?? m.inputs[0]?.type.shape[0] ?? 1;
-  const size = Math.min(batch, (m.notes['minibatch.size'] as number | undefined) ?? batch);
+  const size = Math.min(batch, minibatch ?? (m.notes['minibatch.size'] as number | undefined) ?? batch);
   const count = Math.ceil(batch / size);
   const batched = activationValues(m);
   const slots = assignSlots(m, batched);

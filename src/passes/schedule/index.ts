@@ -71,11 +71,46 @@ function checkVectorOps(set: ProgramSet, target: Target): void {
 }
 
 /**
+ * The programs at the minibatch pass's mini-batch, or — when their allocated activations
+ * overflow the buffer and that size was the pass's own estimate, not the user's — at the
+ * largest smaller mini-batch whose allocation fits (found by bisection; the peak grows with
+ * the mini-batch). The minibatch pass sizes each op's footprint alone; the allocator also
+ * keeps what neighbouring ops hold live and the next mini-batch's prefetched inputs (§III-B a),
+ * so its estimate can be too large a mini-batch. When no size fits, the estimate stands and
+ * the overflow is reported.
+ */
+function fitMinibatch(m: Module, target: Target, strategy: Strategy, overlap: boolean, capacity: number, report: (line: string) => void): ProgramSet {
+  const first = buildPrograms(m, target, strategy, overlap);
+  const planned = first.minibatch.size;
+  if (first.peak.activation <= capacity || planned <= 1 || m.notes['minibatch.forced'] === true) return first;
+  let best: ProgramSet | null = null;
+  let [lo, hi] = [1, planned - 1];
+  while (lo <= hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    const trial = buildPrograms(m, target, strategy, overlap, mid);
+    if (trial.peak.activation <= capacity) {
+      best = trial;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  if (best === null) return first;
+  const { size, count } = best.minibatch;
+  Object.assign(m.notes, { 'minibatch.size': size, 'minibatch.count': count, 'minibatch.sram_ok': true });
+  report(
+    `mini-batch ${planned} needs ${bytes(first.peak.activation)} of activation buffer once allocated, more than ${bytes(capacity)}: ` +
+      `mini-batch ${size} (${count} mini-batches) is the largest that fits`,
+  );
+  return best;
+}
+
+/**
  * `overlap: false` is the ablation of §III-B a: DRAM traffic and on-package work no longer
  * overlap (serializeDram), in every loop and between stages.
  */
-export function buildPrograms(m: Module, target: Target, strategy: Strategy, overlap = true): ProgramSet {
-  const a = analyse(m, target);
+export function buildPrograms(m: Module, target: Target, strategy: Strategy, overlap = true, minibatch?: number): ProgramSet {
+  const a = analyse(m, target, minibatch);
   const b = new Builder(a, target, strategy);
   for (const stage of a.stages) b.top.push(...new StageEmitter(b, stage).run());
   if (!overlap) serializeDram(b.top, null);
@@ -92,10 +127,10 @@ export const schedule: Pass = {
   requires: ['collectives.count'],
   establishes: ['schedule.programs'],
   run(m, ctx, options) {
-    const set = buildPrograms(m, ctx.target, ctx.strategy, options.overlap as boolean);
+    const cap = bufferCapacity(ctx.target);
+    const set = fitMinibatch(m, ctx.target, ctx.strategy, options.overlap as boolean, cap.activation, (line) => ctx.report('schedule', line));
     checkVectorOps(set, ctx.target);
     PROGRAMS.set(m, set);
-    const cap = bufferCapacity(ctx.target);
     const { activation, weight } = set.peak;
     const ok = activation <= cap.activation && weight <= cap.weight;
     Object.assign(m.notes, {
