@@ -326,9 +326,13 @@ function placeDies(src: YamlSource, hw: HardwareData, extra: readonly DieSpec[])
   const lookup = (name: string, path: FieldPath): DieSpec => {
     const hit = named.get(name) ?? extra.find((d) => d.name === name);
     if (hit) return hit;
-    if (name === hw.die.name) return dieSpecOf(hw.die);
-    const bundledDie = bundledData('dies', name);
-    if (bundledDie) return dieSpecOf(bundledDie as DieData);
+    const data = name === hw.die.name ? hw.die : (bundledData('dies', name) as DieData | undefined);
+    if (data) {
+      // One spec per name, so every die of the type shares it.
+      const spec = dieSpecOf(data);
+      named.set(name, spec);
+      return spec;
+    }
     const known = [...named.keys(), ...extra.map((d) => d.name), hw.die.name, ...bundledNames('dies')];
     throw fail(src, path, `unknown die type '${name}' (known: ${[...new Set(known)].join(', ')})`);
   };

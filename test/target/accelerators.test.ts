@@ -3,7 +3,10 @@
 // pe-array; broken plugins fail with one line; a heterogeneous package balances work by
 // throughput, simulates faster than an all-slow one and still computes the model.
 
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { simulate } from '../../src/backend/timing/simulate.js';
 import { compile } from '../../src/compile.js';
 import { GygesError } from '../../src/diagnostics/diagnostic.js';
@@ -14,6 +17,14 @@ import { wholeUnits } from '../../src/passes/balance.js';
 import { verify } from '../../src/backend/functional/verify.js';
 
 const DATA = 'test/data/accelerators';
+const tmp = mkdtempSync(join(tmpdir(), 'gyges-accelerators-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function hwFile(name: string, text: string): string {
+  const file = join(tmp, name);
+  writeFileSync(file, text);
+  return file;
+}
 /** A compute-bound case: one wide GPT-style layer, 48 heads, on 2×2 dies. */
 const WIDE = { set: { layers: 1, h: 3072, heads: 48 }, batch: 8, seq: 256 } as const;
 
@@ -136,10 +147,22 @@ describe('a heterogeneous package', () => {
     expect(r.ok).toBe(true);
   }, 60_000);
 
-  it('lays out die types row by row, and refuses a layout of the wrong size', async () => {
+  it('lays out die types row by row, and refuses a layout it cannot place', () => {
     const t = loadTarget(`${DATA}/half-fast-4x4.yaml`);
     expect(t.dieTypes.map((d) => d.name)).toEqual(['fast', 'slow']);
     expect(t.layout).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]);
     expect(t.dieTypes[0]!.macs).toBe(8192);
+    // Names of the file's die and of bundled dies are types too, one spec per name.
+    const mixed = loadTarget(hwFile('mixed.yaml', 'base: hecaton-2x2-standard\ndie_types: {fast: {macs: 8192}}\nlayout: ["fast hecaton", [hecaton, fast]]\n'));
+    expect(mixed.dieTypes.map((d) => d.name)).toEqual(['fast', 'hecaton']);
+    expect(mixed.layout).toEqual([0, 1, 1, 0]);
+    const bad: [string, RegExp][] = [
+      ['layout: [hecaton]\n', /:2:9: error GY4001: layout must have one entry per row of dies \(2\), got 1/],
+      ['layout: [hecaton, "hecaton nope"]\n', /:2:19: error GY4001: unknown die type 'nope'/],
+      ['layout: [hecaton, [hecaton, hecaton, hecaton]]\n', /error GY4001: layout\[1\] must name one die type for the whole row or one per die \(2\), got 3/],
+      ['die_types: {sys: systolic-bf16}\nlayout: [hecaton, sys]\n', /error GY4001: die types 'hecaton' and 'systolic-bf16' differ in precision/],
+      ['die_types: {fast: {macs: 8192}}\n', /error GY4001: die_types needs a layout/],
+    ];
+    for (const [text, message] of bad) expect(() => loadTarget(hwFile('bad.yaml', `base: hecaton-2x2-standard\n${text}`))).toThrow(message);
   });
 });
