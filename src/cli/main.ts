@@ -16,15 +16,20 @@ import { runCompare, runSimulate, type CompareFlags, type SimulateFlags } from '
 import { runVerify, VerificationFailed, type VerifyFlags } from './verify-command.js';
 import { runInspect, type InspectFlags } from './inspect-command.js';
 import { bytes, si, table } from '../util/format.js';
+import { terminalProgress } from './progress.js';
+import { NO_PROGRESS, type Progress } from '../util/progress.js';
 
 export interface CliIO {
   out(text: string): void;
   err(text: string): void;
+  /** A progress bar named `name` for a long command; none when absent. */
+  progress?(name: string): Progress;
 }
 
 const processIO: CliIO = {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
+  progress: (name) => terminalProgress(name),
 };
 
 /** Run the CLI on `argv` (without node and script); resolves to the exit code. */
@@ -124,6 +129,7 @@ function json(value: unknown): string {
 // -- commands ---------------------------------------------------------------------------
 
 function buildProgram(io: CliIO): Command {
+  const bar = (name: string): Progress => io.progress?.(name) ?? NO_PROGRESS;
   const program = new Command('gyges')
     .description('Compile transformer models to per-die programs for chiplet packages.')
     .exitOverride()
@@ -155,7 +161,7 @@ function buildProgram(io: CliIO): Command {
     .option('-o, --out <DIR>', 'write one program per die (die-I-J.json and .txt) and manifest.json into DIR (with --emit: the file to write)')
     .addOption(new Option('--emit <FORMAT>', 'print the IR graph after the last pass that ran instead: dot is Graphviz, fusion groups as clusters').choices(['dot']))
     .action((model: string, flags: ModelFlags & CompileFlags) => {
-      io.out(runCompile(model, flags, loadOptions(flags)));
+      io.out(runCompile(model, flags, loadOptions(flags), bar('compile')));
     });
 
   program
@@ -174,7 +180,7 @@ function buildProgram(io: CliIO): Command {
     .option('--trace <FILE>', 'write a Chrome-trace / Perfetto JSON timeline: one track group per die')
     .option('--no-extrapolate', 'simulate every loop iteration instead of jumping over repeating ones (same results, slower)')
     .action((model: string, flags: ModelFlags & SimulateFlags) => {
-      io.out(runSimulate(model, flags, loadOptions(flags), (line) => io.err(`${line}\n`)));
+      io.out(runSimulate(model, flags, loadOptions(flags), (line) => io.err(`${line}\n`), bar('simulate')));
     });
 
   withModelFlags(program.command('verify').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
@@ -196,7 +202,7 @@ function buildProgram(io: CliIO): Command {
     .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
     .option('--json', 'print one JSON object')
     .action((model: string, flags: ModelFlags & CompareFlags) => {
-      io.out(runCompare(model, flags, loadOptions(flags)));
+      io.out(runCompare(model, flags, loadOptions(flags), bar('compare')));
     });
 
   program
@@ -241,8 +247,8 @@ function buildProgram(io: CliIO): Command {
     .option('--json', 'print one JSON object: {"experiment": NAME, "rows": [...]}')
     .option('-o, --out <DIR>', 'write NAME.csv and NAME.svg into DIR')
     .action(async (name: string, flags: { json?: boolean; out?: string }) => {
-      const { runExperiment, terminalProgress } = await import('./experiment-command.js');
-      io.out(await runExperiment(name, flags, terminalProgress(name)));
+      const { runExperiment } = await import('./experiment-command.js');
+      io.out(await runExperiment(name, flags, bar(name)));
     });
 
   return program;
