@@ -15,6 +15,7 @@ import { runCompile, type CompileFlags } from './compile-command.js';
 import { runCompare, runSimulate, type CompareFlags, type SimulateFlags } from './simulate-command.js';
 import { runVerify, VerificationFailed, type VerifyFlags } from './verify-command.js';
 import { runInspect, type InspectFlags } from './inspect-command.js';
+import type { ReportFlags } from './report-command.js';
 import { bytes, si, table } from '../util/format.js';
 import { terminalProgress } from './progress.js';
 import { NO_PROGRESS, type Progress } from '../util/progress.js';
@@ -203,6 +204,20 @@ function buildProgram(io: CliIO): Command {
     .option('--json', 'print one JSON object')
     .action((model: string, flags: ModelFlags & CompareFlags) => {
       io.out(runCompare(model, flags, loadOptions(flags), bar('compare')));
+    });
+
+  // Loaded on use, like experiment: the charting library is large.
+  withModelFlags(program.command('report').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
+    .description('Compile and simulate a model under every strategy and write one self-contained HTML report: charts of latency and energy per block, SRAM and link heatmaps, the pass pipeline, a timeline.')
+    .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
+    .addOption(new Option('--strategy <S>', 'the strategy shown in detail (all are compared)').choices([...STRATEGIES]).default('hecaton'))
+    .addOption(new Option('--mode <M>', 'train adds backward and update; inference compiles forward only').choices(['train', 'inference']))
+    .addOption(new Option('--optimizer <O>', 'weight update of training').choices(['sgd', 'adam']))
+    .option('--pipeline <TEXT>', `passes to run, e.g. '${DEFAULT_PIPELINE}'`)
+    .requiredOption('-o, --out <FILE>', 'the HTML file to write')
+    .action(async (model: string, flags: ModelFlags & ReportFlags) => {
+      const { runReport } = await import('./report-command.js');
+      io.out(await runReport(model, flags, loadOptions(flags), bar('report')));
     });
 
   program

@@ -12,7 +12,7 @@ import { ChromeTrace } from '../backend/timing/trace.js';
 import { programsOf } from '../passes/schedule/index.js';
 import { STRATEGIES, type Strategy } from '../passes/pass.js';
 import { NO_PROGRESS, type Progress } from '../util/progress.js';
-import { bytes, table } from '../util/format.js';
+import { bytes, joules, seconds, table } from '../util/format.js';
 import { writeAtomically } from '../util/files.js';
 
 export interface SimulateFlags {
@@ -161,19 +161,6 @@ export function formatReport(r: SimulationReport): string {
     rows.push([k, String(g.n), seconds(g.compute), seconds(g.lat), seconds(g.trans), seconds(g.core), seconds(g.dram)]);
   }
   return `${summary}\n\n${table(rows)}\n`;
-}
-
-function seconds(s: number): string {
-  if (s === 0) return '0 s';
-  if (s >= 1) return `${s.toFixed(3)} s`;
-  if (s >= 1e-3) return `${(s * 1e3).toFixed(3)} ms`;
-  return `${(s * 1e6).toFixed(3)} µs`;
-}
-
-function joules(j: number): string {
-  if (j >= 1) return `${j.toFixed(3)} J`;
-  if (j >= 1e-3) return `${(j * 1e3).toFixed(3)} mJ`;
-  return `${(j * 1e6).toFixed(3)} µJ`;
 }
 
 function ratio(x: number): string {
