@@ -11,6 +11,7 @@ import { parsePipeline } from './passes/pipeline.js';
 import { atDiePrecision } from './passes/precision.js';
 import { loadTarget } from './target/load.js';
 import type { Target } from './target/target.js';
+import type { Progress } from './util/progress.js';
 
 export interface CompileOptions extends LoadOptions {
   /** A preset name, a hardware file, or a loaded target. */
@@ -21,6 +22,8 @@ export interface CompileOptions extends LoadOptions {
   /** A pipeline in text form; default: the registered default pipeline. */
   readonly pipeline?: string | undefined;
   readonly hooks?: PassHooks | undefined;
+  /** Told how many passes will run once the pipeline is known (`add`), then `tick`ed after each. */
+  readonly progress?: Progress | undefined;
 }
 
 export interface Compilation {
@@ -38,6 +41,20 @@ export function compile(model: string | Module, opts: CompileOptions): Compilati
   if (atDiePrecision(module, target) > 0) verifyModule(module, 'precision');
   const strategy = opts.strategy ?? 'hecaton';
   const steps = opts.pipeline !== undefined ? parsePipeline(opts.pipeline, PASSES) : defaultPipeline({ mode: opts.mode, optimizer: opts.optimizer });
-  const passes = runPipeline(module, steps, { target, strategy }, opts.hooks);
+  const passes = runPipeline(module, steps, { target, strategy }, withProgress(opts.hooks, steps.map((s) => s.pass.name), opts.progress));
   return { module, target, strategy, passes };
+}
+
+/** The hooks, also ticking `progress` after every pass (as many as will run: up to stopAfter). */
+function withProgress(hooks: PassHooks | undefined, names: readonly string[], progress: Progress | undefined): PassHooks | undefined {
+  if (progress === undefined) return hooks;
+  const last = hooks?.stopAfter === undefined ? -1 : names.indexOf(hooks.stopAfter);
+  progress.add(last >= 0 ? last + 1 : names.length);
+  return {
+    ...hooks,
+    afterPass(m, record) {
+      hooks?.afterPass?.(m, record);
+      if (record.index >= 0) progress.tick(record.pass);
+    },
+  };
 }

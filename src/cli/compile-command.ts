@@ -15,6 +15,7 @@ import { printModule } from '../ir/print.js';
 import type { PassRecord } from '../passes/manager.js';
 import { bufferCapacity, describeTarget, type Target } from '../target/target.js';
 import { bytes } from '../util/format.js';
+import { NO_PROGRESS, type Progress } from '../util/progress.js';
 import { programsOf } from '../passes/schedule/index.js';
 import { writePrograms } from '../backend/write.js';
 import { moduleToDot } from '../inspect/dot.js';
@@ -39,7 +40,7 @@ export interface CompileFlags {
 }
 
 /** Runs the compile; returns the text for stdout. */
-export function runCompile(model: string, flags: CompileFlags, load: Pick<CompileOptions, 'batch' | 'seq' | 'set' | 'inputShapes'>): string {
+export function runCompile(model: string, flags: CompileFlags, load: Pick<CompileOptions, 'batch' | 'seq' | 'set' | 'inputShapes'>, progress: Progress = NO_PROGRESS): string {
   const printed: string[] = [];
   const dumps: { file: string; text: string }[] = [];
   const printAfter = new Set(flags.printAfter ?? []);
@@ -50,15 +51,23 @@ export function runCompile(model: string, flags: CompileFlags, load: Pick<Compil
     if (wanted) printed.push(`// ----- IR after ${r.pass} -----\n${text}`);
     if (flags.dumpDir) dumps.push({ file: `${String(r.index + 1).padStart(2, '0')}-${r.pass}.gyir`, text });
   };
-  const c = compile(model, {
-    ...load,
-    hw: flags.hw,
-    strategy: flags.strategy,
-    mode: flags.mode,
-    optimizer: flags.optimizer,
-    pipeline: flags.pipeline,
-    hooks: { afterPass, stopAfter: flags.stopAfter, verifyEach: flags.verifyEach ?? false },
-  });
+  // Progress: one step per pass.
+  progress.start(0);
+  let c: Compilation;
+  try {
+    c = compile(model, {
+      ...load,
+      hw: flags.hw,
+      strategy: flags.strategy,
+      mode: flags.mode,
+      optimizer: flags.optimizer,
+      pipeline: flags.pipeline,
+      hooks: { afterPass, stopAfter: flags.stopAfter, verifyEach: flags.verifyEach ?? false },
+      progress,
+    });
+  } finally {
+    progress.stop();
+  }
   if (flags.emit && !flags.out && (flags.printIr || flags.printAfterAll || printAfter.size)) {
     throw error('GY9001', `--emit ${flags.emit} prints to stdout, and so do --print-ir and --print-after*: give --emit a file with -o FILE`);
   }

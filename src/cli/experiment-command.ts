@@ -5,10 +5,9 @@
 import { mkdirSync } from 'node:fs';
 import { writeAtomically } from '../util/files.js';
 import { join } from 'node:path';
-import cliProgress from 'cli-progress';
 import { error } from '../diagnostics/diagnostic.js';
 import { findExperiment, runTasks, type Progress } from '../experiments/index.js';
-import { NO_PROGRESS } from '../experiments/experiment.js';
+import { NO_PROGRESS } from '../util/progress.js';
 import { toCsv, toSvg, toTable } from '../experiments/output.js';
 
 export interface ExperimentFlags {
@@ -31,19 +30,3 @@ export async function runExperiment(name: string, flags: ExperimentFlags, progre
   }
   return flags.json ? `${JSON.stringify({ experiment: e.name, rows }, null, 2)}\n` : toTable(e, rows);
 }
-
-/** A progress bar on stderr when it is a terminal; nothing otherwise (pipes, CI, tests). */
-export function terminalProgress(name: string, stream: NodeJS.WriteStream = process.stderr): Progress {
-  if (!stream.isTTY) return NO_PROGRESS;
-  const bar = new cliProgress.SingleBar(
-    { stream, format: `${name} [{bar}] {value}/{total} {label}`, hideCursor: true, clearOnComplete: true, barsize: 24 },
-    cliProgress.Presets.shades_classic,
-  );
-  let done = 0;
-  return {
-    start: (total) => bar.start(total, 0, { label: '' }),
-    tick: (label) => bar.update(++done, { label }),
-    stop: () => bar.stop(),
-  };
-}
-

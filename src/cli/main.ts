@@ -16,16 +16,22 @@ import { runCompile, type CompileFlags } from './compile-command.js';
 import { runCompare, runSimulate, type CompareFlags, type SimulateFlags } from './simulate-command.js';
 import { runVerify, VerificationFailed, type VerifyFlags } from './verify-command.js';
 import { runInspect, type InspectFlags } from './inspect-command.js';
+import type { ReportFlags } from './report-command.js';
 import { bytes, si, table } from '../util/format.js';
+import { terminalProgress } from './progress.js';
+import { NO_PROGRESS, type Progress } from '../util/progress.js';
 
 export interface CliIO {
   out(text: string): void;
   err(text: string): void;
+  /** A progress bar named `name` for a long command; none when absent. */
+  progress?(name: string): Progress;
 }
 
 const processIO: CliIO = {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
+  progress: (name) => terminalProgress(name),
 };
 
 /** Run the CLI on `argv` (without node and script); resolves to the exit code. */
@@ -146,6 +152,7 @@ function json(value: unknown): string {
 // -- commands ---------------------------------------------------------------------------
 
 function buildProgram(io: CliIO): Command {
+  const bar = (name: string): Progress => io.progress?.(name) ?? NO_PROGRESS;
   const program = new Command('gyges')
     .description('Compile transformer models to per-die programs for chiplet packages.')
     .exitOverride()
@@ -178,7 +185,7 @@ function buildProgram(io: CliIO): Command {
     .option('-o, --out <DIR>', 'write one program per die (die-I-J.json and .txt) and manifest.json into DIR (with --emit: the file to write)')
     .addOption(new Option('--emit <FORMAT>', 'print the IR graph after the last pass that ran instead: dot is Graphviz, fusion groups as clusters').choices(['dot']))
     .action(async (model: string, flags: ModelFlags & CompileFlags & HwFlags) => {
-      io.out(runCompile(model, await resolveHw(flags), loadOptions(flags)));
+      io.out(runCompile(model, await resolveHw(flags), loadOptions(flags), bar('compile')));
     });
 
   program
@@ -198,7 +205,7 @@ function buildProgram(io: CliIO): Command {
     .option('--trace <FILE>', 'write a Chrome-trace / Perfetto JSON timeline: one track group per die')
     .option('--no-extrapolate', 'simulate every loop iteration instead of jumping over repeating ones (same results, slower)')
     .action(async (model: string, flags: ModelFlags & SimulateFlags & HwFlags) => {
-      io.out(runSimulate(model, await resolveHw(flags), loadOptions(flags), (line) => io.err(`${line}\n`)));
+      io.out(runSimulate(model, await resolveHw(flags), loadOptions(flags), (line) => io.err(`${line}\n`), bar('simulate')));
     });
 
   withModelFlags(program.command('verify').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
@@ -222,7 +229,22 @@ function buildProgram(io: CliIO): Command {
     .option('--accelerator <FILE>', ACCELERATOR_HELP, collectFiles, [])
     .option('--json', 'print one JSON object')
     .action(async (model: string, flags: ModelFlags & CompareFlags & HwFlags) => {
-      io.out(runCompare(model, await resolveHw(flags), loadOptions(flags)));
+      io.out(runCompare(model, await resolveHw(flags), loadOptions(flags), bar('compare')));
+    });
+
+  // Loaded on use, like experiment: the charting library is large.
+  withModelFlags(program.command('report').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
+    .description('Compile and simulate a model under every strategy and write one self-contained HTML report: charts of latency and energy per block, SRAM and link heatmaps, the pass pipeline, a timeline.')
+    .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
+    .option('--accelerator <FILE>', ACCELERATOR_HELP, collectFiles, [])
+    .addOption(new Option('--strategy <S>', 'the strategy shown in detail (all are compared)').choices([...STRATEGIES]).default('hecaton'))
+    .addOption(new Option('--mode <M>', 'train adds backward and update; inference compiles forward only').choices(['train', 'inference']))
+    .addOption(new Option('--optimizer <O>', 'weight update of training').choices(['sgd', 'adam']))
+    .option('--pipeline <TEXT>', `passes to run, e.g. '${DEFAULT_PIPELINE}'`)
+    .requiredOption('-o, --out <FILE>', 'the HTML file to write')
+    .action(async (model: string, flags: ModelFlags & ReportFlags & HwFlags) => {
+      const { runReport } = await import('./report-command.js');
+      io.out(await runReport(model, await resolveHw(flags), loadOptions(flags), bar('report')));
     });
 
   program
@@ -268,8 +290,8 @@ function buildProgram(io: CliIO): Command {
     .option('--json', 'print one JSON object: {"experiment": NAME, "rows": [...]}')
     .option('-o, --out <DIR>', 'write NAME.csv and NAME.svg into DIR')
     .action(async (name: string, flags: { json?: boolean; out?: string }) => {
-      const { runExperiment, terminalProgress } = await import('./experiment-command.js');
-      io.out(await runExperiment(name, flags, terminalProgress(name)));
+      const { runExperiment } = await import('./experiment-command.js');
+      io.out(await runExperiment(name, flags, bar(name)));
     });
 
   return program;

@@ -4,14 +4,16 @@
 
 import { statSync } from 'node:fs';
 import { compile, type CompileOptions } from '../compile.js';
-import { error, GygesError } from '../diagnostics/diagnostic.js';
+import { compareStrategies, type StrategyRun } from '../backend/timing/compare.js';
+import { error } from '../diagnostics/diagnostic.js';
 import { simulateCompiled, simulateFolder, type SimulationReport } from '../backend/timing/simulate.js';
 import { loadTarget } from '../target/load.js';
 import type { Target } from '../target/target.js';
 import { ChromeTrace } from '../backend/timing/trace.js';
 import { programsOf } from '../passes/schedule/index.js';
 import { STRATEGIES, type Strategy } from '../passes/pass.js';
-import { bytes, table } from '../util/format.js';
+import { NO_PROGRESS, type Progress } from '../util/progress.js';
+import { bytes, joules, seconds, table } from '../util/format.js';
 import { writeAtomically } from '../util/files.js';
 
 export interface SimulateFlags {
@@ -26,15 +28,24 @@ export interface SimulateFlags {
 
 type Load = Pick<CompileOptions, 'batch' | 'seq' | 'set' | 'inputShapes'>;
 
-export function runSimulate(model: string, flags: SimulateFlags, load: Load, warn: (line: string) => void): string {
+/** Progress: one step per pass, and one for the simulation. */
+export function runSimulate(model: string, flags: SimulateFlags, load: Load, warn: (line: string) => void, progress: Progress = NO_PROGRESS): string {
   // A folder written by `gyges compile -o` is simulated from its files, as compiled.
   const folder = isDirectory(model);
-  const c = folder ? null : compile(model, { ...load, hw: flags.hw, strategy: flags.strategy });
-  const target = c ? c.target : (typeof flags.hw === 'string' ? loadTarget(flags.hw) : flags.hw);
-  const set = c ? programsOf(c.module) : undefined;
-  const trace = flags.trace === undefined ? undefined : new ChromeTrace(set ? set.dies().map((d) => [d.i, d.j] as const) : dieGrid(target.package.rows, target.package.cols));
-  const opts = { trace, steady: flags.extrapolate !== false };
-  const report = c ? simulateCompiled(c, opts) : simulateFolder(model, target, opts);
+  let report: SimulationReport;
+  let trace: ChromeTrace | undefined;
+  progress.start(1);
+  try {
+    const c = folder ? null : compile(model, { ...load, hw: flags.hw, strategy: flags.strategy, progress });
+    const target = c ? c.target : typeof flags.hw === 'string' ? loadTarget(flags.hw) : flags.hw;
+    const set = c ? programsOf(c.module) : undefined;
+    trace = flags.trace === undefined ? undefined : new ChromeTrace(set ? set.dies().map((d) => [d.i, d.j] as const) : dieGrid(target.package.rows, target.package.cols));
+    const opts = { trace, steady: flags.extrapolate !== false };
+    report = c ? simulateCompiled(c, opts) : simulateFolder(model, target, opts);
+    progress.tick('simulate');
+  } finally {
+    progress.stop();
+  }
   if (trace && flags.trace !== undefined) {
     writeAtomically(flags.trace, JSON.stringify(trace.toJSON()));
     if (trace.truncated > 0) warn(`warning: the trace holds its first ${trace.toJSON().traceEvents.length} events; ${trace.truncated} more were not recorded`);
@@ -48,23 +59,15 @@ export interface CompareFlags {
   json?: boolean;
 }
 
-export interface CompareRow {
-  readonly strategy: Strategy;
-  readonly report: SimulationReport | null;
-  /** Why the strategy cannot run on this package (e.g. Optimus on a non-square grid). */
-  readonly error: string | null;
-}
-
 /** Every strategy on one model and package, latency and energy normalised to hecaton. */
-export function runCompare(model: string, flags: CompareFlags, load: Load): string {
-  const rows: CompareRow[] = STRATEGIES.map((strategy) => {
-    try {
-      return { strategy, report: simulateCompiled(compile(model, { ...load, hw: flags.hw, strategy })), error: null };
-    } catch (e) {
-      if (e instanceof GygesError && e.code === 'GY3003') return { strategy, report: null, error: e.message };
-      throw e;
-    }
-  });
+export function runCompare(model: string, flags: CompareFlags, load: Load, progress: Progress = NO_PROGRESS): string {
+  let rows: StrategyRun[];
+  progress.start(STRATEGIES.length);
+  try {
+    rows = compareStrategies(model, { ...load, hw: flags.hw }, { progress });
+  } finally {
+    progress.stop();
+  }
   const base = rows.find((r) => r.strategy === 'hecaton')?.report;
   if (!base) throw error('GY3003', rows.find((r) => r.strategy === 'hecaton')?.error ?? 'hecaton cannot run on this package');
   if (flags.json) {
@@ -161,19 +164,6 @@ export function formatReport(r: SimulationReport): string {
     rows.push([k, String(g.n), seconds(g.compute), seconds(g.lat), seconds(g.trans), seconds(g.core), seconds(g.dram)]);
   }
   return `${summary}\n\n${table(rows)}\n`;
-}
-
-function seconds(s: number): string {
-  if (s === 0) return '0 s';
-  if (s >= 1) return `${s.toFixed(3)} s`;
-  if (s >= 1e-3) return `${(s * 1e3).toFixed(3)} ms`;
-  return `${(s * 1e6).toFixed(3)} µs`;
-}
-
-function joules(j: number): string {
-  if (j >= 1) return `${j.toFixed(3)} J`;
-  if (j >= 1e-3) return `${(j * 1e3).toFixed(3)} mJ`;
-  return `${(j * 1e6).toFixed(3)} µJ`;
 }
 
 function ratio(x: number): string {

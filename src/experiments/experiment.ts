@@ -4,6 +4,9 @@
 // CSV's columns). Rows are plain records in a fixed order, so output is deterministic.
 
 import type { TopLevelSpec } from 'vega-lite';
+import { NO_PROGRESS, type Progress } from '../util/progress.js';
+
+export { NO_PROGRESS, type Progress };
 
 export type Cell = string | number | boolean | null;
 export type Row = Readonly<Record<string, Cell>>;
@@ -24,15 +27,6 @@ export interface Experiment {
   /** A Vega-Lite spec of the chart, its data inline. */
   chart(rows: readonly Row[]): TopLevelSpec;
 }
-
-/** Called before the first task (total) and after each (done, label). */
-export interface Progress {
-  start(total: number): void;
-  tick(label: string): void;
-  stop(): void;
-}
-
-export const NO_PROGRESS: Progress = { start: () => {}, tick: () => {}, stop: () => {} };
 
 export function runTasks(e: Experiment, progress: Progress = NO_PROGRESS): Row[] {
   const tasks = e.tasks();

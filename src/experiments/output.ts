@@ -1,10 +1,9 @@
 // An experiment's rows as a CSV file, a chart and a printed table. The chart is the
-// experiment's Vega-Lite spec compiled to Vega and rendered headless (no DOM, no canvas) to SVG.
+// experiment's Vega-Lite spec rendered headless to SVG (src/util/vega.ts).
 
-import * as vega from 'vega';
-import { compile as compileVegaLite } from 'vega-lite';
 import type { Cell, Experiment, Row } from './experiment.js';
 import { table } from '../util/format.js';
+import { vegaLiteToSvg } from '../util/vega.js';
 
 function columns(rows: readonly Row[]): string[] {
   const out: string[] = [];
@@ -24,13 +23,7 @@ export function toCsv(rows: readonly Row[]): string {
 }
 
 export async function toSvg(e: Experiment, rows: readonly Row[]): Promise<string> {
-  const spec = compileVegaLite(e.chart(rows)).spec;
-  const view = new vega.View(vega.parse(spec), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
+  return vegaLiteToSvg(e.chart(rows));
 }
 
 /** Numbers to four significant digits (shares as percentages), booleans as yes/no. */

@@ -25,6 +25,21 @@ export function bytes(n: number): string {
   return i === 0 ? `${x} B` : `${x.toFixed(2)} ${units[i]}`;
 }
 
+/** 0.0123 -> "12.300 ms": seconds in s, ms or µs. */
+export function seconds(s: number): string {
+  if (s === 0) return '0 s';
+  if (s >= 1) return `${s.toFixed(3)} s`;
+  if (s >= 1e-3) return `${(s * 1e3).toFixed(3)} ms`;
+  return `${(s * 1e6).toFixed(3)} µs`;
+}
+
+/** 0.5 -> "500.000 mJ": joules in J, mJ or µJ. */
+export function joules(j: number): string {
+  if (j >= 1) return `${j.toFixed(3)} J`;
+  if (j >= 1e-3) return `${(j * 1e3).toFixed(3)} mJ`;
+  return `${(j * 1e6).toFixed(3)} µJ`;
+}
+
 /** Columns separated by two spaces; the first left-aligned, the others right-aligned unless `left`. */
 export function table(rows: readonly (readonly string[])[], left = false): string {
   const widths: number[] = [];

@@ -439,7 +439,7 @@ function collectiveNumbers(ins: CollectiveInstr, target: Target): CollectiveNumb
  * III's backward columns do; update-phase all-reduces synchronise the gradients of replicated
  * parameters (biases, norm scales) and stay in the update with the optimizer's own work.
  */
-function accountedPhase(ins: Instruction): Phase {
+export function accountedPhase(ins: Instruction): Phase {
   return ins.phase === 'update' && ins.kind === 'collective' && ins.op === 'reduce_scatter' ? 'bwd' : ins.phase;
 }
 
@@ -1229,7 +1229,7 @@ class Executor {
 }
 
 /** The link direction a collective on these grid axes drives (rings run east and south). */
-function linkName(axis: string): string {
+export function linkName(axis: string): string {
   return axis === 'c' ? 'east (row ring)' : axis === 'r' ? 'south (column ring)' : 'ring over all dies';
 }
 
