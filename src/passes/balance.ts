@@ -69,6 +69,7 @@ function computeBalance(target: Target, heads: number | null): Balance {
   const { rows: R, cols: C } = target.package;
   const even: Grid = { rows: R, cols: C };
   if (target.dieTypes.length === 1) return { grid: even, note: null };
+  if (target.balance === 'even') return { grid: even, note: 'work split evenly over the die types (balance: even)' };
   const rates = target.dieTypes.map((d) => dieThroughput(dieCostModel(d)));
   const T = (i: number, j: number) => rates[target.layout[i * C + j]!]!;
   const rowRate = Array.from({ length: R }, (_, i) => T(i, 0));

@@ -305,7 +305,7 @@ function loadHardwareFile(file: string, extra: readonly DieSpec[]): Target {
     if (top.die_types !== undefined) throw fail(src, ['die_types'], 'die_types needs a layout: a list with one entry per row of dies, naming their types');
     return withAccelerators(buildTarget(hw, file), extra);
   }
-  return buildTarget(hw, file, placeDies(src, hw, extra));
+  return buildTarget(hw, file, { ...placeDies(src, hw, extra), balance: top.balance ?? 'throughput' });
 }
 
 /** The die types a hardware file's `die_types` and `layout` give, and each die's type. */
@@ -502,7 +502,7 @@ export function dieSpecOf(die: DieData, extra: Pick<DieSpec, 'file' | 'custom'> 
   };
 }
 
-function buildTarget(raw: unknown, source: string, placed?: { types: DieSpec[]; layout: number[] }): Target {
+function buildTarget(raw: unknown, source: string, placed?: { types: DieSpec[]; layout: number[]; balance: Target['balance'] }): Target {
   const hw = hardwareSchema.parse(raw);
   const { die, package: pkg, memory: mem } = hw;
   const channels = mem.channels ?? (mem.channels_per_edge_die ?? 1) * 2 * (pkg.rows + pkg.cols);
@@ -514,6 +514,7 @@ function buildTarget(raw: unknown, source: string, placed?: { types: DieSpec[]; 
     die: types[0]!,
     dieTypes: types,
     layout: placed?.layout ?? Array<number>(pkg.rows * pkg.cols).fill(0),
+    balance: placed?.balance ?? 'throughput',
     package: {
       kind: pkg.kind,
       rows: pkg.rows,

@@ -149,6 +149,8 @@ export const memorySchema = fields({
 
 // -- a user's hardware file ---------------------------------------------------------------
 
+export const BALANCES = ['throughput', 'even'] as const;
+
 const reference = (what: string) =>
   z.union([z.string(), z.record(z.string(), z.unknown())], {
     error: `must be a map of ${what} fields or the name of a bundled ${what}`,
@@ -167,6 +169,8 @@ export const hardwareFileSchema = fields({
   memory: reference('memory').optional(),
   die_types: z.record(z.string(), z.unknown(), { error: 'must be a map from a die type name to a bundled die name or a map of die fields' }).optional(),
   layout: z.array(z.unknown(), { error: 'must be a list with one entry per row of dies' }).optional(),
+  /** How a heterogeneous package shares work: by die throughput (default) or evenly. */
+  balance: z.enum(BALANCES, { error: `must be one of ${BALANCES.join(', ')}` }).optional(),
 });
 
 /** A complete hardware description after `base:` and references are resolved. */

@@ -96,6 +96,8 @@ export interface Target {
   readonly dieTypes: readonly DieSpec[];
   /** Per die, row-major: its index in dieTypes. */
   readonly layout: readonly number[];
+  /** How the tiler shares work among die types: in proportion to throughput, or evenly. */
+  readonly balance: 'throughput' | 'even';
   readonly package: PackageSpec;
   readonly memory: MemorySpec;
 }
@@ -152,7 +154,7 @@ export function describeTarget(t: Target): string {
     `  package  ${pkg.kind}, ${pkg.rows}x${pkg.cols} = ${pkg.dies} dies, peak ${num(peakTflops)} TFLOP/s`,
     `           D2D x${link.lanes} at ${num(link.gtpsPerLane)} GT/s = ${num(link.bandwidthBytesPerS / 1e9)} GB/s per direction, ` +
       `alpha ${num(link.alphaS * 1e9)} ns, bypass ${num(link.bypassLatencyFactor)}x alpha, ${num(link.energyPjPerBit)} pJ/bit`,
-    ...(isHeterogeneous(t) ? ['           layout (die types, row by row):', ...grid()] : []),
+    ...(isHeterogeneous(t) ? [`           layout (die types, row by row; work shared by ${t.balance === 'even' ? 'equal shares' : 'throughput'}):`, ...grid()] : []),
     `  memory   ${mem.kind}: ${mem.channels} channels x ${num(mem.channelBandwidthBytesPerS / 1e9)} GB/s = ` +
       `${num(mem.totalBandwidthBytesPerS / 1e9)} GB/s, ${num(mem.energyPjPerBit)} pJ/bit` +
       (mem.capacityBytes === undefined ? '' : `, ${bytes(mem.capacityBytes)}`),
@@ -198,6 +200,7 @@ export function targetToJSON(t: Target): Record<string, unknown> {
       ? {
           die_types: t.dieTypes.map(dieJSON),
           layout: Array.from({ length: pkg.rows }, (_, i) => t.layout.slice(i * pkg.cols, (i + 1) * pkg.cols).map((k) => t.dieTypes[k]!.name)),
+          balance: t.balance,
         }
       : {}),
     package: {

@@ -3,7 +3,7 @@
 // pe-array; broken plugins fail with one line; a heterogeneous package balances work by
 // throughput, simulates faster than an all-slow one and still computes the model.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -138,6 +138,11 @@ describe('a heterogeneous package', () => {
     expect(tile).toContain('work split by die throughput: rows 2:2:1:1, columns even');
     expect(hetero.report.latency_s).toBeLessThan(0.9 * slow.report.latency_s);
     expect(hetero.report.breakdown_s.compute).toBeLessThan(0.8 * slow.report.breakdown_s.compute);
+    // Split evenly instead, the slow dies set the pace: no faster than the all-slow package.
+    const even = simulate('models/gpt3-6.7b.gy', { ...WIDE, hw: hwFile('even.yaml', `${readFileSync(`${DATA}/half-fast-4x4.yaml`, 'utf8')}balance: even\n`) });
+    expect(even.compilation.passes.find((p) => p.pass === 'tile2d')!.reports.join('\n')).toContain('work split evenly over the die types (balance: even)');
+    expect(even.report.latency_s).toBeGreaterThan(0.99 * slow.report.latency_s);
+    expect(hetero.report.latency_s).toBeLessThan(0.9 * even.report.latency_s);
   });
 
   // 48 heads (4 key/value heads) in 192 columns: rows 2:2:1:1 keep 4 or 2 whole heads on every die.
