@@ -97,16 +97,29 @@ function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims
     peak.weight = Math.max(peak.weight, p.header.sram.weightPeak);
   };
   let source: ProgramSource;
-  const shared = cacheVarying(base.shared);
-  if (shared && opts.symmetry !== false) {
+  let settle = (): void => {};
+  const plain = base.shared;
+  if (plain && opts.symmetry !== false) {
     // Every die runs die 0's program but for the varying instructions (the same buffers, so
-    // the same peaks): energy is D times die 0's, corrected by each die's varying part.
+    // the same peaks): energy is D times die 0's, corrected by each die's varying part. The
+    // executor reads every die's varying part once (to colour the dies): each is counted
+    // then, and never kept (a package's worth of them would not fit in memory).
     const first = base.program(0);
     seen(first);
     const D = base.dies.length;
     energy.add(first, D);
-    energy.adjust(shared.varying(0), -1, D);
-    for (let d = 0; d < D; d++) energy.adjust(shared.varying(d), 1);
+    energy.adjust(plain.varying(0), -1, D);
+    const counted = new Uint8Array(D);
+    const count = (d: number) => {
+      const list = plain.varying(d);
+      if (counted[d] === 0) energy.adjust(list, 1);
+      counted[d] = 1;
+      return list;
+    };
+    settle = () => {
+      for (let d = 0; d < D; d++) if (counted[d] === 0) count(d);
+    };
+    const shared: SharedPrograms = { varying: count, rings: () => plain.rings() };
     source = { dies: base.dies, program: (d) => (d === 0 ? first : base.program(d)), shared };
   } else {
     source = {
@@ -120,6 +133,7 @@ function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims
     };
   }
   const r = executePrograms(source, target, { ...opts, model });
+  settle();
   const e = energy.total(r.latency_s);
   const die = target.die;
   return {
@@ -146,16 +160,6 @@ function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims
     dies_simulated: r.classes,
     iterations_extrapolated: r.iterations_extrapolated,
   };
-}
-
-/**
- * The varying instructions of every die are read twice (colouring the dies, correcting the
- * energy): build each die's once.
- */
-function cacheVarying(shared: SharedPrograms | undefined): SharedPrograms | undefined {
-  if (shared === undefined) return undefined;
-  const cache: ReturnType<SharedPrograms['varying']>[] = [];
-  return { varying: (d) => (cache[d] ??= shared.varying(d)), rings: () => shared.rings() };
 }
 
 /**
