@@ -599,6 +599,8 @@ export interface DieState {
   readonly split: Float64Array;
   /** Per block: compute, dram, nop busy; nop latency; exposed compute, nop, dram, idle; nop inside compute ops. */
   readonly perBlock: Float64Array;
+  /** Per block: the steady-state epoch (Clock) in which its perBlock fields last changed. */
+  readonly blockChanged: Int32Array;
   last: number;
   finish: number;
   /** The instruction each engine serves: its start, and its seconds (compute) or latency (NoP). */
@@ -614,7 +616,12 @@ export interface DieState {
   onNop: () => void;
 }
 
-const BLOCK_FIELDS = 9;
+export const BLOCK_FIELDS = 9;
+
+/** The steady-state epoch: checkpoints taken so far (steady.ts). */
+export interface Clock {
+  epoch: number;
+}
 const nothing = (): void => {};
 const SPLIT_COMPUTE = 0;
 const SPLIT_NOP = 1;
@@ -645,6 +652,8 @@ class Executor {
   private readonly listNeeds: (Int32Array | undefined)[] = [];
   private startScratch = new Float64Array(16);
   private readonly steady: SteadyState | null;
+  /** Steady-state checkpoints so far: what DieState.blockChanged is stamped with. */
+  private readonly clock: Clock = { epoch: 0 };
 
   constructor(
     private readonly shape: Shape,
@@ -699,6 +708,7 @@ class Executor {
         busy: new Float64Array(3),
         split: new Float64Array(4),
         perBlock: new Float64Array(shape.blocks.length * BLOCK_FIELDS),
+        blockChanged: new Int32Array(shape.blocks.length),
         last: 0,
         finish: 0,
         computeStart: 0,
@@ -717,7 +727,7 @@ class Executor {
       s.onDram = () => this.dramDone(d);
       s.onNop = () => this.nopDone(d);
     });
-    this.steady = steady ? new SteadyState({ queue: this.queue, dram: this.dram, states: this.state, tops: this.tops, meetings: this.meetings, serials: this.serials }) : null;
+    this.steady = steady ? new SteadyState({ queue: this.queue, dram: this.dram, states: this.state, tops: this.tops, meetings: this.meetings, serials: this.serials, clock: this.clock }) : null;
   }
 
   run(): void {
@@ -913,6 +923,7 @@ class Executor {
     s.computeBusy = null;
     s.busy[BUSY_COMPUTE] += seconds;
     s.perBlock[inst.node.block * BLOCK_FIELDS + 0] += seconds;
+    s.blockChanged[inst.node.block] = this.clock.epoch;
     if (this.trace !== null) this.span(die, 'compute', inst, s.computeStart);
     this.complete(inst);
     this.dispatchCompute(die);
@@ -939,6 +950,7 @@ class Executor {
     s.dramBusy = null;
     s.busy[BUSY_DRAM] += seconds;
     s.perBlock[inst.node.block * BLOCK_FIELDS + 1] += seconds;
+    s.blockChanged[inst.node.block] = this.clock.epoch;
     if (this.trace !== null) this.span(die, 'dma', inst, s.dramStart, { bytes: s.dramBytes });
     this.complete(inst);
     this.dispatchDram(die);
@@ -1184,6 +1196,7 @@ class Executor {
       s.perBlock[b + 2] += seconds;
       s.perBlock[b + 3] += latency;
     }
+    s.blockChanged[inst.node.block] = this.clock.epoch;
     if (this.trace !== null) this.span(die, 'nop', inst, start, { steps: c.steps, group: c.size });
     this.complete(inst);
     this.dispatchNop(die);
@@ -1212,7 +1225,10 @@ class Executor {
       inst = null;
     }
     s.split[field] += dt;
-    if (inst !== null) s.perBlock[inst.node.block * BLOCK_FIELDS + 4 + field] += dt;
+    if (inst !== null) {
+      s.perBlock[inst.node.block * BLOCK_FIELDS + 4 + field] += dt;
+      s.blockChanged[inst.node.block] = this.clock.epoch;
+    }
   }
 
   /** A span of simulated die `die`, on every die it stands for. */
