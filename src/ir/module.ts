@@ -1,11 +1,12 @@
-// The IR module: a dataflow graph of ops and values on @dagrejs/graphlib. The graph is
-// bipartite — value nodes `v<id>` and op nodes `o<id>` — with an edge from each operand value
-// to its user op (named by operand position, so `mul(x, x)` keeps both uses) and from each op
-// to its results. Ops are created only from values that already exist, and every query that
-// lists ops returns one deterministic topological order (ties broken by creation order), so
-// printing and every pass see the same sequence on every run.
+// The IR module: a bipartite dataflow graph of values and ops. Each op lists its operands
+// (by position, so `mul(x, x)` keeps both uses) and its results; the module keeps, per value,
+// the ops that use it (each once, by creation order), which is all the graph queries need.
+// (The graph was first held in @dagrejs/graphlib; its string-keyed nodes and edges cost a
+// quarter of a large compile, so the adjacency is now kept directly, with the same answers.)
+// Ops are created only from values that already exist, and every query that lists ops
+// returns one deterministic topological order (ties broken by creation order), so printing
+// and every pass see the same sequence on every run.
 
-import { Graph } from '@dagrejs/graphlib';
 import { OpError, resolveAttrs, type AttrValue, type Attrs } from './attrs.js';
 import { checkArity, opDef, type OpKind } from './ops.js';
 import type { TensorType } from './types.js';
@@ -52,8 +53,6 @@ export interface OpOptions {
   readonly layer?: number | undefined;
 }
 
-type Node = { value: Value } | { op: Op };
-
 export class Module {
   readonly inputs: Value[] = [];
   readonly params: Value[] = [];
@@ -63,8 +62,13 @@ export class Module {
   readonly notes: Notes = {};
   outputs: Value[] = [];
 
-  private readonly graph = new Graph<unknown, Node, number>({ directed: true, multigraph: true });
+  /** Every value of the module, with the ops using it: each once, by id (creation order). */
+  private readonly userLists = new Map<Value, Op[]>();
+  /** Every op of the module, in creation order. */
+  private readonly opSet = new Set<Op>();
   private readonly names = new Set<string>();
+  /** Per base name, a suffix below which every `base.i` is taken (uniqueName; reset on removal). */
+  private readonly nextSuffix = new Map<string, number>();
   private nextId = 0;
   private orderCache: Op[] | undefined;
 
@@ -117,18 +121,17 @@ export class Module {
       if (e instanceof OpError) throw errorAt(opts.loc, e.code, e.message);
       throw e;
     }
-    for (const v of operands) assert(this.graph.hasNode(vkey(v)), `operand %${v.name} is not in module ${this.name}`);
+    for (const v of operands) if (!this.userLists.has(v)) assert(false, `operand %${v.name} is not in module ${this.name}`);
     if (opts.names) assert(opts.names.length === types.length, `${kind}: ${opts.names.length} names for ${types.length} results`);
 
     const op: Op = { id: this.nextId++, kind, operands: [...operands], results: [], attrs: resolved };
     if (opts.loc) op.loc = opts.loc;
     if (opts.layer !== undefined) op.layer = opts.layer;
-    this.graph.setNode(okey(op), { op });
-    operands.forEach((v, i) => this.graph.setEdge(vkey(v), okey(op), i, String(i)));
+    this.opSet.add(op);
+    for (const v of operands) addUser(this.userLists.get(v)!, op);
     op.results = types.map((t, i) => {
       const r = this.newValue('result', opts.names?.[i] ?? kind, t, opts.loc);
       r.def = op;
-      this.graph.setEdge(okey(op), vkey(r), i, String(i));
       return r;
     });
     this.orderCache = undefined;
@@ -136,7 +139,7 @@ export class Module {
   }
 
   setOutputs(values: readonly Value[]): void {
-    for (const v of values) assert(this.graph.hasNode(vkey(v)), `output %${v.name} is not in module ${this.name}`);
+    for (const v of values) assert(this.userLists.has(v), `output %${v.name} is not in module ${this.name}`);
     this.outputs = [...values];
   }
 
@@ -150,8 +153,7 @@ export class Module {
 
   /** Ops that use `v`, in order, each once. */
   users(v: Value): Op[] {
-    const ids = this.graph.successors(vkey(v)) ?? [];
-    return ids.map((k) => opOf(this.graph.node(k))).sort((a, b) => a.id - b.id);
+    return this.userLists.get(v)?.slice() ?? [];
   }
 
   /** Values that are not op results, in definition order: inputs, params, states, consts. */
@@ -165,25 +167,27 @@ export class Module {
   }
 
   hasValue(v: Value): boolean {
-    return this.graph.hasNode(vkey(v));
+    return this.userLists.has(v);
   }
 
   opCount(): number {
-    return this.graph.nodeCount() - this.valueCount();
+    return this.opSet.size;
   }
 
   // -- rewriting (used by passes) ---------------------------------------------------------
 
   /** Make every use of `from` (operands and outputs) use `to` instead. */
   replaceAllUses(from: Value, to: Value): void {
-    for (const user of this.users(from)) {
+    const toUsers = this.userLists.get(to);
+    assert(toUsers !== undefined, `replaceAllUses: %${to.name} is not in module ${this.name}`);
+    const users = this.users(from);
+    for (const user of users) {
       user.operands.forEach((v, i) => {
-        if (v !== from) return;
-        user.operands[i] = to;
-        this.graph.removeEdge(vkey(from), okey(user), String(i));
-        this.graph.setEdge(vkey(to), okey(user), i, String(i));
+        if (v === from) user.operands[i] = to;
       });
+      addUser(toUsers, user);
     }
+    if (from !== to && users.length) this.userLists.get(from)!.length = 0;
     this.outputs = this.outputs.map((v) => (v === from ? to : v));
     this.orderCache = undefined;
   }
@@ -191,10 +195,10 @@ export class Module {
   /** Make operand `index` of `op` read `to` (one use, where replaceAllUses rewires all). */
   setOperand(op: Op, index: number, to: Value): void {
     const from = op.operands[index];
-    assert(from !== undefined && this.graph.hasNode(vkey(to)), `setOperand: bad operand ${index} of ${op.kind}`);
+    assert(from !== undefined && this.userLists.has(to), `setOperand: bad operand ${index} of ${op.kind}`);
     op.operands[index] = to;
-    this.graph.removeEdge(vkey(from), okey(op), String(index));
-    this.graph.setEdge(vkey(to), okey(op), index, String(index));
+    if (!op.operands.includes(from)) removeUser(this.userLists.get(from)!, op);
+    addUser(this.userLists.get(to)!, op);
     this.orderCache = undefined;
   }
 
@@ -202,10 +206,15 @@ export class Module {
   removeOp(op: Op): void {
     for (const r of op.results) {
       assert(this.users(r).length === 0 && !this.outputs.includes(r), `cannot remove ${op.kind}: %${r.name} is still used`);
-      this.graph.removeNode(vkey(r));
+      this.userLists.delete(r);
       this.names.delete(r.name);
     }
-    this.graph.removeNode(okey(op));
+    this.nextSuffix.clear();
+    for (const v of new Set(op.operands)) {
+      const users = this.userLists.get(v);
+      if (users) removeUser(users, op);
+    }
+    this.opSet.delete(op);
     this.orderCache = undefined;
   }
 
@@ -214,44 +223,45 @@ export class Module {
   private newValue(kind: ValueKind, name: string, type: TensorType, loc: SourceLoc | undefined): Value {
     const v: Value = { id: this.nextId++, kind, name: this.uniqueName(name), type, def: undefined };
     if (loc) v.loc = loc;
-    this.graph.setNode(vkey(v), { value: v });
+    this.userLists.set(v, []);
     this.orderCache = undefined;
     return v;
   }
 
-  /** `base` if unused, else `base.1`, `base.2`, ... */
+  /** `base` if unused, else the first free of `base.1`, `base.2`, ... */
   private uniqueName(base: string): string {
     let name = base;
-    for (let i = 1; this.names.has(name); i++) name = `${base}.${i}`;
+    if (this.names.has(name)) {
+      // Names are only added between removals: every suffix below the hint stays taken.
+      let i = this.nextSuffix.get(base) ?? 1;
+      for (name = `${base}.${i}`; this.names.has(name); ) name = `${base}.${++i}`;
+      this.nextSuffix.set(base, i + 1);
+    }
     this.names.add(name);
     return name;
-  }
-
-  private valueCount(): number {
-    let n = 0;
-    for (const k of this.graph.nodes()) if (k.startsWith('v')) n++;
-    return n;
   }
 
   /** Kahn's algorithm over op nodes, always taking the ready op created first. */
   private topologicalOrder(): Op[] {
     const pending = new Map<Op, number>();
     const ready = new MinHeap();
-    for (const k of this.graph.nodes()) {
-      const node = this.graph.node(k);
-      if (!('op' in node)) continue;
-      const producers = new Set(node.op.operands.map((v) => v.def).filter((d) => d !== undefined));
-      pending.set(node.op, producers.size);
-      if (producers.size === 0) ready.push(node.op);
+    for (const op of this.opSet) {
+      const producers = distinctProducers(op);
+      pending.set(op, producers);
+      if (producers === 0) ready.push(op);
     }
     const order: Op[] = [];
     for (let op = ready.pop(); op; op = ready.pop()) {
       order.push(op);
-      const next = new Set(op.results.flatMap((r) => this.users(r)));
-      for (const user of next) {
-        const n = pending.get(user)! - 1;
-        pending.set(user, n);
-        if (n === 0) ready.push(user);
+      const results = op.results;
+      for (let i = 0; i < results.length; i++) {
+        for (const user of this.userLists.get(results[i]!)!) {
+          // A user of several of the op's results waits for the op once.
+          if (usesEarlierResult(user, results, i)) continue;
+          const n = pending.get(user)! - 1;
+          pending.set(user, n);
+          if (n === 0) ready.push(user);
+        }
       }
     }
     assert(order.length === pending.size, `module ${this.name} has a cycle`);
@@ -259,17 +269,37 @@ export class Module {
   }
 }
 
-function vkey(v: Value): string {
-  return `v${v.id}`;
+/** The number of distinct ops whose results `op` reads. */
+function distinctProducers(op: Op): number {
+  const operands = op.operands;
+  let n = 0;
+  for (let k = 0; k < operands.length; k++) {
+    const d = operands[k]!.def;
+    if (d === undefined) continue;
+    let seen = false;
+    for (let q = 0; q < k && !seen; q++) seen = operands[q]!.def === d;
+    if (!seen) n++;
+  }
+  return n;
 }
 
-function okey(op: Op): string {
-  return `o${op.id}`;
+/** Whether `user` reads one of `results` before index `i`. */
+function usesEarlierResult(user: Op, results: readonly Value[], i: number): boolean {
+  for (let q = 0; q < i; q++) if (user.operands.includes(results[q]!)) return true;
+  return false;
 }
 
-function opOf(node: Node): Op {
-  assert('op' in node, 'expected an op node');
-  return node.op;
+/** Add `op` to a value's users, kept unique and ordered by id. */
+function addUser(users: Op[], op: Op): void {
+  let i = users.length;
+  while (i > 0 && users[i - 1]!.id > op.id) i--;
+  if (i > 0 && users[i - 1] === op) return;
+  users.splice(i, 0, op);
+}
+
+function removeUser(users: Op[], op: Op): void {
+  const i = users.indexOf(op);
+  if (i >= 0) users.splice(i, 1);
 }
 
 /** A binary min-heap of ops keyed by id. */

@@ -90,7 +90,7 @@ export function scatteredFrom(to: Sharding): Sharding {
 
 function specsOf(op: Op, key: 'tile2d.in' | 'tile2d.out'): (Sharding | undefined)[] {
   const text = op.notes?.[key];
-  assert(typeof text === 'string', `${op.kind} has no ${key} note: run tile2d first`);
+  if (typeof text !== 'string') assert(false, `${op.kind} has no ${key} note: run tile2d first`);
   return text.split('; ').map((t) => (t === 'dram' ? undefined : parseSharding(t)));
 }
 

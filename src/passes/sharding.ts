@@ -60,7 +60,8 @@ export const REPLICATED: Sharding = { rows: [], cols: [], partial: [] };
 
 export function sharding(rows: readonly Axis[], cols: readonly Axis[], partial: readonly Axis[] = []): Sharding {
   const used = [...rows, ...cols];
-  assert(new Set(used).size === used.length, `axis used twice in sharding [${rows.join('')}, ${cols.join('')}]`);
+  // (Checked without building the message: specs are made many thousand times.)
+  if (used.some((a, k) => used.indexOf(a) !== k)) assert(false, `axis used twice in sharding [${rows.join('')}, ${cols.join('')}]`);
   assert(partial.every((a) => !used.includes(a)), 'a partial-sum axis cannot also split a dimension');
   return { rows: [...rows], cols: [...cols], partial: [...partial] };
 }
@@ -70,13 +71,34 @@ export function kvSharding(queries: Sharding, heads: number, kvHeads: number): S
   return { ...sharding(queries.rows, queries.cols), kv: { heads, kvHeads } };
 }
 
+/** Texts of specs already formatted (specs are never mutated; parsed ones are shared). */
+const FORMATTED = new WeakMap<Sharding, string>();
+
 export function formatSharding(s: Sharding): string {
-  const dim = (axes: readonly Axis[]) => (axes.length ? axes.join('') : '-');
-  const kv = s.kv ? `:kv${s.kv.heads}/${s.kv.kvHeads}` : '';
-  return `[${dim(s.rows)}, ${dim(s.cols)}${kv}]${s.partial.length ? `~${s.partial.join('')}` : ''}`;
+  let text = FORMATTED.get(s);
+  if (text === undefined) {
+    const dim = (axes: readonly Axis[]) => (axes.length ? axes.join('') : '-');
+    const kv = s.kv ? `:kv${s.kv.heads}/${s.kv.kvHeads}` : '';
+    text = `[${dim(s.rows)}, ${dim(s.cols)}${kv}]${s.partial.length ? `~${s.partial.join('')}` : ''}`;
+    FORMATTED.set(s, text);
+  }
+  return text;
 }
 
+/** Parsed specs by text: passes read the same few specs back from notes many thousand times. */
+const PARSED = new Map<string, Sharding>();
+
+/** The spec a text names (shared: specs are never mutated). */
 export function parseSharding(text: string): Sharding {
+  let s = PARSED.get(text);
+  if (s === undefined) {
+    s = parseShardingText(text);
+    PARSED.set(text, s);
+  }
+  return s;
+}
+
+function parseShardingText(text: string): Sharding {
   const m = /^\[([rc-]+), ([rc-]+)(?::kv(\d+)\/(\d+))?\](?:~([rc]+))?$/.exec(text);
   assert(m, `bad sharding text '${text}'`);
   const axes = (t: string) => (t === '-' ? [] : ([...t] as Axis[]));
@@ -145,12 +167,7 @@ export function tileBytes(t: TensorType, s: Sharding, grid: Grid): number {
 /** Columns of the widest tile. */
 export function maxTileCols(cols: number, s: Sharding, grid: Grid): number {
   if (!s.kv) return maxBlock(cols, s.cols, grid);
-  let most = 0;
-  for (let p = 0; p < span(s.cols, grid); p++) {
-    const [a, b] = kvColumns(cols, s.kv, nestedRange(queryWidth(cols, s.kv), splitsOf(s.cols, grid), p));
-    most = Math.max(most, b - a);
-  }
-  return most;
+  return kvWidths(cols, s.kv, s.cols, grid).most;
 }
 
 /** Whether every tile has the same size (the dimensions divide by the axis spans). */
@@ -158,12 +175,31 @@ export function evenTiles(t: TensorType, s: Sharding, grid: Grid): boolean {
   const { rows, cols } = matrixView(t);
   if (!evenSplit(rows, s.rows, grid)) return false;
   if (!s.kv) return evenSplit(cols, s.cols, grid);
-  const widths = new Set<number>();
-  for (let p = 0; p < span(s.cols, grid); p++) {
-    const [a, b] = kvColumns(cols, s.kv, nestedRange(queryWidth(cols, s.kv), splitsOf(s.cols, grid), p));
-    widths.add(b - a);
+  return kvWidths(cols, s.kv, s.cols, grid).even;
+}
+
+/**
+ * The widest block of grouped-query key/value columns, and whether all blocks are as wide:
+ * a walk over every block of the split, remembered per layout (the same few layouts come
+ * back for every op of every layer, and a 64×64 grid has 4096 blocks).
+ */
+const KV_WIDTHS = new Map<string, { readonly most: number; readonly even: boolean }>();
+
+function kvWidths(cols: number, kv: NonNullable<Sharding['kv']>, axes: readonly Axis[], grid: Grid): { readonly most: number; readonly even: boolean } {
+  const key = `${cols}|${kv.heads}/${kv.kvHeads}|${axes.join('')}|${grid.rows}x${grid.cols}|${grid.rowUnits?.join(',') ?? ''}|${grid.colUnits?.join(',') ?? ''}`;
+  let w = KV_WIDTHS.get(key);
+  if (w === undefined) {
+    const widths = new Set<number>();
+    let most = 0;
+    for (let p = 0; p < span(axes, grid); p++) {
+      const [a, b] = kvColumns(cols, kv, nestedRange(queryWidth(cols, kv), splitsOf(axes, grid), p));
+      most = Math.max(most, b - a);
+      widths.add(b - a);
+    }
+    w = { most, even: widths.size === 1 };
+    KV_WIDTHS.set(key, w);
   }
-  return widths.size === 1;
+  return w;
 }
 
 function queryWidth(kvCols: number, kv: NonNullable<Sharding['kv']>): number {

@@ -87,21 +87,22 @@ export function checkGrid(strategy: Strategy, grid: Grid): void {
 
 /** Every split dimension must give each die at least one row or column. */
 function checkSplits(plan: TilingPlan, grid: Grid, strategy: Strategy): void {
+  const check = (op: Op, v: Value, s: Sharding | undefined) => {
+    if (!s) return;
+    const view = matrixView(v.type);
+    // Grouped-query keys and values follow the queries' split: count the queries' columns.
+    const cols = s.kv ? (view.cols / s.kv.kvHeads) * s.kv.heads : view.cols;
+    const tooFew = (dim: string, axes: readonly Axis[], n: number) => {
+      const over = weighted(axes, grid) ? `${span(axes, grid)} dies (${units(axes, grid)} shares by throughput)` : `${span(axes, grid)} dies`;
+      throw errorAt(op.loc, 'GY3003', `${strategy} splits the ${n} ${dim} of '${v.name}' (${op.kind}) over ${over}, fewer than one per die; use a smaller grid`);
+    };
+    if (units(s.rows, grid) > view.rows) tooFew('rows', s.rows, view.rows);
+    if (units(s.cols, grid) > cols) tooFew('columns', s.cols, cols);
+  };
   for (const [op, t] of plan) {
     if (t.dram) continue;
-    const pairs: [Value, Sharding | undefined][] = [...op.operands.map((v, i): [Value, Sharding | undefined] => [v, t.in[i]]), ...op.results.map((r, i): [Value, Sharding | undefined] => [r, t.out[i]])];
-    for (const [v, s] of pairs) {
-      if (!s) continue;
-      const view = matrixView(v.type);
-      // Grouped-query keys and values follow the queries' split: count the queries' columns.
-      const cols = s.kv ? (view.cols / s.kv.kvHeads) * s.kv.heads : view.cols;
-      for (const [dim, axes, n] of [['rows', s.rows, view.rows], ['columns', s.cols, cols]] as const) {
-        if (units(axes, grid) > n) {
-          const over = weighted(axes, grid) ? `${span(axes, grid)} dies (${units(axes, grid)} shares by throughput)` : `${span(axes, grid)} dies`;
-          throw errorAt(op.loc, 'GY3003', `${strategy} splits the ${n} ${dim} of '${v.name}' (${op.kind}) over ${over}, fewer than one per die; use a smaller grid`);
-        }
-      }
-    }
+    op.operands.forEach((v, i) => check(op, v, t.in[i]));
+    op.results.forEach((r, i) => check(op, r, t.out[i]));
   }
 }
 
@@ -404,8 +405,9 @@ export function orientations(m: Module, strategy: Strategy, grid: Grid): Map<Op,
   const perGroup = strategy === 'hecaton';
   const groupOf = (op: Op) => (op.notes?.['fuse.group'] as number | undefined) ?? 0;
   const chain = new Map<Op, { prev: Op | undefined }>();
+  const known = new Map<Value, Op | undefined>();
   for (const l of linears) {
-    const prev = previousLinear(l.operands[0]!, new Set());
+    const prev = previousLinear(l.operands[0]!, known);
     chain.set(l, { prev: prev && (!perGroup || groupOf(prev) === groupOf(l)) ? prev : undefined });
   }
   const starts = new Map<number, Orientation>();
@@ -424,19 +426,27 @@ function flip(o: Orientation): Orientation {
   return o === 'N' ? 'T' : 'N';
 }
 
-/** The latest forward Linear whose output reaches `v` without passing another Linear. */
-function previousLinear(v: Value, seen: Set<Value>): Op | undefined {
-  if (seen.has(v)) return undefined;
-  seen.add(v);
+/**
+ * The latest forward Linear whose output reaches `v` without passing another Linear: the
+ * largest id over the paths back from `v` (so each value's answer holds for every query and
+ * is remembered in `known`; the residual stream would otherwise be walked back to the
+ * embedding from every Linear).
+ */
+function previousLinear(v: Value, known: Map<Value, Op | undefined>): Op | undefined {
+  if (known.has(v)) return known.get(v);
   const op = v.def;
-  if (!op || !isForward(op)) return undefined;
-  if (op.kind === 'linear') return op;
-  if (op.kind === 'embedding') return undefined;
   let best: Op | undefined;
-  for (const x of op.operands) {
-    const p = previousLinear(x, seen);
-    if (p && (!best || p.id > best.id)) best = p;
+  if (op && isForward(op) && op.kind !== 'embedding') {
+    if (op.kind === 'linear') best = op;
+    else {
+      known.set(v, undefined);
+      for (const x of op.operands) {
+        const p = previousLinear(x, known);
+        if (p && (!best || p.id > best.id)) best = p;
+      }
+    }
   }
+  known.set(v, best);
   return best;
 }
 

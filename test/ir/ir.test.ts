@@ -80,6 +80,40 @@ describe('module construction', () => {
     expect(m.ops().map((o) => o.results[0]!.name)).toEqual(['c', 'b']);
     verifyModule(m, 'rewire');
   });
+
+  it('keeps each value\'s users (each once, by creation order) through every rewrite', () => {
+    const m = new Module('users');
+    const x = m.addInput('x', tensor('f32', [4]));
+    const y = m.addInput('y', tensor('f32', [4]));
+    const sq = m.addOp('mul', [x, x], {}, { names: ['sq'] });
+    const e = m.addOp('unary', [x], { fn: 'exp' }, { names: ['e'] });
+    const n = m.addOp('unary', [y], { fn: 'neg' }, { names: ['n'] });
+    const names = (v: typeof x) => m.users(v).map((o) => o.results[0]!.name);
+    expect(names(x)).toEqual(['sq', 'e']);
+    // One of two uses moved: sq still reads x.
+    m.setOperand(sq, 0, y);
+    expect(names(x)).toEqual(['sq', 'e']);
+    expect(names(y)).toEqual(['sq', 'n']);
+    m.setOperand(sq, 1, y);
+    expect(names(x)).toEqual(['e']);
+    expect(names(y)).toEqual(['sq', 'n']);
+    // An older op joins a value's users in creation order.
+    m.replaceAllUses(y, x);
+    expect(names(x)).toEqual(['sq', 'e', 'n']);
+    expect(names(y)).toEqual([]);
+    expect(sq.operands).toEqual([x, x]);
+    m.setOutputs([sq.results[0]!, e.results[0]!]);
+    m.removeOp(n);
+    expect(names(x)).toEqual(['sq', 'e']);
+    expect(m.opCount()).toBe(2);
+    expect(m.hasValue(n.results[0]!)).toBe(false);
+    // A removed op's name is free again, and suffixes continue past the taken ones.
+    expect(m.addOp('unary', [x], { fn: 'neg' }, { names: ['n'] }).results[0]!.name).toBe('n');
+    expect(m.addOp('unary', [x], { fn: 'neg' }, { names: ['n'] }).results[0]!.name).toBe('n.1');
+    expect(m.addOp('unary', [x], { fn: 'neg' }, { names: ['n'] }).results[0]!.name).toBe('n.2');
+    expect(names(x)).toEqual(['sq', 'e', 'n', 'n.1', 'n.2']);
+    verifyModule(m, 'users');
+  });
 });
 
 describe('verifier', () => {

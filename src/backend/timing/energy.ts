@@ -70,21 +70,31 @@ export class EnergyAccount {
    * varying ones: each die counts as die 0 minus die 0's varying instructions plus its own.
    */
   addShared(first: CountedInstrs, varying: (d: number) => CountedInstrs, D: number): void {
+    this.addSharedBase(first, varying(0), D);
+    for (let d = 0; d < D; d++) this.addVarying(varying(d), d);
+  }
+
+  /**
+   * The shared part of addShared: die 0's instructions `first` on each of the D dies, less die
+   * 0's varying ones `zero`; each die's own varying instructions follow with addVarying.
+   */
+  addSharedBase(first: CountedInstrs, zero: CountedInstrs, D: number): void {
     const copies = new Map<DieCostModel, number>();
     for (let d = 0; d < D; d++) {
       const model = this.modelOf(d);
       this.staticW += model.staticW;
       copies.set(model, (copies.get(model) ?? 0) + 1);
     }
-    const zero = varying(0);
     for (const [model, n] of copies) {
       for (const { ins, times } of first) this.instr(ins, times * n, model);
       for (const { ins, times } of zero) this.instr(ins, -times * n, model);
     }
-    for (let d = 0; d < D; d++) {
-      const model = this.modelOf(d);
-      for (const { ins, times } of varying(d)) this.instr(ins, times, model);
-    }
+  }
+
+  /** Die d's varying instructions, after addSharedBase. */
+  addVarying(list: CountedInstrs, d: number): void {
+    const model = this.modelOf(d);
+    for (const { ins, times } of list) this.instr(ins, times, model);
   }
 
   private instr(ins: Instruction, times: number, m: DieCostModel): void {

@@ -62,9 +62,11 @@
 // representatives). A representative's DRAM transfer stands for the same transfer by every
 // die of its class (weighted processor sharing, engines.ts). When the source knows what the
 // dies share (a compile's program set: the instructions whose numbers vary between dies, and
-// every collective's rings), dies are first coloured by those instructions alone and only the
-// representatives' programs are ever built, so a package of a thousand dies running one
-// program costs one die's program. Each die reports its
+// every collective's rings), dies are first coloured by those instructions alone, and only
+// die 0's program is ever built: a representative's numbers are die 0's with its colour's
+// numbers of the varying instructions written in (numbersFromColour), and its position in a
+// collective's ring is the shared rings'. So a package of a thousand dies costs one die's
+// program however many classes it has. Each die reports its
 // representative's finish and busy times; the trace repeats a representative's spans on every
 // die of its class; instances and events count what was simulated.
 
@@ -176,13 +178,18 @@ export function executePrograms(source: ProgramSource, target: Target, options: 
   if (options.symmetry !== false && source.shared) {
     // Only the varying instructions tell the dies apart before their rings do: colour each
     // die by their numbers, and read the programs of the representatives alone.
-    classes = refineClasses(shape.varyingColours(source.shared, source.dies.length, modelOf, target, ignore), source.shared.rings(), target);
+    const varying = shape.varyingColours(source.shared, source.dies.length, modelOf, target, ignore);
+    classes = refineClasses(varying.colour, source.shared.rings(), target);
+    // Only die 0's program is built: the representatives' numbers follow from it, costed on
+    // each representative's own die type, and from their colours (numbersFromColour).
+    // Representatives of one colour share their numbers (the executor only reads them).
+    const baseOfType: DieNumbers[] = [];
+    const baseOf = (d: number) => (baseOfType[target.layout[d]!] ??= shape.numbersOf(first, 0, modelOf(d), target, ignore));
+    const byColour: DieNumbers[] = [];
     dies = [];
-    const { grouping, position, groupings: G } = classes.rings;
     for (const d of classes.reps) {
-      const n = numbersOf(d);
-      n.colls.forEach((c, k) => assert(c.position === position[d * G + grouping[k]!], `die ${d}: collective ${k} at position ${c.position} in its program, ${position[d * G + grouping[k]!]} in the shared rings`));
-      dies[d] = n;
+      const c = varying.colour[d]!;
+      dies[d] = byColour[c] ??= numbersFromColour(baseOf(d), varying, c);
     }
   } else {
     dies = source.dies.map((_, d) => numbersOf(d));
@@ -375,30 +382,62 @@ class Shape {
 
   /**
    * A colour per die (row-major) such that dies of one colour have the same numbers: those
-   * of the instructions `shared` says may vary (the rest are die 0's on every die).
+   * of the instructions `shared` says may vary (the rest are die 0's on every die). With each
+   * colour's numbers of those instructions (`values`, in the order of `nodes`).
    */
-  varyingColours(shared: SharedPrograms, D: number, modelOf: (d: number) => DieCostModel, target: Target, ignore: ReadonlySet<string>): Int32Array {
+  varyingColours(shared: SharedPrograms, D: number, modelOf: (d: number) => DieCostModel, target: Target, ignore: ReadonlySet<string>): VaryingColours {
     const byId = new Map(this.nodes.map((n) => [n.id, n]));
     const colours = new Map<string, number>();
-    const out = new Int32Array(D);
+    const colour = new Int32Array(D);
+    const values: Float64Array[] = [];
+    let nodes: Int32Array | undefined;
     for (let d = 0; d < D; d++) {
       const list = shared.varying(d);
-      const values = new Float64Array(list.length);
+      const mine = new Float64Array(list.length);
+      const at = new Int32Array(list.length);
       list.forEach(({ ins }, k) => {
         const node = byId.get(ins.id);
         if (node === undefined || node.kind !== ins.kind || ins.kind === 'loop' || ins.kind === 'collective') {
           throw programError(`die ${d}: varying instruction ${ins.id} is not a compute or DRAM instruction of die 0's program`);
         }
-        values[k] = workOf(ins, modelOf(d), ignore);
+        at[k] = node.index;
+        mine[k] = workOf(ins, modelOf(d), ignore);
       });
+      if (nodes === undefined) nodes = at;
+      else if (at.length !== nodes.length || at.some((n, k) => n !== nodes![k])) throw programError(`die ${d}: its varying instructions are not die 0's`);
       // Dies of different types differ in every instruction's time, varying or not.
-      const key = `${target.layout[d]}|${Array.from(new Uint32Array(values.buffer)).join(',')}`;
+      const key = `${target.layout[d]}|${Array.from(new Uint32Array(mine.buffer)).join(',')}`;
       let c = colours.get(key);
-      if (c === undefined) colours.set(key, (c = colours.size));
-      out[d] = c;
+      if (c === undefined) {
+        colours.set(key, (c = colours.size));
+        values.push(mine);
+      }
+      colour[d] = c;
     }
-    return out;
+    return { colour, values, nodes: nodes ?? new Int32Array(0) };
   }
+}
+
+/** Dies coloured by the numbers of their varying instructions (Shape.varyingColours). */
+interface VaryingColours {
+  readonly colour: Int32Array;
+  /** Per colour, the numbers of the varying instructions. */
+  readonly values: readonly Float64Array[];
+  /** The varying instructions' nodes. */
+  readonly nodes: Int32Array;
+}
+
+/**
+ * A die's numbers from die 0's (`base`) and its colour's numbers of the varying instructions:
+ * every other instruction has die 0's numbers on every die, and a collective's numbers are the
+ * same on every die but for the position, which class mode reads from the shared rings. So a
+ * representative costs no program of its own; `colls` is die 0's list, shared.
+ */
+function numbersFromColour(base: DieNumbers, v: VaryingColours, colour: number): DieNumbers {
+  const work = base.work.slice();
+  const values = v.values[colour]!;
+  for (let k = 0; k < v.nodes.length; k++) work[v.nodes[k]!] = values[k]!;
+  return { work, colls: base.colls };
 }
 
 /** A compute instruction's seconds or a DRAM transfer's bytes (zero for a class set aside). */
@@ -565,6 +604,8 @@ export interface DieState {
   readonly split: Float64Array;
   /** Per block: compute, dram, nop busy; nop latency; exposed compute, nop, dram, idle; nop inside compute ops. */
   readonly perBlock: Float64Array;
+  /** Per block: the steady-state epoch (Clock) in which its perBlock fields last changed. */
+  readonly blockChanged: Int32Array;
   last: number;
   finish: number;
   /** The instruction each engine serves: its start, and its seconds (compute) or latency (NoP). */
@@ -580,7 +621,12 @@ export interface DieState {
   onNop: () => void;
 }
 
-const BLOCK_FIELDS = 9;
+export const BLOCK_FIELDS = 9;
+
+/** The steady-state epoch: checkpoints taken so far (steady.ts). */
+export interface Clock {
+  epoch: number;
+}
 const nothing = (): void => {};
 const SPLIT_COMPUTE = 0;
 const SPLIT_NOP = 1;
@@ -611,6 +657,8 @@ class Executor {
   private readonly listNeeds: (Int32Array | undefined)[] = [];
   private startScratch = new Float64Array(16);
   private readonly steady: SteadyState | null;
+  /** Steady-state checkpoints so far: what DieState.blockChanged is stamped with. */
+  private readonly clock: Clock = { epoch: 0 };
 
   constructor(
     private readonly shape: Shape,
@@ -665,6 +713,7 @@ class Executor {
         busy: new Float64Array(3),
         split: new Float64Array(4),
         perBlock: new Float64Array(shape.blocks.length * BLOCK_FIELDS),
+        blockChanged: new Int32Array(shape.blocks.length),
         last: 0,
         finish: 0,
         computeStart: 0,
@@ -683,7 +732,7 @@ class Executor {
       s.onDram = () => this.dramDone(d);
       s.onNop = () => this.nopDone(d);
     });
-    this.steady = steady ? new SteadyState({ queue: this.queue, dram: this.dram, states: this.state, tops: this.tops, meetings: this.meetings, serials: this.serials }) : null;
+    this.steady = steady ? new SteadyState({ queue: this.queue, dram: this.dram, states: this.state, tops: this.tops, meetings: this.meetings, serials: this.serials, clock: this.clock }) : null;
   }
 
   run(): void {
@@ -879,6 +928,7 @@ class Executor {
     s.computeBusy = null;
     s.busy[BUSY_COMPUTE] += seconds;
     s.perBlock[inst.node.block * BLOCK_FIELDS + 0] += seconds;
+    s.blockChanged[inst.node.block] = this.clock.epoch;
     if (this.trace !== null) this.span(die, 'compute', inst, s.computeStart);
     this.complete(inst);
     this.dispatchCompute(die);
@@ -905,6 +955,7 @@ class Executor {
     s.dramBusy = null;
     s.busy[BUSY_DRAM] += seconds;
     s.perBlock[inst.node.block * BLOCK_FIELDS + 1] += seconds;
+    s.blockChanged[inst.node.block] = this.clock.epoch;
     if (this.trace !== null) this.span(die, 'dma', inst, s.dramStart, { bytes: s.dramBytes });
     this.complete(inst);
     this.dispatchDram(die);
@@ -1057,6 +1108,12 @@ class Executor {
     }
   }
 
+  /** Class mode: representative `die`'s position in the ring of its collective `coll` (the shared rings'). */
+  private positionOf(die: number, coll: number): number {
+    const { position, grouping, groupings } = this.classes!.rings;
+    return position[this.simulated[die]! * groupings + grouping[coll]!]!;
+  }
+
   private newSerial(): SerialMeeting {
     const n = this.state.length;
     return { node: -1, started: new Uint8Array(n), starts: new Float64Array(n), insts: new Array<Inst | null>(n).fill(null), missing: new Int32Array(n), waiters: new Array<number[] | null>(n).fill(null), count: 0, unsolved: 0 };
@@ -1092,6 +1149,7 @@ class Executor {
     const s = this.state[die]!;
     const c = s.numbers.colls[inst.node.coll]!;
     const list = s.groupOf[inst.node.coll]!;
+    const position = this.positionOf(die, inst.node.coll);
     const scale = inst.frame.scale;
     const start = m.starts[die]!;
     s.nopStart = start;
@@ -1120,10 +1178,10 @@ class Executor {
     const ring = solveRing(starts, n, c.steps, (c.stepBytes * scale) / this.bandwidth, c.latency, this.ringScratch);
     this.ringScratch = ring;
     // As in solveRing above: no member ends before the last has started.
-    const end = Math.max(ring.end[c.position]!, latest);
+    const end = Math.max(ring.end[position]!, latest);
     this.queue.schedule(end, s.onNop);
     if (this.trace !== null) {
-      for (const d of this.diesOf[die]!) this.trace.span(d, `link ${linkName(c.axis)}`, inst.node.label, start, ring.sendsEnd[c.position]!, { bytes: c.steps * c.stepBytes * scale });
+      for (const d of this.diesOf[die]!) this.trace.span(d, `link ${linkName(c.axis)}`, inst.node.label, start, ring.sendsEnd[position]!, { bytes: c.steps * c.stepBytes * scale });
     }
   }
 
@@ -1143,6 +1201,7 @@ class Executor {
       s.perBlock[b + 2] += seconds;
       s.perBlock[b + 3] += latency;
     }
+    s.blockChanged[inst.node.block] = this.clock.epoch;
     if (this.trace !== null) this.span(die, 'nop', inst, start, { steps: c.steps, group: c.size });
     this.complete(inst);
     this.dispatchNop(die);
@@ -1171,7 +1230,10 @@ class Executor {
       inst = null;
     }
     s.split[field] += dt;
-    if (inst !== null) s.perBlock[inst.node.block * BLOCK_FIELDS + 4 + field] += dt;
+    if (inst !== null) {
+      s.perBlock[inst.node.block * BLOCK_FIELDS + 4 + field] += dt;
+      s.blockChanged[inst.node.block] = this.clock.epoch;
+    }
   }
 
   /** A span of simulated die `die`, on every die it stands for. */

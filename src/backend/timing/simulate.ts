@@ -96,13 +96,28 @@ function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims
     peak.weight = Math.max(peak.weight, p.header.sram.weightPeak);
   };
   let source: ProgramSource;
-  const shared = cacheVarying(base.shared);
-  if (shared && opts.symmetry !== false) {
+  let settle = (): void => {};
+  const plain = base.shared;
+  if (plain && opts.symmetry !== false) {
     // Every die runs die 0's program but for the varying instructions (the same buffers, so
-    // the same peaks): energy is D times die 0's, corrected by each die's varying part.
+    // the same peaks): energy is D times die 0's, corrected by each die's varying part. The
+    // executor reads every die's varying part once (to colour the dies): each is counted
+    // then, and never kept (a package's worth of them would not fit in memory).
     const first = base.program(0);
     seen(first);
-    energy.addShared(counted(first), (d) => shared.varying(d), base.dies.length);
+    const D = base.dies.length;
+    energy.addSharedBase(counted(first), plain.varying(0), D);
+    const read = new Uint8Array(D);
+    const count = (d: number) => {
+      const list = plain.varying(d);
+      if (read[d] === 0) energy.addVarying(list, d);
+      read[d] = 1;
+      return list;
+    };
+    settle = () => {
+      for (let d = 0; d < D; d++) if (read[d] === 0) count(d);
+    };
+    const shared: SharedPrograms = { varying: count, rings: () => plain.rings() };
     source = { dies: base.dies, program: (d) => (d === 0 ? first : base.program(d)), shared };
   } else {
     source = {
@@ -116,6 +131,7 @@ function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims
     };
   }
   const r = executePrograms(source, target, opts);
+  settle();
   const e = energy.total(r.latency_s);
   const cap = bufferCapacity(target);
   return {
@@ -142,16 +158,6 @@ function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims
     dies_simulated: r.classes,
     iterations_extrapolated: r.iterations_extrapolated,
   };
-}
-
-/**
- * The varying instructions of every die are read twice (colouring the dies, correcting the
- * energy): build each die's once.
- */
-function cacheVarying(shared: SharedPrograms | undefined): SharedPrograms | undefined {
-  if (shared === undefined) return undefined;
-  const cache: ReturnType<SharedPrograms['varying']>[] = [];
-  return { varying: (d) => (cache[d] ??= shared.varying(d)), rings: () => shared.rings() };
 }
 
 /**

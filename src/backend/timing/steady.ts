@@ -27,12 +27,18 @@
 // Times compare within a tolerance far below any instruction's duration (rounding of absolute
 // times); everything else exactly. A state never seen to repeat is simply simulated on.
 //
+// The accumulators a jump extrapolates include every block's accounts of every die, thousands
+// of numbers, of which an iteration changes a few. So the dies stamp a block with the current
+// epoch (checkpoints so far) whenever its accounts change; a loop's first checkpoint copies
+// them all, and its later ones only the blocks stamped since. A jump moves the blocks stamped
+// since its earlier checkpoint (the others moved by nothing in a period) by what they gained.
+//
 // Traces are never extrapolated (every span is wanted); `steady: false` turns this off.
 
 import { assert } from '../../diagnostics/diagnostic.js';
 import type { DramChannels } from './engines.js';
 import type { EventQueue } from './events.js';
-import type { DieState, Frame, Inst, LoopRun, Meeting, Node, SerialMeeting } from './execute.js';
+import type { Clock, DieState, Frame, Inst, LoopRun, Meeting, Node, SerialMeeting } from './execute.js';
 
 /** What of the executor a checkpoint reads and a jump moves on. */
 export interface SteadyHost {
@@ -44,6 +50,8 @@ export interface SteadyHost {
   /** Open meetings: per group (every die simulated), or by serial (classes). */
   readonly meetings: readonly (Meeting | null)[];
   readonly serials: Map<number, SerialMeeting>;
+  /** Counts checkpoints; dies stamp each block's accounts with it when they change. */
+  readonly clock: Clock;
 }
 
 /** Loops shorter than this are simulated whole: a jump needs a few iterations to detect. */
@@ -79,18 +87,39 @@ class Signature {
   }
 }
 
-/** What a checkpoint keeps: its state, and the accumulators a jump extrapolates. */
+/**
+ * What a checkpoint keeps: its state, and the accumulators a jump extrapolates — per die its
+ * busy and split times, and the per-block accounts of the blocks that changed since the loop's
+ * first checkpoint (the rest are as they were then: `First`).
+ */
 interface Checkpoint {
   readonly it: number;
   readonly now: number;
+  /** Its epoch: blocks stamped with it or later changed after it. */
+  readonly epoch: number;
   readonly sig: Signature;
   readonly served: Float64Array;
   readonly accounts: Float64Array[];
+  readonly blocks: BlockAccounts[];
+}
+
+/** Some blocks' accounts: the blocks, and their fields block after block. */
+interface BlockAccounts {
+  readonly index: Int32Array;
+  readonly fields: Float64Array;
+}
+
+/** A loop's first checkpoint: every block's accounts of every die then. */
+interface First {
+  readonly epoch: number;
+  readonly perBlock: Float64Array[];
 }
 
 export class SteadyState {
   /** Per top-level loop node: its latest checkpoints (at most MAX_PERIOD). */
   private readonly history = new Map<number, Checkpoint[]>();
+  /** Per top-level loop node: its first checkpoint's per-block accounts. */
+  private readonly firsts = new Map<number, First>();
   /** Loops already jumped (or given up on). */
   private readonly finished = new Set<number>();
   /** Die callbacks and their codes (engine × die). */
@@ -129,14 +158,24 @@ export class SteadyState {
     const sig = this.signature(node, it, now);
     if (sig === null) {
       this.finished.add(node.index);
+      this.firsts.delete(node.index);
       return;
     }
+    const epoch = ++host.clock.epoch;
+    let first = this.firsts.get(node.index);
+    if (first === undefined) {
+      first = { epoch, perBlock: host.states.map((s) => s.perBlock.slice()) };
+      this.firsts.set(node.index, first);
+    }
+    const since = first.epoch;
     const here: Checkpoint = {
       it,
       now,
+      epoch,
       sig,
       served: Float64Array.from(host.states, (s) => s.served),
       accounts: host.states.map(accountsOf),
+      blocks: host.states.map((s) => changedBlocks(s, since)),
     };
     const history = this.history.get(node.index) ?? [];
     this.history.set(node.index, history);
@@ -160,12 +199,13 @@ export class SteadyState {
     const jumps = Math.floor((node.loop!.count - 2 - it - lead) / period);
     this.finished.add(node.index);
     this.history.delete(node.index);
+    this.firsts.delete(node.index);
     if (jumps < 1) return;
-    this.advance(node, jumps, period, now - before.now, before, here);
+    this.advance(node, jumps, period, now - before.now, before, here, first);
   }
 
   /** Move the whole state on by `periods` repeats of `period` iterations, `seconds` each (see the header). */
-  private advance(node: Node, periods: number, period: number, seconds: number, before: Checkpoint, here: Checkpoint): void {
+  private advance(node: Node, periods: number, period: number, seconds: number, before: Checkpoint, here: Checkpoint, first: First): void {
     const host = this.host;
     const dt = periods * seconds;
     const iterations = periods * period;
@@ -183,8 +223,24 @@ export class SteadyState {
       const a = here.accounts[d]!;
       const b = before.accounts[d]!;
       let i = 0;
-      for (const arr of [s.busy, s.split, s.perBlock]) {
+      for (const arr of [s.busy, s.split]) {
         for (let j = 0; j < arr.length; j++, i++) arr[j]! += periods * (a[i]! - b[i]!);
+      }
+      // Blocks unchanged since `before` move by nothing. The others, from what they were then
+      // (its own record, or the first checkpoint's when it had not changed by then) to now.
+      const fields = s.perBlock.length / s.blockChanged.length;
+      const then = new Map<number, number>();
+      const rec = before.blocks[d]!;
+      rec.index.forEach((blk, k) => then.set(blk, k));
+      const firstFields = first.perBlock[d]!;
+      const epoch = host.clock.epoch;
+      for (let blk = 0; blk < s.blockChanged.length; blk++) {
+        if (s.blockChanged[blk]! < before.epoch) continue;
+        const k = then.get(blk);
+        const from = k === undefined ? firstFields : rec.fields;
+        const at = k === undefined ? blk * fields : k * fields;
+        for (let f = 0; f < fields; f++) s.perBlock[blk * fields + f]! += periods * (s.perBlock[blk * fields + f]! - from[at + f]!);
+        s.blockChanged[blk] = epoch;
       }
       const cursor = s.nopCursor;
       for (let k = 1; k < cursor.depth; k++) {
@@ -319,13 +375,22 @@ export class SteadyState {
   }
 }
 
-/** A die's accumulated times, in the order a jump extrapolates them. */
+/** A die's busy and split times, in the order a jump extrapolates them. */
 function accountsOf(s: DieState): Float64Array {
-  const out = new Float64Array(s.busy.length + s.split.length + s.perBlock.length);
+  const out = new Float64Array(s.busy.length + s.split.length);
   out.set(s.busy, 0);
   out.set(s.split, s.busy.length);
-  out.set(s.perBlock, s.busy.length + s.split.length);
   return out;
+}
+
+/** The accounts of the die's blocks that changed in epoch `since` or later. */
+function changedBlocks(s: DieState, since: number): BlockAccounts {
+  const fields = s.perBlock.length / s.blockChanged.length;
+  const index: number[] = [];
+  for (let blk = 0; blk < s.blockChanged.length; blk++) if (s.blockChanged[blk]! >= since) index.push(blk);
+  const out = new Float64Array(index.length * fields);
+  index.forEach((blk, k) => out.set(s.perBlock.subarray(blk * fields, (blk + 1) * fields), k * fields));
+  return { index: Int32Array.from(index), fields: out };
 }
 
 /** The entries of a ready queue inside loops, canonically ordered. */

@@ -50,13 +50,17 @@ function allocate(bufs: readonly Buf[]): number {
       for (const x of byTime.get(k) ?? []) if (x.live[0] <= buf.live[1] && x.live[1] >= buf.live[0]) clash.add(x);
     }
     let offset = 0;
-    for (const x of [...clash].sort((p, q) => p.offset - q.offset)) {
+    for (const x of Array.from(clash).sort((p, q) => p.offset - q.offset)) {
       if (x.offset >= offset + buf.bytes) break;
       offset = Math.max(offset, x.offset + x.bytes);
     }
     buf.offset = offset;
     peak = Math.max(peak, offset + buf.bytes);
-    for (let k = lo; k <= hi; k++) byTime.set(k, [...(byTime.get(k) ?? []), buf]);
+    for (let k = lo; k <= hi; k++) {
+      const at = byTime.get(k);
+      if (at) at.push(buf);
+      else byTime.set(k, [buf]);
+    }
   }
   return peak;
 }
@@ -105,7 +109,19 @@ function reuseDeps(bufs: readonly Buf[]): void {
  * later in the body reuses them.
  */
 function carriedDeps(loop: SNode, bufs: readonly Buf[]): void {
-  const inLoop = bufs.filter((b) => b.bytes > 0 && b.live[0] > loop.id && b.live[1] <= loop.end);
+  // `bufs` are ordered by the start of their lifetimes: those starting in the loop are a run.
+  let lo = 0;
+  let hi = bufs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (bufs[mid]!.live[0] > loop.id) hi = mid;
+    else lo = mid + 1;
+  }
+  const inLoop: Buf[] = [];
+  for (let k = lo; k < bufs.length && bufs[k]!.live[0] <= loop.end; k++) {
+    const b = bufs[k]!;
+    if (b.bytes > 0 && b.live[1] <= loop.end) inLoop.push(b);
+  }
   for (const [i, buf] of inLoop.entries()) {
     let open: Range[] = [[buf.offset, buf.offset + buf.bytes]];
     for (let k = inLoop.length - 1; k > i && open.length; k--) {
@@ -153,7 +169,9 @@ function allocateActivations(bufs: readonly Buf[], capacity: number): number {
   const byLoop = new Map<SNode | null, Buf[]>();
   for (const b of bufs) {
     const l = outerLoop(scopeOf(b));
-    byLoop.set(l, [...(byLoop.get(l) ?? []), b]);
+    const group = byLoop.get(l);
+    if (group) group.push(b);
+    else byLoop.set(l, [b]);
   }
   for (const group of byLoop.values()) {
     for (const b of group) b.live = lifetime(b);

@@ -76,7 +76,7 @@ export class SpecCache {
     if (!s) {
       const text = (key: string) => {
         const t = op.notes?.[key];
-        assert(typeof t === 'string', `${op.kind} '${op.results[0]?.name}' has no ${key} note: run tile2d first`);
+        if (typeof t !== 'string') assert(false, `${op.kind} '${op.results[0]?.name}' has no ${key} note: run tile2d first`);
         return t.split('; ');
       };
       s = {

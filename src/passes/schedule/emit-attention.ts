@@ -143,12 +143,25 @@ export class AttentionEmitter extends ValueEmitter {
 function headMembers(name: string, axes: readonly Axis[], perHead: number, grid: Grid, die: Die): GroupFields {
   const idx = blockIndex(axes, grid, die);
   const first = Math.floor(idx / perHead) * perHead;
-  const last = Math.min(span(axes, grid), first + perHead);
-  const group: Range[] = [];
-  for (let k = first; k < last; k++) {
-    const d = dieAtBlock(axes, grid, k, die);
-    group.push([d.i, d.j]);
-  }
   const other = axes.length === 2 ? '' : axes[0] === 'r' ? ` col ${die.j}` : ` row ${die.i}`;
-  return { cid: `${name} heads ${first / perHead}${other}`, group, position: idx - first };
+  return { cid: `${name} heads ${first / perHead}${other}`, group: headGroup(axes, perHead, grid, die, first), position: idx - first };
+}
+
+/** The member lists of head groups, made once per grid and shared by the dies of a group and every collective over it. */
+const HEAD_GROUPS = new Map<string, Range[]>();
+
+function headGroup(axes: readonly Axis[], perHead: number, grid: Grid, die: Die, first: number): Range[] {
+  const other = axes.length === 2 ? -1 : axes[0] === 'r' ? die.j : die.i;
+  const key = `${grid.rows}x${grid.cols} ${axes.join('')} ${perHead} ${first} ${other}`;
+  let group = HEAD_GROUPS.get(key);
+  if (group === undefined) {
+    group = [];
+    const last = Math.min(span(axes, grid), first + perHead);
+    for (let k = first; k < last; k++) {
+      const d = dieAtBlock(axes, grid, k, die);
+      group.push([d.i, d.j]);
+    }
+    HEAD_GROUPS.set(key, group);
+  }
+  return group;
 }

@@ -236,7 +236,31 @@ export class OpEmitter extends AttentionEmitter {
 
 /** A row, column or all-die ring: the group `groupOf` gives, named the same on each of its dies. */
 function ringMembers(name: string, axes: readonly Axis[], grid: Grid, die: Die): GroupFields {
-  const group = groupOf(axes, grid, die);
   const key = axes.length === 2 ? 'all' : axes[0] === 'r' ? `col ${die.j}` : axes[0] === 'c' ? `row ${die.i}` : 'self';
-  return { cid: `${name} ${key}`, group: group.map((g) => [g.i, g.j] as const), position: group.findIndex((g) => g.i === die.i && g.j === die.j) };
+  const { group, position } = ringOf(axes, grid, die);
+  return { cid: `${name} ${key}`, group, position };
+}
+
+/**
+ * A die's ring over `axes` and its position in it. Every collective over the same axes has
+ * the same rings, so each is made once per grid and shared by the instructions (a ring over
+ * all dies of a 32×32 grid is a thousand pairs).
+ */
+const RINGS = new Map<string, { group: Range[]; position: number }[]>();
+
+function ringOf(axes: readonly Axis[], grid: Grid, die: Die): { group: Range[]; position: number } {
+  const key = `${grid.rows}x${grid.cols} ${axes.join('')}`;
+  let byDie = RINGS.get(key);
+  if (byDie === undefined) RINGS.set(key, (byDie = []));
+  const d = die.i * grid.cols + die.j;
+  let ring = byDie[d];
+  if (ring === undefined) {
+    const dies = groupOf(axes, grid, die);
+    const position = dies.findIndex((g) => g.i === die.i && g.j === die.j);
+    // Dies of one ring share its member list.
+    const shared = position >= 0 ? byDie[dies[0]!.i * grid.cols + dies[0]!.j] : undefined;
+    ring = { group: shared?.group ?? dies.map((g) => [g.i, g.j] as const), position };
+    byDie[d] = ring;
+  }
+  return ring;
 }

@@ -58,6 +58,8 @@ export class Builder {
   readonly buffers: Buf[] = [];
   readonly dramWriters = new Map<Value, SNode>();
   private readonly names = new Set<string>();
+  /** Per buffer name, a suffix below which every `name#i` is taken. */
+  private readonly nextSuffix = new Map<string, number>();
   private readonly forwardChunks = new Map<Value, number>();
   /**
    * DRAM tiles by everything they depend on but the die (identical layers repeat the same
@@ -102,7 +104,12 @@ export class Builder {
 
   buffer(name: string, kind: BufferKind, size: number, tensor: string, resident: boolean, view: BufferView | null): Buf {
     let free = name;
-    for (let i = 2; this.names.has(free); i++) free = `${name}#${i}`;
+    if (this.names.has(free)) {
+      // Names are never released: every suffix below the hint is taken.
+      let i = this.nextSuffix.get(name) ?? 2;
+      for (free = `${name}#${i}`; this.names.has(free); ) free = `${name}#${++i}`;
+      this.nextSuffix.set(name, i + 1);
+    }
     this.names.add(free);
     const b: Buf = { name: free, kind, bytes: Math.ceil(size), tensor, view, resident, accessors: [], writers: [], readersSince: [], live: [0, 0], offset: 0 };
     this.buffers.push(b);

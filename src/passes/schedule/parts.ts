@@ -38,7 +38,13 @@ export function findParts(m: Module, specs: SpecCache): Map<Value, Parts> {
   const parent = new Map<Value, Value>();
   const find = (v: Value): Value => {
     let r = v;
-    while (parent.has(r)) r = parent.get(r)!;
+    for (let p = parent.get(r); p !== undefined; p = parent.get(r)) r = p;
+    // Point the path at its root: the residual stream links every layer into one class.
+    for (let x = v; x !== r; ) {
+      const next = parent.get(x)!;
+      parent.set(x, r);
+      x = next;
+    }
     return r;
   };
   const join = (a: Value | undefined, b: Value | undefined) => {

@@ -60,9 +60,12 @@ export class Programs implements ProgramSet {
 
   /** Freeze what every die shares, and total what is the same on every die. */
   private walk(list: readonly SNode[], times: number): void {
-    const ids = (s: ReadonlySet<SNode>) => [...s].map((x) => x.id).sort((x, y) => x - y);
+    const ids = (s: ReadonlySet<SNode>): number[] => {
+      if (s.size <= 1) return s.size === 0 ? [] : [s.values().next().value!.id];
+      return Array.from(s, (x) => x.id).sort((x, y) => x - y);
+    };
     for (const n of list) {
-      assert([...n.deps].every((d) => d.id < n.id), `schedule: instruction ${n.id} depends on a later one`);
+      for (const d of n.deps) if (d.id >= n.id) assert(false, `schedule: instruction ${n.id} depends on a later one`);
       this.common.set(n, { id: n.id, reads: n.reads.map((b) => b.name), writes: n.writes.map((b) => b.name), deps: ids(n.deps), carried: ids(n.carried), ...n.origin });
       if (n.fixed.kind === 'collective') this.collectives.push(n);
       if (n.uniform) addCost(this.uniformTotals, n, { i: 0, j: 0 }, times);

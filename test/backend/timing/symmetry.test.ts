@@ -15,8 +15,9 @@ import { expectSameTiming as expectSame, rel } from '../../support/expect-timing
 
 /**
  * Every die simulated; classes found from every die's program; classes found from what the
- * program set says the dies share (the fast path, which reads only the representatives'
- * programs). The last two must agree exactly, and with the first.
+ * program set says the dies share (the fast path, which builds die 0's program only and
+ * derives the representatives' numbers from it). The last two must agree exactly, in every
+ * number, and with the first.
  */
 function run(model: string, opts: CompileOptions, exec: ExecuteOptions, tweak?: (t: Target) => Target): { plain: ExecutionResult; classes: ExecutionResult } {
   const c = compile(model, opts);
@@ -26,6 +27,7 @@ function run(model: string, opts: CompileOptions, exec: ExecuteOptions, tweak?: 
   const fromShared = executePrograms(sourceOfSet(set), target, { ...exec, symmetry: true });
   expect(fromShared.classes).toBe(fromPrograms.classes);
   expect(fromShared.latency_s).toBe(fromPrograms.latency_s);
+  expect(fromShared).toEqual(fromPrograms);
   return {
     plain: executePrograms(sourceOfSet(set), target, { ...exec, symmetry: false }),
     classes: fromShared,
