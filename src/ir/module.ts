@@ -255,7 +255,9 @@ export class Module {
       order.push(op);
       const results = op.results;
       for (let i = 0; i < results.length; i++) {
-        for (const user of this.userLists.get(results[i]!)!) {
+        const users = this.userLists.get(results[i]!)!;
+        for (let u = 0; u < users.length; u++) {
+          const user = users[u]!;
           // A user of several of the op's results waits for the op once.
           if (usesEarlierResult(user, results, i)) continue;
           const n = pending.get(user)! - 1;
@@ -312,7 +314,9 @@ class MinHeap {
     for (let i = a.length - 1; i > 0; ) {
       const p = (i - 1) >> 1;
       if (a[p]!.id <= a[i]!.id) break;
-      [a[p], a[i]] = [a[i]!, a[p]!];
+      const t = a[p]!;
+      a[p] = a[i]!;
+      a[i] = t;
       i = p;
     }
   }
@@ -330,7 +334,9 @@ class MinHeap {
         if (l < a.length && a[l]!.id < a[m]!.id) m = l;
         if (r < a.length && a[r]!.id < a[m]!.id) m = r;
         if (m === i) break;
-        [a[m], a[i]] = [a[i]!, a[m]!];
+        const t = a[m]!;
+        a[m] = a[i]!;
+        a[i] = t;
         i = m;
       }
     }

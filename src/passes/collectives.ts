@@ -88,11 +88,19 @@ export function scatteredFrom(to: Sharding): Sharding {
   return sharding([...to.rows, ...free], to.cols);
 }
 
-function specsOf(op: Op, key: 'tile2d.in' | 'tile2d.out'): (Sharding | undefined)[] {
+function specsOf(op: Op, key: 'tile2d.in' | 'tile2d.out'): readonly (Sharding | undefined)[] {
   const text = op.notes?.[key];
   if (typeof text !== 'string') assert(false, `${op.kind} has no ${key} note: run tile2d first`);
-  return text.split('; ').map((t) => (t === 'dram' ? undefined : parseSharding(t)));
+  let specs = SPEC_LISTS.get(text);
+  if (specs === undefined) {
+    specs = text.split('; ').map((t) => (t === 'dram' ? undefined : parseSharding(t)));
+    SPEC_LISTS.set(text, specs);
+  }
+  return specs;
 }
+
+/** Spec lists by note text (a few dozen distinct texts serve every op of every layer; never mutated). */
+const SPEC_LISTS = new Map<string, readonly (Sharding | undefined)[]>();
 
 export interface CollectiveTotals {
   count: number;

@@ -59,11 +59,27 @@ export type Split = number | readonly number[];
 export const REPLICATED: Sharding = { rows: [], cols: [], partial: [] };
 
 export function sharding(rows: readonly Axis[], cols: readonly Axis[], partial: readonly Axis[] = []): Sharding {
+  // Specs are made many thousand times and never mutated: each is made once and shared.
+  const key = (axesCode(rows) * 5 + axesCode(cols)) * 5 + axesCode(partial);
+  const known = key >= 0 ? SPECS[key] : undefined;
+  if (known !== undefined) return known;
   const used = [...rows, ...cols];
-  // (Checked without building the message: specs are made many thousand times.)
-  if (used.some((a, k) => used.indexOf(a) !== k)) assert(false, `axis used twice in sharding [${rows.join('')}, ${cols.join('')}]`);
+  assert(new Set(used).size === used.length, `axis used twice in sharding [${rows.join('')}, ${cols.join('')}]`);
   assert(partial.every((a) => !used.includes(a)), 'a partial-sum axis cannot also split a dimension');
-  return { rows: [...rows], cols: [...cols], partial: [...partial] };
+  const s: Sharding = { rows: [...rows], cols: [...cols], partial: [...partial] };
+  if (key >= 0) SPECS[key] = s;
+  return s;
+}
+
+/** Every valid spec without grouped-query columns, by axesCode of its rows, columns and partial axes. */
+const SPECS: Sharding[] = [];
+
+/** An axis list as 0 … 4 (-, r, c, rc, cr); a large negative number for anything longer or repeated. */
+function axesCode(axes: readonly Axis[]): number {
+  if (axes.length === 0) return 0;
+  if (axes.length === 1) return axes[0] === 'r' ? 1 : 2;
+  if (axes.length === 2 && axes[0] !== axes[1]) return axes[0] === 'r' ? 3 : 4;
+  return -1000;
 }
 
 /** The key/value layout matching queries split by `cols` (grouped-query attention, kvHeads < heads). */

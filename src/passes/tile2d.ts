@@ -393,9 +393,17 @@ function isLastAxis(op: Op): boolean {
 
 /** The forward Linear whose weight a backward op uses. */
 function stageOfWeight(_op: Op, w: Value, orient: ReadonlyMap<Op, Orientation>): Op | undefined {
-  for (const l of orient.keys()) if (l.operands[1] === w) return l;
-  return undefined;
+  let byWeight = LINEAR_OF_WEIGHT.get(orient);
+  if (byWeight === undefined) {
+    // The first Linear (in orientation order) of each weight, found once per plan.
+    byWeight = new Map();
+    for (const l of orient.keys()) if (!byWeight.has(l.operands[1]!)) byWeight.set(l.operands[1]!, l);
+    LINEAR_OF_WEIGHT.set(orient, byWeight);
+  }
+  return byWeight.get(w);
 }
+
+const LINEAR_OF_WEIGHT = new WeakMap<ReadonlyMap<Op, Orientation>, Map<Value, Op>>();
 
 // -- orientations ---------------------------------------------------------------------------
 

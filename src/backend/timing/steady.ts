@@ -120,6 +120,8 @@ export class SteadyState {
   private readonly history = new Map<number, Checkpoint[]>();
   /** Per top-level loop node: its first checkpoint's per-block accounts. */
   private readonly firsts = new Map<number, First>();
+  /** Copies of every die's block accounts no loop needs any more, for the next first checkpoint. */
+  private readonly spare: Float64Array[][] = [];
   /** Loops already jumped (or given up on). */
   private readonly finished = new Set<number>();
   /** Die callbacks and their codes (engine × die). */
@@ -158,13 +160,15 @@ export class SteadyState {
     const sig = this.signature(node, it, now);
     if (sig === null) {
       this.finished.add(node.index);
-      this.firsts.delete(node.index);
+      this.dropFirst(node.index);
       return;
     }
     const epoch = ++host.clock.epoch;
     let first = this.firsts.get(node.index);
     if (first === undefined) {
-      first = { epoch, perBlock: host.states.map((s) => s.perBlock.slice()) };
+      const copies = this.spare.pop() ?? host.states.map((s) => new Float64Array(s.perBlock.length));
+      host.states.forEach((s, d) => copies[d]!.set(s.perBlock));
+      first = { epoch, perBlock: copies };
       this.firsts.set(node.index, first);
     }
     const since = first.epoch;
@@ -200,8 +204,15 @@ export class SteadyState {
     this.finished.add(node.index);
     this.history.delete(node.index);
     this.firsts.delete(node.index);
-    if (jumps < 1) return;
-    this.advance(node, jumps, period, now - before.now, before, here, first);
+    if (jumps >= 1) this.advance(node, jumps, period, now - before.now, before, here, first);
+    this.spare.push(first.perBlock);
+  }
+
+  private dropFirst(loop: number): void {
+    const first = this.firsts.get(loop);
+    if (first === undefined) return;
+    this.firsts.delete(loop);
+    this.spare.push(first.perBlock);
   }
 
   /** Move the whole state on by `periods` repeats of `period` iterations, `seconds` each (see the header). */

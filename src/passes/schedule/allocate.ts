@@ -5,7 +5,6 @@
 import { bufferCapacity, type Target } from '../../target/target.js';
 import type { Range } from '../../backend/program.js';
 import { addCarried, addDep, commonScope, lift, type Buf, type SNode } from './skeleton.js';
-import { unique } from './emit.js';
 
 function numberNodes(list: readonly SNode[], first: number): number {
   let next = first;
@@ -19,7 +18,10 @@ function numberNodes(list: readonly SNode[], first: number): number {
 
 /** The innermost scope holding every access of a buffer. */
 function scopeOf(buf: Buf): SNode | null {
-  return buf.accessors.map((a) => a.parent).reduce((x, y) => commonScope(x, y));
+  const acc = buf.accessors;
+  let scope = acc[0]!.parent;
+  for (let k = 1; k < acc.length; k++) scope = commonScope(scope, acc[k]!.parent);
+  return scope;
 }
 
 /**
@@ -31,8 +33,14 @@ function scopeOf(buf: Buf): SNode | null {
 function lifetime(buf: Buf): [number, number] {
   const scope = scopeOf(buf);
   if (buf.resident && scope) return [scope.id + 1, scope.end];
-  const lifted = buf.accessors.map((x) => lift(x, scope));
-  return [Math.min(...lifted.map((x) => x.id)), Math.max(...lifted.map((x) => x.end))];
+  let first = Infinity;
+  let last = -Infinity;
+  for (const x of buf.accessors) {
+    const l = lift(x, scope);
+    if (l.id < first) first = l.id;
+    if (l.end > last) last = l.end;
+  }
+  return [first, last];
 }
 
 /**
@@ -43,14 +51,28 @@ function allocate(bufs: readonly Buf[]): number {
   const BUCKET = 64;
   const byTime = new Map<number, Buf[]>();
   let peak = 0;
+  const clash: Buf[] = [];
   for (const buf of [...bufs].sort((x, y) => y.bytes - x.bytes || x.live[0] - y.live[0])) {
     const [lo, hi] = [Math.floor(buf.live[0] / BUCKET), Math.floor(buf.live[1] / BUCKET)];
-    const clash = new Set<Buf>();
+    // The placed buffers live at the same time, each once (in the first of its buckets
+    // scanned), by offset (ties in the order met: the walk below does not depend on it).
+    clash.length = 0;
     for (let k = lo; k <= hi; k++) {
-      for (const x of byTime.get(k) ?? []) if (x.live[0] <= buf.live[1] && x.live[1] >= buf.live[0]) clash.add(x);
+      const at = byTime.get(k);
+      if (at === undefined) continue;
+      for (let q = 0; q < at.length; q++) {
+        const x = at[q]!;
+        if (x.live[0] > buf.live[1] || x.live[1] < buf.live[0]) continue;
+        if (k > lo && Math.floor(x.live[0] / BUCKET) < k) continue;
+        let i = clash.length;
+        clash.push(x);
+        for (; i > 0 && clash[i - 1]!.offset > x.offset; i--) clash[i] = clash[i - 1]!;
+        clash[i] = x;
+      }
     }
     let offset = 0;
-    for (const x of Array.from(clash).sort((p, q) => p.offset - q.offset)) {
+    for (let q = 0; q < clash.length; q++) {
+      const x = clash[q]!;
       if (x.offset >= offset + buf.bytes) break;
       offset = Math.max(offset, x.offset + x.bytes);
     }
@@ -65,41 +87,60 @@ function allocate(bufs: readonly Buf[]): number {
   return peak;
 }
 
-interface Segment<T> {
-  lo: number;
-  hi: number;
-  v: T;
-}
-
-/** Disjoint address segments, each with a value; `take` returns what [lo, hi) overlapped. */
-function take<T>(segs: Segment<T>[], lo: number, hi: number, v: T): { segs: Segment<T>[]; hit: Segment<T>[] } {
-  const next: Segment<T>[] = [];
-  const hit: Segment<T>[] = [];
-  for (const s of segs) {
-    if (s.hi <= lo || s.lo >= hi) {
-      next.push(s);
-      continue;
-    }
-    hit.push({ lo: Math.max(s.lo, lo), hi: Math.min(s.hi, hi), v: s.v });
-    if (s.lo < lo) next.push({ lo: s.lo, hi: lo, v: s.v });
-    if (s.hi > hi) next.push({ lo: hi, hi: s.hi, v: s.v });
-  }
-  next.push({ lo, hi, v });
-  return { segs: next, hit };
-}
-
 /**
  * A buffer placed where an earlier one was waits for every access of that one (in the same
  * iteration, or for the loop it sat in). Only the last earlier occupant of each address
- * matters: it waited for the one before.
+ * matters: it waited for the one before. `owner` holds, by address, disjoint segments
+ * [lo, hi) and their last occupant, ordered by address.
  */
 function reuseDeps(bufs: readonly Buf[]): void {
-  let segs: Segment<Buf>[] = [];
-  for (const buf of bufs) {
+  const los: number[] = [];
+  const his: number[] = [];
+  const owner: Buf[] = [];
+  const hit: Buf[] = [];
+  for (let q = 0; q < bufs.length; q++) {
+    const buf = bufs[q]!;
     if (buf.bytes === 0) continue;
-    const r = take(segs, buf.offset, buf.offset + buf.bytes, buf);
-    segs = r.segs;
-    for (const prev of unique(r.hit.map((h) => h.v))) for (const x of lastUses(prev)) addDep(buf.accessors[0]!, x);
+    const lo = buf.offset;
+    const hi = buf.offset + buf.bytes;
+    // The first segment ending after lo, then every one starting before hi.
+    let a = 0;
+    let b = his.length;
+    while (a < b) {
+      const mid = (a + b) >> 1;
+      if (his[mid]! <= lo) a = mid + 1;
+      else b = mid;
+    }
+    let end = a;
+    hit.length = 0;
+    for (; end < los.length && los[end]! < hi; end++) if (!hit.includes(owner[end]!)) hit.push(owner[end]!);
+    // The overlapped run becomes what it keeps of its first and last segments around the new one.
+    const left = a < end && los[a]! < lo ? owner[a]! : undefined;
+    const leftLo = left ? los[a]! : 0;
+    const right = a < end && his[end - 1]! > hi ? owner[end - 1]! : undefined;
+    const rightHi = right ? his[end - 1]! : 0;
+    los.splice(a, end - a);
+    his.splice(a, end - a);
+    owner.splice(a, end - a);
+    let at = a;
+    if (left) {
+      los.splice(at, 0, leftLo);
+      his.splice(at, 0, lo);
+      owner.splice(at++, 0, left);
+    }
+    los.splice(at, 0, lo);
+    his.splice(at, 0, hi);
+    owner.splice(at++, 0, buf);
+    if (right) {
+      los.splice(at, 0, hi);
+      his.splice(at, 0, rightHi);
+      owner.splice(at, 0, right);
+    }
+    const first = buf.accessors[0]!;
+    for (let k = 0; k < hit.length; k++) {
+      const uses = lastUses(hit[k]!);
+      for (let i = 0; i < uses.length; i++) addDep(first, uses[i]!);
+    }
   }
 }
 
@@ -122,17 +163,37 @@ function carriedDeps(loop: SNode, bufs: readonly Buf[]): void {
     const b = bufs[k]!;
     if (b.bytes > 0 && b.live[1] <= loop.end) inLoop.push(b);
   }
-  for (const [i, buf] of inLoop.entries()) {
-    let open: Range[] = [[buf.offset, buf.offset + buf.bytes]];
-    for (let k = inLoop.length - 1; k > i && open.length; k--) {
+  for (let i = 0; i < inLoop.length; i++) {
+    const buf = inLoop[i]!;
+    const first = buf.accessors[0]!;
+    // The buffer's addresses no later buffer of the body has taken yet.
+    let open: Range[] | null = null;
+    let a0 = buf.offset;
+    let b0 = buf.offset + buf.bytes;
+    let covered = false;
+    for (let k = inLoop.length - 1; k > i && !covered; k--) {
       const later = inLoop[k]!;
       const lo = later.offset;
       const hi = later.offset + later.bytes;
+      if (open === null) {
+        // One open range (the usual case), kept in a0 and b0.
+        if (!(a0 < hi && b0 > lo)) continue;
+        const uses = lastUses(later);
+        for (let u = 0; u < uses.length; u++) addCarried(first, uses[u]!, loop);
+        const keepLeft = Math.min(b0, lo) > a0;
+        const keepRight = b0 > Math.max(a0, hi);
+        if (keepLeft && keepRight) open = [[a0, lo], [hi, b0]];
+        else if (keepLeft) b0 = lo;
+        else if (keepRight) a0 = hi;
+        else covered = true;
+        continue;
+      }
       if (!open.some(([a, b]) => a < hi && b > lo)) continue;
-      for (const x of lastUses(later)) addCarried(buf.accessors[0]!, x, loop);
+      for (const x of lastUses(later)) addCarried(first, x, loop);
       open = open.flatMap(([a, b]): Range[] => (a >= hi || b <= lo ? [[a, b]] : ([[a, Math.min(b, lo)], [Math.max(a, hi), b]] as Range[]).filter(([p, q]) => q > p)));
+      covered = open.length === 0;
     }
-    if (open.length) for (const x of lastUses(buf)) addCarried(buf.accessors[0]!, x, loop);
+    if (!covered) for (const x of lastUses(buf)) addCarried(first, x, loop);
   }
 }
 

@@ -61,6 +61,8 @@ export function rootOf(v: Value): Value {
 
 export class SpecCache {
   private readonly cache = new Map<Op, { in: (Sharding | undefined)[]; out: Sharding[] }>();
+  /** Parsed spec lists by note text: a few dozen texts serve every op (the lists are only read). */
+  private readonly lists = new Map<string, (Sharding | undefined)[]>();
 
   /** One spec per operand (undefined: read from DRAM as it lies), from tile2d's notes. */
   in(op: Op): (Sharding | undefined)[] {
@@ -74,15 +76,17 @@ export class SpecCache {
   private get(op: Op): { in: (Sharding | undefined)[]; out: Sharding[] } {
     let s = this.cache.get(op);
     if (!s) {
-      const text = (key: string) => {
+      const list = (key: string) => {
         const t = op.notes?.[key];
         if (typeof t !== 'string') assert(false, `${op.kind} '${op.results[0]?.name}' has no ${key} note: run tile2d first`);
-        return t.split('; ');
+        let specs = this.lists.get(t);
+        if (specs === undefined) {
+          specs = t.split('; ').map((x) => (x === 'dram' ? undefined : parseSharding(x)));
+          this.lists.set(t, specs);
+        }
+        return specs;
       };
-      s = {
-        in: op.operands.length ? text('tile2d.in').map((t) => (t === 'dram' ? undefined : parseSharding(t))) : [],
-        out: text('tile2d.out').map(parseSharding),
-      };
+      s = { in: op.operands.length ? list('tile2d.in') : [], out: list('tile2d.out') as Sharding[] };
       this.cache.set(op, s);
     }
     return s;

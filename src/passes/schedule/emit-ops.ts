@@ -255,11 +255,14 @@ function ringOf(axes: readonly Axis[], grid: Grid, die: Die): { group: Range[]; 
   const d = die.i * grid.cols + die.j;
   let ring = byDie[d];
   if (ring === undefined) {
+    // Made for the first die asked about, then given to every member at its own position.
     const dies = groupOf(axes, grid, die);
-    const position = dies.findIndex((g) => g.i === die.i && g.j === die.j);
-    // Dies of one ring share its member list.
-    const shared = position >= 0 ? byDie[dies[0]!.i * grid.cols + dies[0]!.j] : undefined;
-    ring = { group: shared?.group ?? dies.map((g) => [g.i, g.j] as const), position };
+    const group = dies.map((g) => [g.i, g.j] as const);
+    dies.forEach((g, position) => {
+      const m = g.i * grid.cols + g.j;
+      byDie![m] ??= { group, position };
+    });
+    ring = byDie[d] ?? { group, position: -1 };
     byDie[d] = ring;
   }
   return ring;

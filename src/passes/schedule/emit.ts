@@ -143,7 +143,7 @@ export class Builder {
     // The dies holding replicas of what is written share the write: each writes its block of
     // the tile's rows (k replicas, block q of k), so no die carries the whole DRAM traffic of a
     // tensor every die holds (1-D TP's replicated activations).
-    const replicated = kind === 'dram.write' ? (['r', 'c'] as const).filter((x) => ![...s.rows, ...s.cols, ...s.partial].includes(x)) : [];
+    const replicated = kind === 'dram.write' ? (['r', 'c'] as const).filter((x) => !s.rows.includes(x) && !s.cols.includes(x) && !s.partial.includes(x)) : [];
     const replicas = span(replicated, grid);
     const eb = elemBytes(type);
     const layout = this.layouts.get(tensor.name);
@@ -192,7 +192,9 @@ function storedTile(t: { rows: Range; cols: Range }, s: Sharding, grid: Grid, di
 }
 
 export function unique<T>(xs: readonly T[]): T[] {
-  return [...new Set(xs)];
+  const out: T[] = [];
+  for (let k = 0; k < xs.length; k++) if (!out.includes(xs[k]!)) out.push(xs[k]!);
+  return out;
 }
 
 export function isShapeOnly(op: Op, k: number): boolean {

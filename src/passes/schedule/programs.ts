@@ -6,7 +6,7 @@ import { dieAt, type Target } from '../../target/target.js';
 import { assert, assertNever } from '../../diagnostics/diagnostic.js';
 import type { Strategy } from '../pass.js';
 import type { Die, Grid } from '../sharding.js';
-import { emptyTotals, MemberLists, type BufferDecl, type CollectiveRings, type DramLayout, type InstrCommon, type Instruction, type IrRef, type Program, type ProgramTotals, type SharedPrograms } from '../../backend/program.js';
+import { emptyTotals, MemberLists, type BufferDecl, type CollectiveRings, type DramLayout, type InstrCommon, type Instruction, type IrRef, type Program, type ProgramTotals, type Range, type SharedPrograms } from '../../backend/program.js';
 import type { Analysis } from './analysis.js';
 import type { Buf, IrNode, SNode } from './skeleton.js';
 
@@ -60,13 +60,12 @@ export class Programs implements ProgramSet {
 
   /** Freeze what every die shares, and total what is the same on every die. */
   private walk(list: readonly SNode[], times: number): void {
-    const ids = (s: ReadonlySet<SNode>): number[] => {
-      if (s.size <= 1) return s.size === 0 ? [] : [s.values().next().value!.id];
-      return Array.from(s, (x) => x.id).sort((x, y) => x - y);
-    };
-    for (const n of list) {
-      for (const d of n.deps) if (d.id >= n.id) assert(false, `schedule: instruction ${n.id} depends on a later one`);
-      this.common.set(n, { id: n.id, reads: n.reads.map((b) => b.name), writes: n.writes.map((b) => b.name), deps: ids(n.deps), carried: ids(n.carried), ...n.origin });
+    for (let k = 0; k < list.length; k++) {
+      const n = list[k]!;
+      const deps = sortedIds(n.deps);
+      if (deps.length && deps[deps.length - 1]! >= n.id) assert(false, `schedule: instruction ${n.id} depends on a later one`);
+      const { phase, layer, block, loc } = n.origin;
+      this.common.set(n, { id: n.id, reads: n.reads.map(nameOf), writes: n.writes.map(nameOf), deps, carried: sortedIds(n.carried), phase, layer, block, loc });
       if (n.fixed.kind === 'collective') this.collectives.push(n);
       if (n.uniform) addCost(this.uniformTotals, n, { i: 0, j: 0 }, times);
       else this.varyingNodes.push({ node: n, times });
@@ -132,11 +131,18 @@ export class Programs implements ProgramSet {
     const G = first.length;
     const listOf = new Int32Array(D * G);
     const position = new Int32Array(D * G);
+    // Member lists are shared by the dies of a ring (emit-ops.ts): intern each list once.
+    const known = new Map<readonly Range[], number>();
     first.forEach((n, g) => {
       const f = n.fixed as Extract<SNode['fixed'], { kind: 'collective' }>;
       for (let d = 0; d < D; d++) {
         const m = f.members(this.dieAt(d));
-        listOf[d * G + g] = lists.id(Int32Array.from(m.group, ([i, j]) => i * this.grid.cols + j));
+        let id = known.get(m.group);
+        if (id === undefined) {
+          id = lists.id(Int32Array.from(m.group, ([i, j]) => i * this.grid.cols + j));
+          known.set(m.group, id);
+        }
+        listOf[d * G + g] = id;
         position[d * G + g] = m.position;
       }
     });
@@ -190,6 +196,22 @@ export class Programs implements ProgramSet {
         return assertNever(f);
     }
   }
+}
+
+/** The instructions' ids, ascending (sets of a few: an insertion sort, no comparator calls). */
+function sortedIds(s: ReadonlySet<SNode>): number[] {
+  const out: number[] = [];
+  for (const x of s) {
+    let i = out.length;
+    out.push(x.id);
+    for (; i > 0 && out[i - 1]! > x.id; i--) out[i] = out[i - 1]!;
+    out[i] = x.id;
+  }
+  return out;
+}
+
+function nameOf(b: Buf): string {
+  return b.name;
 }
 
 /** Add one instruction's work on `die`, `times` over (the counterpart of program.ts's addInstr). */

@@ -156,15 +156,19 @@ export function addCarried(x: SNode, y: SNode, loop: SNode): void {
 
 /** Record an instruction's buffer accesses and the data dependencies they imply. */
 export function touch(n: SNode, accumulate: boolean): void {
-  for (const b of n.reads) {
-    for (const w of b.writers) addDep(n, w);
+  // (Indexed loops: this runs once per instruction, mostly before the JIT has warmed up.)
+  for (let k = 0; k < n.reads.length; k++) {
+    const b = n.reads[k]!;
+    for (let i = 0; i < b.writers.length; i++) addDep(n, b.writers[i]!);
     b.readersSince.push(n);
     b.accessors.push(n);
   }
-  for (const b of n.writes) {
-    for (const w of b.writers) addDep(n, w);
-    if (!accumulate) for (const r of b.readersSince) addDep(n, r);
-    b.writers = accumulate ? [...b.writers, n] : [n];
+  for (let k = 0; k < n.writes.length; k++) {
+    const b = n.writes[k]!;
+    for (let i = 0; i < b.writers.length; i++) addDep(n, b.writers[i]!);
+    if (!accumulate) for (let i = 0; i < b.readersSince.length; i++) addDep(n, b.readersSince[i]!);
+    if (accumulate) b.writers.push(n);
+    else b.writers = [n];
     if (!accumulate) b.readersSince = [];
     if (!b.accessors.includes(n)) b.accessors.push(n);
   }
