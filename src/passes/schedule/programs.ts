@@ -207,10 +207,11 @@ export class Programs implements ProgramSet {
   }
 }
 
-/** The instructions' ids, ascending (sets of a few: an insertion sort, no comparator calls). */
-function sortedIds(s: ReadonlySet<SNode>): number[] {
+/** The instructions' ids, ascending (lists of a few: an insertion sort, no comparator calls). */
+function sortedIds(s: readonly SNode[]): number[] {
   const out: number[] = [];
-  for (const x of s) {
+  for (let k = 0; k < s.length; k++) {
+    const x = s[k]!;
     let i = out.length;
     out.push(x.id);
     for (; i > 0 && out[i - 1]! > x.id; i--) out[i] = out[i - 1]!;
