@@ -128,13 +128,18 @@ interface Transfer {
 /** Where one simulated die's transfer goes: (pool, weight) entries, the first its own pool's. */
 type Share = readonly { readonly pool: number; readonly weight: number }[];
 
+/** A pool's scheduled event, with its pool and the pool's version when it was scheduled. */
+interface PoolEvent {
+  (): void;
+  readonly poolIndex: number;
+  readonly poolVersion: number;
+}
+
 /** The package's DRAM channels, as pools of dies (see the header). */
 export class DramChannels {
   private readonly pools: Pool[] = [];
   /** Per simulated die (every die, or each class's representative): its transfers' entries. */
   private readonly shares: Share[] = [];
-  /** The pools' scheduled events: which pool, and its version when scheduled. */
-  private readonly events = new WeakMap<() => void, { pool: number; version: number }>();
 
   constructor(
     t: Target,
@@ -201,7 +206,7 @@ export class DramChannels {
     const version = ++pool.version;
     const rate = pool.bandwidth / pool.weight;
     const at = this.queue.now + Math.max(0, first.remaining) / rate;
-    const event = () => {
+    const run = () => {
       if (pool.version !== version) return;
       this.advance(pool);
       first.remaining = 0;
@@ -214,7 +219,9 @@ export class DramChannels {
       this.reschedule(pool);
       for (const x of finished) if (x.done !== null) x.done();
     };
-    this.events.set(event, { pool: pool.index, version });
+    // The event carries its pool and version itself (a side table of every event ever
+    // scheduled cost the collector more than the events).
+    const event: PoolEvent = Object.assign(run, { poolIndex: pool.index, poolVersion: version });
     this.queue.schedule(at, event);
   }
 
@@ -223,9 +230,9 @@ export class DramChannels {
    * for an event made stale by a later change of its pool), or undefined if it is not.
    */
   poolOfEvent(fn: () => void): number | undefined {
-    const e = this.events.get(fn);
-    if (e === undefined) return undefined;
-    return this.pools[e.pool]!.version === e.version ? e.pool : -1;
+    const e = fn as Partial<PoolEvent>;
+    if (e.poolIndex === undefined || e.poolVersion === undefined) return undefined;
+    return this.pools[e.poolIndex]!.version === e.poolVersion ? e.poolIndex : -1;
   }
 
   /** Every pool's state for a signature: its clock relative to `now` while busy, and its transfers. */

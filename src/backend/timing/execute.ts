@@ -211,6 +211,9 @@ export function dieModels(target: Target): (d: number) => DieCostModel {
 
 const NOT_LOOP = -1;
 
+/** A node while the shape is being built (its loop body and carried deps are filled in last). */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 export interface Node {
   readonly index: number;
   readonly id: number;
@@ -311,7 +314,7 @@ class Shape {
         if (ins.count < 1 || ins.size <= 0) throw programError(`loop ${ins.id} has count ${ins.count} and size ${ins.size}`);
         const inner: number[] = [];
         this.flatten(ins.body, index, inner, seen);
-        this.nodes[index] = { ...this.nodes[index]!, loop: { count: ins.count, share: ins.lastSize / ins.size, body: inner } };
+        (node as Mutable<Node>).loop = { count: ins.count, share: ins.lastSize / ins.size, body: inner };
       }
       if (seen.has(ins.id)) throw programError(`instruction id ${ins.id} appears twice`);
       seen.set(ins.id, index);
@@ -326,7 +329,7 @@ class Shape {
         if (n === undefined) throw programError(`instruction ${ins.id} carries a dependency on ${id}, which is not in its own loop body`);
         return n;
       });
-      this.nodes[index] = { ...this.nodes[index]!, carried };
+      (this.nodes[index] as Mutable<Node>).carried = carried;
     });
   }
 

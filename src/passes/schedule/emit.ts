@@ -87,7 +87,7 @@ export class Builder {
   }
 
   node(place: Place, origin: Origin, fixed: Static, reads: readonly Buf[], writes: readonly Buf[], uniform: boolean, accumulate = false): SNode {
-    const n: SNode = { id: -1, end: -1, parent: place.loop, body: [], origin, fixed, reads: unique(reads), writes: unique(writes), deps: new Set(), carried: new Set(), uniform };
+    const n: SNode = { id: -1, end: -1, parent: place.loop, body: [], origin, fixed, reads: unique(reads), writes: unique(writes), deps: [], carried: [], uniform };
     place.list.push(n);
     touch(n, accumulate);
     return n;
@@ -95,7 +95,7 @@ export class Builder {
 
   loop(place: Place, origin: Origin, over: LoopOver, count: number, size: number, lastSize: number): SNode {
     const fixed: Static = { kind: 'loop', over, count, size, lastSize };
-    const n: SNode = { id: -1, end: -1, parent: place.loop, body: [], origin, fixed, reads: [], writes: [], deps: new Set(), carried: new Set(), uniform: true };
+    const n: SNode = { id: -1, end: -1, parent: place.loop, body: [], origin, fixed, reads: [], writes: [], deps: [], carried: [], uniform: true };
     place.list.push(n);
     // A nested loop's instances follow each other across the outer loop's iterations.
     if (place.loop) addCarried(n, n, place.loop);

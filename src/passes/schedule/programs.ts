@@ -39,6 +39,8 @@ export class Programs implements ProgramSet {
   /** Collective nodes in program order (loop bodies in place). */
   private readonly collectives: SNode[] = [];
   private readonly irRefs = new Map<IrNode, IrRef>();
+  /** Die [0, 0]'s instructions. */
+  private readonly origin = new Map<SNode, Instruction>();
 
   constructor(
     readonly model: string,
@@ -67,9 +69,13 @@ export class Programs implements ProgramSet {
       const { phase, layer, block, loc } = n.origin;
       this.common.set(n, { id: n.id, reads: n.reads.map(nameOf), writes: n.writes.map(nameOf), deps, carried: sortedIds(n.carried), phase, layer, block, loc });
       if (n.fixed.kind === 'collective') this.collectives.push(n);
-      if (n.uniform) addCost(this.uniformTotals, n, { i: 0, j: 0 }, times);
-      else this.varyingNodes.push({ node: n, times });
+      if (!n.uniform) this.varyingNodes.push({ node: n, times });
       if (n.fixed.kind === 'loop') this.walk(n.body, times * (n.fixed.count - 1 + n.fixed.lastSize / n.fixed.size));
+      // Die 0's instruction, kept: its numbers are the uniform totals' and every die 0
+      // program (the simulator's first read) is made of these objects.
+      const ins = this.instr(n, ORIGIN);
+      this.origin.set(n, ins);
+      if (n.uniform) addInstrCost(this.uniformTotals, ins, times);
     }
   }
 
@@ -169,6 +175,10 @@ export class Programs implements ProgramSet {
   // Built field by field, in the order the program format lists them: object spreads made
   // this the compiler's hottest function.
   private instr(n: SNode, die: Die): Instruction {
+    if (die.i === 0 && die.j === 0) {
+      const known = this.origin.get(n);
+      if (known !== undefined) return known;
+    }
     const c = this.common.get(n)!;
     const f = n.fixed;
     const { id, reads, writes, deps, carried, phase, layer, block, loc } = c;
@@ -198,10 +208,11 @@ export class Programs implements ProgramSet {
   }
 }
 
-/** The instructions' ids, ascending (sets of a few: an insertion sort, no comparator calls). */
-function sortedIds(s: ReadonlySet<SNode>): number[] {
+/** The instructions' ids, ascending (lists of a few: an insertion sort, no comparator calls). */
+function sortedIds(s: readonly SNode[]): number[] {
   const out: number[] = [];
-  for (const x of s) {
+  for (let k = 0; k < s.length; k++) {
+    const x = s[k]!;
     let i = out.length;
     out.push(x.id);
     for (; i > 0 && out[i - 1]! > x.id; i--) out[i] = out[i - 1]!;
@@ -212,6 +223,36 @@ function sortedIds(s: ReadonlySet<SNode>): number[] {
 
 function nameOf(b: Buf): string {
   return b.name;
+}
+
+/** Die [0, 0]. */
+const ORIGIN: Die = { i: 0, j: 0 };
+
+/** Add an instruction's work, `times` over (as addCost does from its node). */
+function addInstrCost(t: ProgramTotals, ins: Instruction, times: number): void {
+  t.instructions++;
+  switch (ins.kind) {
+    case 'dram.read':
+      t.dramReadBytes += ins.bytes * times;
+      break;
+    case 'dram.write':
+      t.dramWriteBytes += ins.bytes * times;
+      break;
+    case 'gemm':
+      t.macs += ins.batch * ins.m * ins.n * ins.k * times;
+      break;
+    case 'vector':
+      t.vectorFlops += ins.flops * times;
+      break;
+    case 'collective':
+      t.sentBytes += ins.sentBytes * times;
+      t.linkBytes += ins.linkBytes * times;
+      break;
+    case 'loop':
+      break;
+    default:
+      assertNever(ins);
+  }
 }
 
 /** Add one instruction's work on `die`, `times` over (the counterpart of program.ts's addInstr). */

@@ -85,8 +85,9 @@ export interface SNode {
   readonly fixed: Static;
   readonly reads: Buf[];
   readonly writes: Buf[];
-  readonly deps: Set<SNode>;
-  readonly carried: Set<SNode>;
+  /** Instructions this one waits for, and (in a loop) those of the previous iteration; each once. */
+  readonly deps: SNode[];
+  readonly carried: SNode[];
   /** The per-die counts are the same on every die (even tiles, no replica-only writes). */
   readonly uniform: boolean;
 }
@@ -146,12 +147,14 @@ function contains(outer: SNode, n: SNode): boolean {
 export function addDep(from: SNode, to: SNode): void {
   if (from === to) return;
   const t = lift(to, commonScope(from.parent, to.parent));
-  if (!contains(t, from)) from.deps.add(t);
+  if (!contains(t, from) && !from.deps.includes(t)) from.deps.push(t);
 }
 
 /** In `loop`, iteration n+1 of `x` waits for iteration n of `y`. */
 export function addCarried(x: SNode, y: SNode, loop: SNode): void {
-  lift(x, loop).carried.add(lift(y, loop));
+  const from = lift(x, loop);
+  const to = lift(y, loop);
+  if (!from.carried.includes(to)) from.carried.push(to);
 }
 
 /** Record an instruction's buffer accesses and the data dependencies they imply. */
