@@ -185,11 +185,26 @@ export class Builder {
 function storedTile(t: { rows: Range; cols: Range }, s: Sharding, grid: Grid, die: Die, layout: DramLayout | undefined): { rows: Range; cols: Range } {
   if (!layout || s.cols.length === 0) return t;
   const index = blockIndex(s.cols, grid, die);
-  const width = (b: number) => layout.parts.reduce((sum, p) => sum + len(nestedRange(p, layout.splits, b)), 0);
-  let start = 0;
-  for (let b = 0; b < index; b++) start += width(b);
-  return { rows: t.rows, cols: [start, start + width(index)] };
+  const starts = blockStarts(layout, index);
+  return { rows: t.rows, cols: [starts[index]!, starts[index + 1]!] };
 }
+
+/**
+ * Where each column block of a part-wise layout starts, up to block `index` + 1 (block b's
+ * width is every part's block b): summed once per layout rather than per die, which on a
+ * 64×64 grid was a sum over thousands of blocks for each of thousands of dies.
+ */
+function blockStarts(layout: DramLayout, index: number): number[] {
+  let starts = STARTS.get(layout);
+  if (starts === undefined) STARTS.set(layout, (starts = [0]));
+  while (starts.length < index + 2) {
+    const b = starts.length - 1;
+    starts.push(starts[b]! + layout.parts.reduce((sum, p) => sum + len(nestedRange(p, layout.splits, b)), 0));
+  }
+  return starts;
+}
+
+const STARTS = new WeakMap<DramLayout, number[]>();
 
 export function unique<T>(xs: readonly T[]): T[] {
   const out: T[] = [];
