@@ -27,7 +27,10 @@ const CASES = [
   { name: 'bloom-1.7b@64', model: 'models/bloom-1.7b.gy', hw: 'hecaton-8x8-standard' },
   { name: 'gpt3-6.7b@256', model: 'models/gpt3-6.7b.gy', hw: 'hecaton-16x16-standard' },
   { name: 'llama2-70b@1024', model: 'models/llama2-70b.gy', hw: 'hecaton-32x32-standard' },
-  { name: 'gpt3-175b@4096', model: 'models/gpt3-175b.gy', hw: 'hecaton-64x64-standard' },
+  // GPT-3's vocabulary padded as Megatron-LM pads it for training (50257 → 50304, a multiple of
+  // 128): the LM head then splits evenly over 64 columns of dies, as the experiments pad theirs.
+  // Unpadded, the head's two tile widths make 64 classes of dies to simulate (minutes).
+  { name: 'gpt3-175b@4096', model: 'models/gpt3-175b.gy', hw: 'hecaton-64x64-standard', opts: { set: { vocab: 50304 } } },
   { name: 'llama3-405b@4096', model: 'models/llama3-405b.gy', hw: 'hecaton-64x64-standard' },
 ];
 

@@ -14,13 +14,13 @@ import type { Module, Op, Value } from '../ir/module.js';
 import type { CollectiveAlgo } from '../ir/collective-ops.js';
 import { assert } from '../diagnostics/diagnostic.js';
 import { bytes } from '../util/format.js';
-import { DTYPES, numel } from '../ir/types.js';
+import { DTYPES, numel, tensor, type TensorType } from '../ir/types.js';
 import type { Pass, Strategy } from './pass.js';
 import { collectiveCost, type CollectiveKind } from './collective-cost.js';
 import { activationValues } from './activations.js';
 import { resolvePartial, weightSpec } from './tile2d.js';
 import { placementKey } from './units.js';
-import { formatSharding, parseSharding, sameSharding, maxBlock, sharding, span, tileBytes, type Axis, type Grid, type Sharding } from './sharding.js';
+import { evenTiles, formatSharding, parseSharding, sameSharding, maxBlock, sharding, span, tileBytes, type Axis, type Grid, type Sharding } from './sharding.js';
 import { gridOf } from './balance.js';
 
 interface Step {
@@ -82,10 +82,23 @@ export function conversionSteps(from: Sharding, to: Sharding, strategy: Strategy
   return steps;
 }
 
-/** The scattered layout a DRAM read starts from: axes `to` leaves replicated split the rows. */
-export function scatteredFrom(to: Sharding): Sharding {
-  const free = (['r', 'c'] as const).filter((a) => ![...to.rows, ...to.cols, ...to.partial].includes(a));
-  return sharding([...to.rows, ...free], to.cols);
+/**
+ * The scattered layout a DRAM read starts from, gathered on the package into `to`: the axes
+ * `to` leaves replicated split the rows. Grouped-query keys and values are gathered whole
+ * (conversionSteps), so every axis but their row axes is free for them. When the rows of a
+ * mini-batch (`t` with its leading batch axis cut to `samples`) do not split evenly that way, a free axis splits the columns instead, if that is even: a die left with an
+ * empty block would make its program unlike the others' and the package lose its symmetry.
+ */
+export function scatteredFrom(to: Sharding, t?: TensorType, grid?: Grid, samples = 1): Sharding {
+  const freeOf = (cols: readonly Axis[]) => (['r', 'c'] as const).filter((a) => ![...to.rows, ...cols, ...to.partial].includes(a));
+  // Grouped-query keys and values read their queries' column split, as whole columns.
+  const rowsFirst = sharding([...to.rows, ...freeOf(to.cols)], to.cols);
+  const cols = to.kv ? [] : to.cols;
+  const free = freeOf(cols);
+  if (!t || !grid || free.length === 0) return rowsFirst;
+  const sample = t.shape.length >= 3 ? tensor(t.dtype, [Math.min(samples, t.shape[0]!), ...t.shape.slice(1)]) : t;
+  const candidates = [rowsFirst, sharding([...to.rows, ...free], cols), ...free.map((a) => sharding([...to.rows, ...free.filter((x) => x !== a)], [...cols, a])), sharding(to.rows, [...cols, ...free])];
+  return candidates.find((s) => evenTiles(sample, s, grid)) ?? rowsFirst;
 }
 
 function specsOf(op: Op, key: 'tile2d.in' | 'tile2d.out'): readonly (Sharding | undefined)[] {
@@ -118,7 +131,9 @@ export interface InsertedCollectives {
 export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): InsertedCollectives {
   const totals: InsertedCollectives = { layout: { count: 0, sentBytes: 0, linkBytes: 0 }, attention: { count: 0, sentBytes: 0, linkBytes: 0 } };
   const acts = activationValues(m);
-  hoistReductions(m, strategy, acts);
+  // Samples per mini-batch (the minibatch pass's choice): what a DRAM read's tile holds.
+  const samples = (m.notes['minibatch.size'] as number | undefined) ?? Number.MAX_SAFE_INTEGER;
+  hoistReductions(m, grid, samples, strategy, acts);
   const made = new Map<string, Value>();
   /** The reduced copy of a partial value, made where it was produced: what DRAM keeps of it. */
   const whole = new Map<Value, { value: Value; spec: Sharding }>();
@@ -128,7 +143,7 @@ export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): In
     op.operands.forEach((v, k) => {
       const want = wants[k];
       if (!want) return;
-      const { from, steps } = stepsFor(v, op, k, want, strategy, acts, whole.get(v));
+      const { from, steps } = stepsFor(v, op, k, want, strategy, grid, samples, acts, whole.get(v));
       if (steps.length === 0) {
         if (from !== v) m.setOperand(op, k, from);
         return;
@@ -163,7 +178,7 @@ export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): In
  * never hoisted. Splits are visited last first, so a split feeding another split sees the
  * inner one already hoisted.
  */
-function hoistReductions(m: Module, strategy: Strategy, acts: ReadonlySet<Value>): void {
+function hoistReductions(m: Module, grid: Grid, samples: number, strategy: Strategy, acts: ReadonlySet<Value>): void {
   for (const split of [...m.ops()].reverse()) {
     if (split.kind !== 'split' || split.notes?.['tile2d.dram'] === true) continue;
     const x = split.operands[0]!;
@@ -185,7 +200,7 @@ function hoistReductions(m: Module, strategy: Strategy, acts: ReadonlySet<Value>
         user.operands.forEach((v, k) => {
           if (v !== piece || !agree) return;
           const want = wants[k];
-          const route = want ? stepsFor(v, user, k, want, strategy, acts, undefined) : undefined;
+          const route = want ? stepsFor(v, user, k, want, strategy, grid, samples, acts, undefined) : undefined;
           const step = route?.from === v ? route.steps[0] : undefined;
           const reduces = step && step.to.partial.length === 0 && (step.kind === 'reduce_scatter' || step.kind === 'all_reduce');
           if (!reduces || attentionSteps(v, user, k, wants[0], route!.steps)[0]) agree = false;
@@ -211,7 +226,7 @@ interface Route {
   readonly steps: Step[];
 }
 
-function stepsFor(v: Value, op: Op, k: number, want: Sharding, strategy: Strategy, acts: ReadonlySet<Value>, reduced: { value: Value; spec: Sharding } | undefined): Route {
+function stepsFor(v: Value, op: Op, k: number, want: Sharding, strategy: Strategy, grid: Grid, samples: number, acts: ReadonlySet<Value>, reduced: { value: Value; spec: Sharding } | undefined): Route {
   const producer = v.def;
   // Optimus keeps each weight as 2-D blocks and broadcasts them to the dies that need them.
   if (strategy === 'optimus' && k === 1 && (op.kind === 'linear' || op.kind === 'linear_grad')) {
@@ -230,7 +245,7 @@ function stepsFor(v: Value, op: Op, k: number, want: Sharding, strategy: Strateg
   if (!acts.has(v)) return { from: source.value, steps: reduce };
   // Optimus broadcasts every GEMM operand (SUMMA), wherever it comes from.
   const gathers = strategy === 'hecaton' || strategy === 'optimus' || (op.kind === 'linear_grad' && k === 0);
-  return { from: source.value, steps: gathers ? [...reduce, ...conversionSteps(scatteredFrom(want), want, strategy)] : reduce };
+  return { from: source.value, steps: gathers ? [...reduce, ...conversionSteps(strategy === 'hecaton' ? scatteredFrom(want, v.type, grid, samples) : scatteredFrom(want), want, strategy)] : reduce };
 }
 
 /**

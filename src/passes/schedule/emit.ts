@@ -151,16 +151,17 @@ export class Builder {
       const t = storedTile(tileOf(rowsType, s, grid, die), s, grid, die, layout);
       const whole = dieTileElems(type, s, grid, die) * eb * scale;
       if (replicas === 1) return { rows: t.rows, cols: t.cols, bytes: whole };
-      // Blocks of rows, or of columns when only those divide evenly (a bias is one row), so
-      // that every replica writes the same bytes wherever the tile allows it.
+      // Blocks of rows, or of columns when only those divide evenly (a bias is one row), or
+      // a grid of both (rows × columns blocks = replicas), so that every replica writes the
+      // same bytes wherever the tile allows it.
       const q = blockIndex(replicated, grid, die);
       const [nr, nc] = [len(t.rows), len(t.cols)];
-      if (nr % replicas !== 0 && nc % replicas === 0) {
-        const [a, b] = blockRange(nc, replicas, q);
-        return { rows: t.rows, cols: [t.cols[0] + a, t.cols[0] + b], bytes: (whole * (b - a)) / nc };
-      }
-      const [a, b] = blockRange(nr, replicas, q);
-      return { rows: [t.rows[0] + a, t.rows[0] + b], cols: t.cols, bytes: nr === 0 ? 0 : (whole * (b - a)) / nr };
+      const rowBlocks = replicaRowBlocks(nr, nc, replicas);
+      const colBlocks = replicas / rowBlocks;
+      const [a, b] = blockRange(nr, rowBlocks, Math.floor(q / colBlocks));
+      const [c0, c1] = blockRange(nc, colBlocks, q % colBlocks);
+      const share = nr === 0 || nc === 0 ? 0 : ((b - a) / nr) * ((c1 - c0) / nc);
+      return { rows: [t.rows[0] + a, t.rows[0] + b], cols: [t.cols[0] + c0, t.cols[0] + c1], bytes: whole * share };
     };
     const key = `${kind} ${type.dtype} ${type.shape.join('x')} ${size} ${batched} ${formatSharding(s)} ${scale} ${layout ? `${layout.parts.join('+')}/${layout.splits.join('x')}` : ''}`;
     let known = this.dramTiles.get(key);
@@ -171,10 +172,27 @@ export class Builder {
     // the simulators count is the same on every die.
     const evenTile = even(type, s, grid) && even(rowsType, s, grid) && !layout;
     const t0 = evenTile && replicas > 1 ? tileOf(rowsType, s, grid, { i: 0, j: 0 }) : undefined;
-    const splitsEvenly = !t0 || len(t0.rows) % replicas === 0 || len(t0.cols) % replicas === 0;
+    const splitsEvenly = !t0 || evenReplicaSplit(len(t0.rows), len(t0.cols), replicas);
     const uniform = evenTile && splitsEvenly;
     return this.node(place, origin, { kind, tensor: tensor.name, tile }, kind === 'dram.read' ? [] : bufs, kind === 'dram.read' ? bufs : [], uniform);
   }
+}
+
+/**
+ * How many blocks of rows `replicas` dies writing one nr × nc tile cut it into (the columns
+ * into replicas / that many): all rows when they divide evenly, else all columns when those
+ * do, else the most row blocks that leave an even grid of both; all rows when nothing is even.
+ */
+function replicaRowBlocks(nr: number, nc: number, replicas: number): number {
+  if (nr % replicas === 0) return replicas;
+  if (nc % replicas === 0) return 1;
+  for (let a = replicas - 1; a > 1; a--) if (replicas % a === 0 && nr % a === 0 && nc % (replicas / a) === 0) return a;
+  return replicas;
+}
+
+function evenReplicaSplit(nr: number, nc: number, replicas: number): boolean {
+  const a = replicaRowBlocks(nr, nc, replicas);
+  return nr % a === 0 && nc % (replicas / a) === 0;
 }
 
 /**

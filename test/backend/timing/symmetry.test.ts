@@ -45,6 +45,15 @@ describe('die classes: simulating one die per class equals simulating every die'
     });
   }
 
+  it('grouped-query keys and values too narrow for the grid stay one class (tiny-llama on 8x8)', () => {
+    // K and V (32 columns, 16 rows a sample) are replicated on 64 dies: their DRAM write is
+    // shared as a grid of row and column blocks, and their backward re-read scattered over
+    // rows and columns, so no die is left an empty block (once 64 classes).
+    const r = run('models/tiny-llama.gy', { hw: 'hecaton-8x8-standard' }, {});
+    expect(r.classes.classes).toBe(1);
+    expectSame(r.classes, r.plain);
+  });
+
   it('bert-large (2 layers) on 8x8, hecaton, NoP only (Table III view)', () => {
     const r = run('models/bert-large.gy', { hw: 'hecaton-8x8-standard', set: { layers: 2 } }, { ignore: ['compute', 'dram'] });
     expect(r.classes.classes).toBeLessThan(64);
