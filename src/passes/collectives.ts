@@ -84,14 +84,17 @@ export function conversionSteps(from: Sharding, to: Sharding, strategy: Strategy
 
 /**
  * The scattered layout a DRAM read starts from, gathered on the package into `to`: the axes
- * `to` leaves replicated split the rows. Grouped-query keys and values are gathered whole
- * (conversionSteps), so every axis but their row axes is free for them. When the rows of a
- * mini-batch (`t` with its leading batch axis cut to `samples`) do not split evenly that way, a free axis splits the columns instead, if that is even: a die left with an
- * empty block would make its program unlike the others' and the package lose its symmetry.
+ * `to` leaves replicated split the rows. Given the tensor `t`, the grid and the samples per
+ * mini-batch (hecaton, which gathers one axis at a time anyway), a layout whose mini-batch
+ * tiles are uneven gives way to the first even one of: every free axis on the rows; one on
+ * the rows and one on the columns; both on the columns. Grouped-query keys and values are
+ * gathered whole (conversionSteps), so for them every axis but the row axes is free. A die
+ * left an empty block would make its program unlike the others' and split the package into
+ * many classes of dies to simulate.
  */
 export function scatteredFrom(to: Sharding, t?: TensorType, grid?: Grid, samples = 1): Sharding {
   const freeOf = (cols: readonly Axis[]) => (['r', 'c'] as const).filter((a) => ![...to.rows, ...cols, ...to.partial].includes(a));
-  // Grouped-query keys and values read their queries' column split, as whole columns.
+  // As before any shape is known (grouped-query keys and values: their queries' columns).
   const rowsFirst = sharding([...to.rows, ...freeOf(to.cols)], to.cols);
   const cols = to.kv ? [] : to.cols;
   const free = freeOf(cols);
