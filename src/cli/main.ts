@@ -112,6 +112,20 @@ interface ModelFlags {
   json?: boolean;
 }
 
+/** --hw and --accelerator: the package a command compiles for. */
+function withHwFlags(cmd: Command): Command {
+  return cmd.requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file').option('--accelerator <FILE>', ACCELERATOR_HELP, collectFiles, []);
+}
+
+/** --strategy, --mode, --optimizer, --pipeline: how compile and report run the pass pipeline. */
+function withPipelineFlags(cmd: Command, strategyHelp: string): Command {
+  return cmd
+    .addOption(new Option('--strategy <S>', strategyHelp).choices([...STRATEGIES]).default('hecaton'))
+    .addOption(new Option('--mode <M>', 'train adds backward and update; inference compiles forward only').choices(['train', 'inference']))
+    .addOption(new Option('--optimizer <O>', 'weight update of training').choices(['sgd', 'adam']))
+    .option('--pipeline <TEXT>', `passes to run, e.g. '${DEFAULT_PIPELINE}'`);
+}
+
 function withModelFlags(cmd: Command): Command {
   return cmd
     .option('--batch <B>', "batch size (sets a .gy model's `batch` constant, or axis 0 of an .onnx model's dynamic inputs)", positiveInt)
@@ -168,14 +182,8 @@ function buildProgram(io: CliIO): Command {
       io.out(flags.json ? json(stats) : formatStats(stats));
     });
 
-  withModelFlags(program.command('compile').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
-    .description('Compile a model for a hardware target through the pass pipeline and report what each pass decided.')
-    .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
-    .option('--accelerator <FILE>', ACCELERATOR_HELP, collectFiles, [])
-    .addOption(new Option('--strategy <S>', 'how work is distributed').choices([...STRATEGIES]).default('hecaton'))
-    .addOption(new Option('--mode <M>', 'train adds backward and update; inference compiles forward only').choices(['train', 'inference']))
-    .addOption(new Option('--optimizer <O>', 'weight update of training').choices(['sgd', 'adam']))
-    .option('--pipeline <TEXT>', `passes to run, e.g. '${DEFAULT_PIPELINE}'`)
+  withPipelineFlags(withHwFlags(withModelFlags(program.command('compile').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
+    .description('Compile a model for a hardware target through the pass pipeline and report what each pass decided.')), 'how work is distributed')
     .option('--print-ir', 'print the IR after the last pass that ran')
     .option('--print-after-all', 'print the IR after every pass')
     .option('--print-after <PASS>', 'print the IR after PASS (repeatable)', (v: string, acc: string[]) => [...acc, v], [])
@@ -196,10 +204,8 @@ function buildProgram(io: CliIO): Command {
     .option('--json', 'print one JSON object')
     .action((dir: string, flags: InspectFlags) => io.out(runInspect(dir, flags)));
 
-  withModelFlags(program.command('simulate').argument('<MODEL>', 'a .gy, .gyir or .onnx model, or a program folder written by compile -o'))
-    .description('Compile a model and run its per-die programs on the timing backend: latency, energy, and where the time went.')
-    .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
-    .option('--accelerator <FILE>', ACCELERATOR_HELP, collectFiles, [])
+  withHwFlags(withModelFlags(program.command('simulate').argument('<MODEL>', 'a .gy, .gyir or .onnx model, or a program folder written by compile -o'))
+    .description('Compile a model and run its per-die programs on the timing backend: latency, energy, and where the time went.'))
     .addOption(new Option('--strategy <S>', 'how work is distributed').choices([...STRATEGIES]).default('hecaton'))
     .option('--json', 'print one JSON object (with a `blocks` list per Transformer block and phase)')
     .option('--trace <FILE>', 'write a Chrome-trace / Perfetto JSON timeline: one track group per die')
@@ -208,10 +214,8 @@ function buildProgram(io: CliIO): Command {
       io.out(runSimulate(model, await resolveHw(flags), loadOptions(flags), (line) => io.err(`${line}\n`), bar('simulate')));
     });
 
-  withModelFlags(program.command('verify').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
-    .description('Run the per-die programs on numbers and compare outputs, gradients and updated weights with references (exit 2 when they differ).')
-    .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
-    .option('--accelerator <FILE>', ACCELERATOR_HELP, collectFiles, [])
+  withHwFlags(withModelFlags(program.command('verify').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
+    .description('Run the per-die programs on numbers and compare outputs, gradients and updated weights with references (exit 2 when they differ).'))
     .addOption(new Option('--strategy <S>', 'how work is distributed').choices([...STRATEGIES]).default('hecaton'))
     .addOption(new Option('--optimizer <O>', 'weight update of training').choices(['sgd', 'adam']))
     .option('--pipeline <TEXT>', `passes to run, e.g. 'train,fuse,minibatch{size=1},tile2d,collectives,schedule'`)
@@ -223,24 +227,16 @@ function buildProgram(io: CliIO): Command {
       if (!report.ok) throw new VerificationFailed(report);
     });
 
-  withModelFlags(program.command('compare').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
-    .description('Simulate every strategy on one package: latency and energy normalised to hecaton, SRAM overflows marked (Fig. 8).')
-    .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
-    .option('--accelerator <FILE>', ACCELERATOR_HELP, collectFiles, [])
+  withHwFlags(withModelFlags(program.command('compare').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
+    .description('Simulate every strategy on one package: latency and energy normalised to hecaton, SRAM overflows marked (Fig. 8).'))
     .option('--json', 'print one JSON object')
     .action(async (model: string, flags: ModelFlags & CompareFlags & HwFlags) => {
       io.out(runCompare(model, await resolveHw(flags), loadOptions(flags), bar('compare')));
     });
 
   // Loaded on use, like experiment: the charting library is large.
-  withModelFlags(program.command('report').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
-    .description('Compile and simulate a model under every strategy and write one self-contained HTML report: charts of latency and energy per block, SRAM and link heatmaps, the pass pipeline, a timeline.')
-    .requiredOption('--hw <HW>', 'a preset such as hecaton-4x4-standard, or a hardware file')
-    .option('--accelerator <FILE>', ACCELERATOR_HELP, collectFiles, [])
-    .addOption(new Option('--strategy <S>', 'the strategy shown in detail (all are compared)').choices([...STRATEGIES]).default('hecaton'))
-    .addOption(new Option('--mode <M>', 'train adds backward and update; inference compiles forward only').choices(['train', 'inference']))
-    .addOption(new Option('--optimizer <O>', 'weight update of training').choices(['sgd', 'adam']))
-    .option('--pipeline <TEXT>', `passes to run, e.g. '${DEFAULT_PIPELINE}'`)
+  withPipelineFlags(withHwFlags(withModelFlags(program.command('report').argument('<MODEL>', 'a .gy, .gyir or .onnx model'))
+    .description('Compile and simulate a model under every strategy and write one self-contained HTML report: charts of latency and energy per block, SRAM and link heatmaps, the pass pipeline, a timeline.')), 'the strategy shown in detail (all are compared)')
     .requiredOption('-o, --out <FILE>', 'the HTML file to write')
     .action(async (model: string, flags: ModelFlags & ReportFlags & HwFlags) => {
       const { runReport } = await import('./report-command.js');
