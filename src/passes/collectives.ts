@@ -3,10 +3,10 @@
 // reduce-scatters, all-reduces and all-gathers inserted as IR ops, each with its group, its
 // algorithm, and the bytes a die sends (collective-cost.ts). Values crossing a fusion group or
 // a phase come from DRAM: weights and other DRAM-side values are read straight into the
-// consumer's tiles; activations are scattered and then all-gathered over the NoP when the
-// strategy does so (hecaton always, Algorithm 1 steps 2-3 and 6-7; the 1-D baselines for
-// the activations a weight gradient needs, the "additional all-gather" of Table III's
-// backward columns), otherwise read replicated. A partial sum split along its last axis
+// consumer's tiles; activations are scattered and then all-gathered over the NoP (hecaton,
+// Algorithm 1 steps 2-3 and 6-7; the 1-D baselines likewise, counting the gathers as Table
+// III's "additional all-gather" for the activations a weight gradient needs and as part of
+// the read, outside Table III, for the rest). A partial sum split along its last axis
 // (the fused QKV projection) is reduced once before the split when every piece would be
 // reduced alike after it (hoistReductions): the bytes are the same, the link latency is paid once.
 
@@ -29,6 +29,8 @@ interface Step {
   readonly dim?: 'rows' | 'cols';
   readonly from: Sharding;
   readonly to: Sharding;
+  /** Spreads one DRAM read over the dies that would otherwise each read a copy (stepsFor). */
+  readonly read?: true;
 }
 
 /** The algorithm each strategy uses for a collective over `axes` (see collective-cost.ts). */
@@ -129,10 +131,13 @@ export interface InsertedCollectives {
   readonly layout: CollectiveTotals;
   /** Steps of attention cores (see attentionSteps): moved, but not in Table III. */
   readonly attention: CollectiveTotals;
+  /** Gathers spreading one DRAM read over a 1-D baseline's dies (stepsFor): not in Table III either. */
+  readonly reads: CollectiveTotals;
 }
 
 export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): InsertedCollectives {
-  const totals: InsertedCollectives = { layout: { count: 0, sentBytes: 0, linkBytes: 0 }, attention: { count: 0, sentBytes: 0, linkBytes: 0 } };
+  const none = (): CollectiveTotals => ({ count: 0, sentBytes: 0, linkBytes: 0 });
+  const totals: InsertedCollectives = { layout: none(), attention: none(), reads: none() };
   const acts = activationValues(m);
   // Samples per mini-batch (the minibatch pass's choice): what a DRAM read's tile holds.
   const samples = (m.notes['minibatch.size'] as number | undefined) ?? Number.MAX_SAFE_INTEGER;
@@ -152,7 +157,7 @@ export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): In
         return;
       }
       const inside = attentionSteps(v, op, k, wants[0], steps);
-      const key = `${from.id}|${formatSharding(want)}|${placementKey(op)}|${steps.map((s, i) => s.kind + s.axes.join('') + (inside[i] ? `:${inside[i]!.kind}` : '')).join(',')}`;
+      const key = `${from.id}|${formatSharding(want)}|${placementKey(op)}|${steps.map((s, i) => s.kind + s.axes.join('') + (inside[i] ? `:${inside[i]!.kind}` : s.read ? ':read' : '')).join(',')}`;
       let out = made.get(key);
       if (!out) {
         const chain = emit(m, from, op, steps, inside, grid, strategy, totals);
@@ -247,8 +252,16 @@ function stepsFor(v: Value, op: Op, k: number, want: Sharding, strategy: Strateg
   // Weights and weight views are read straight into the tiles wanted.
   if (!acts.has(v)) return { from: source.value, steps: reduce };
   // Optimus broadcasts every GEMM operand (SUMMA), wherever it comes from.
-  const gathers = strategy === 'hecaton' || strategy === 'optimus' || (op.kind === 'linear_grad' && k === 0);
-  return { from: source.value, steps: gathers ? [...reduce, ...conversionSteps(strategy === 'hecaton' ? scatteredFrom(want, v.type, grid, samples) : scatteredFrom(want), want, strategy)] : reduce };
+  if (strategy === 'hecaton' || strategy === 'optimus' || (op.kind === 'linear_grad' && k === 0)) {
+    return { from: source.value, steps: [...reduce, ...conversionSteps(strategy === 'hecaton' ? scatteredFrom(want, v.type, grid, samples) : scatteredFrom(want), want, strategy)] };
+  }
+  // The 1-D baselines want other activations whole on every die. Read replicated, each die
+  // would fetch its own copy through the shared channels (N times the bytes: on 1024 dies,
+  // seconds of DRAM time per layer); so one copy is read, spread over the dies, and gathered
+  // on the package, as hecaton reads (Algorithm 1 steps 2-3). Table III takes the baselines'
+  // inputs as already there, so these gathers count as part of the read, apart from it.
+  const spread = conversionSteps(scatteredFrom(want), want, strategy).map((s): Step => ({ ...s, read: true }));
+  return { from: source.value, steps: [...reduce, ...spread] };
 }
 
 /**
@@ -315,8 +328,8 @@ function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], inside:
         'attention.kv_sent_bytes': had('attention.kv_sent_bytes') + cost.sentBytes,
         'attention.kv_link_bytes': had('attention.kv_link_bytes') + cost.linkBytes,
       };
-    }
-    const totals = core ? all.attention : all.layout;
+    } else if (s.read) op.notes['collective.part_of'] = 'dram.read';
+    const totals = core ? all.attention : s.read ? all.reads : all.layout;
     totals.count++;
     totals.sentBytes += cost.sentBytes;
     totals.linkBytes += cost.linkBytes;
@@ -374,11 +387,14 @@ export const collectives: Pass = {
   establishes: ['collectives.count'],
   run(m, ctx) {
     const grid = gridOf(ctx.target, m);
-    const { layout: t, attention: kv } = insertCollectives(m, grid, ctx.strategy);
-    m.notes['collectives.count'] = t.count + kv.count;
+    const { layout: t, attention: kv, reads } = insertCollectives(m, grid, ctx.strategy);
+    m.notes['collectives.count'] = t.count + kv.count + reads.count;
     ctx.report('collectives', `${t.count} collectives; per die and iteration ${bytes(t.linkBytes)} on the busiest link, ${bytes(t.sentBytes)} sent in all`);
     if (kv.count) {
       ctx.report('collectives', `${kv.count} more inside attention cores (gathering keys and values, reducing their gradients): ${bytes(kv.linkBytes)} per die on the busiest link (not in Table III)`);
+    }
+    if (reads.count) {
+      ctx.report('collectives', `${reads.count} more gather activations read once from DRAM instead of once per die: ${bytes(reads.linkBytes)} per die on the busiest link (not in Table III)`);
     }
     const heads = noteHeadSlices(m, grid, ctx.strategy);
     if (heads.count) {
@@ -425,9 +441,10 @@ export interface BlockTraffic {
   linkBytes: number;
   sentBytes: number;
   /**
-   * Collectives inside compute ops: score all-reduces of heads that span several dies, the
-   * key/value gathers (and their gradients' reductions) of attentionSteps, and the row
-   * statistics of normalizations whose rows span several dies.
+   * Collectives outside Table III's layouts: score all-reduces of heads that span several
+   * dies, the key/value gathers (and their gradients' reductions) of attentionSteps, the row
+   * statistics of normalizations whose rows span several dies, and the gathers that spread
+   * a 1-D baseline's DRAM read (stepsFor).
    */
   headLinkBytes: number;
 }

@@ -102,3 +102,33 @@ describe("Table III's Hecaton link latency: each block's collectives, counted on
     });
   }
 });
+
+describe('the 1-D baselines read an activation once and gather it on the package', () => {
+  for (const strategy of ['megatron', 'torus'] as Strategy[]) {
+    it(`${strategy}: each die reads its 1/N share; the gathers are part of the read, outside Table III`, () => {
+      const c = compile('models/bert-large.gy', { hw: 'hecaton-4x4-standard', strategy, set: { layers: 3 } });
+      const spread = c.module.ops().filter((op) => op.notes?.['collective.part_of'] === 'dram.read');
+      expect(spread.length).toBeGreaterThan(0);
+      const read = new Set<string>();
+      for (const op of spread) {
+        // From one block of rows per die to the whole tensor on every die: one gather over all 16.
+        expect([op.kind, op.attrs.axis, op.notes?.['tile2d.in'], op.notes?.['tile2d.out']]).toEqual(['all_gather', 'rc', '[rc, -]', '[-, -]']);
+        read.add(op.operands[0]!.name);
+      }
+      // On die [1, 1], every read of those activations is a sixteenth of the tensor.
+      const p = programsOf(c.module)!.programFor({ i: 1, j: 1 });
+      let reads = 0;
+      forEachInstr(p.instructions, (ins) => {
+        if (ins.kind !== 'dram.read' || !read.has(ins.tensor)) return;
+        const v = [...c.module.inputs, ...c.module.ops().flatMap((op) => op.results)].find((r) => r.name === ins.tensor)!;
+        reads++;
+        // Per mini-batch: rows of one mini-batch, whole columns.
+        expect((ins.rows[1] - ins.rows[0]) * 16 * (ins.cols[1] - ins.cols[0])).toBeLessThanOrEqual(v.type.shape.slice(1).reduce((a, b) => a * b, c.module.notes['minibatch.size'] as number));
+      });
+      expect(reads).toBeGreaterThan(0);
+      // Hecaton's scattered reads are its method (Algorithm 1 steps 2-3), layout traffic as before.
+      const h = compile('models/bert-large.gy', { hw: 'hecaton-4x4-standard', strategy: 'hecaton', set: { layers: 3 } });
+      expect(h.module.ops().some((op) => op.notes?.['collective.part_of'] === 'dram.read')).toBe(false);
+    });
+  }
+});
