@@ -22,6 +22,11 @@ const algo: AttrSpec = {
   doc: 'ring (the row/column bypass ring, or a snake ring over all dies), torus2d, recursive_doubling',
 };
 const dim: AttrSpec = { kind: 'string', oneOf: ['rows', 'cols'], doc: 'the dimension of the 2-D view that is split or joined' };
+const block: AttrSpec = {
+  kind: 'int',
+  optional: true,
+  doc: 'groups of this many consecutive dies along the axes (grouped-query keys and values); default: the whole axis',
+};
 
 function collective(name: string, summary: string, withDim: boolean): OpDef {
   return {
@@ -29,7 +34,7 @@ function collective(name: string, summary: string, withDim: boolean): OpDef {
     summary,
     category: 'collective',
     operands: [{ name: 'x' }],
-    attrs: withDim ? { axis: group, dim, algo } : { axis: group, algo },
+    attrs: withDim ? { axis: group, dim, algo, block } : { axis: group, algo, block },
     infer([x]) {
       return [{ ...x! }];
     },

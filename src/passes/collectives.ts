@@ -20,7 +20,7 @@ import { collectiveCost, type CollectiveKind } from './collective-cost.js';
 import { activationValues } from './activations.js';
 import { resolvePartial, weightSpec } from './tile2d.js';
 import { placementKey } from './units.js';
-import { evenTiles, formatSharding, parseSharding, sameSharding, maxBlock, sharding, span, tileBytes, type Axis, type Grid, type Sharding } from './sharding.js';
+import { evenTiles, formatSharding, groupedHeads, kvSharding, parseSharding, REPLICATED, runLength, sameSharding, maxBlock, sharding, span, tileBytes, tilesWithin, type Axis, type Grid, type Sharding } from './sharding.js';
 import { gridOf } from './balance.js';
 
 interface Step {
@@ -40,18 +40,24 @@ export function algorithmFor(strategy: Strategy, kind: CollectiveKind, axes: rea
   return 'ring';
 }
 
+/** The tensor a conversion moves, and the grid: grouped-query layouts need them to place tiles. */
+export interface Geometry {
+  readonly t: TensorType;
+  readonly grid: Grid;
+}
+
 /** Collectives that turn `from` into `to`: reduce partial sums, then gather what `to` does not split. */
-export function conversionSteps(from: Sharding, to: Sharding, strategy: Strategy): Step[] {
+export function conversionSteps(from: Sharding, to: Sharding, strategy: Strategy, geo?: Geometry): Step[] {
+  if (from.kv || to.kv) {
+    assert(geo, `converting ${formatSharding(from)} to ${formatSharding(to)} needs the tensor's shape`);
+    return groupedSteps(from, to, strategy, geo);
+  }
   const steps: Step[] = [];
   let cur = from;
   const push = (kind: CollectiveKind, axes: readonly Axis[], next: Sharding, dim?: 'rows' | 'cols') => {
     steps.push({ kind, axes, from: cur, to: next, ...(dim ? { dim } : {}) });
     cur = next;
   };
-  // Grouped-query keys and values: dies whose queries share a head hold the same columns,
-  // which no reduce-scatter or gather along grid axes yields. Reduce and gather whole
-  // columns; each die then keeps the columns it reads (a local slice).
-  if (to.kv) return conversionSteps(from, sharding(to.rows, []), strategy);
   const pending = cur.partial.filter((a) => !to.partial.includes(a));
   if (pending.length) {
     const rest = cur.partial.filter((a) => to.partial.includes(a));
@@ -85,20 +91,73 @@ export function conversionSteps(from: Sharding, to: Sharding, strategy: Strategy
 }
 
 /**
+ * Conversions to and from grouped-query layouts, whose tiles do not follow the grid axes (dies
+ * whose queries share a key/value head hold the same columns). A gradient's contributions are
+ * summed, one axis at a time, straight into key/value tiles: the wanted ones, or whole heads
+ * holding the wanted tiles, or else whole columns. A plain layout reaches key/value tiles
+ * through the layout split by the queries' outer axis (`kvHome`), then an all-gather along
+ * that axis. A tile inside the one held is a local slice. The collectives pass runs each of
+ * these steps only among the dies that hold what a die needs (runLength): for Llama2-70B on
+ * 32×32, runs of 4 dies along a row instead of the row of 32.
+ */
+function groupedSteps(from: Sharding, to: Sharding, strategy: Strategy, geo: Geometry): Step[] {
+  const { t, grid } = geo;
+  const steps: Step[] = [];
+  let cur = from;
+  const push = (kind: CollectiveKind, axes: readonly Axis[], next: Sharding, dim?: 'rows' | 'cols') => {
+    steps.push({ kind, axes, from: cur, to: next, ...(dim ? { dim } : {}) });
+    cur = next;
+  };
+  const gather = strategy === 'optimus' ? 'broadcast' : 'all_gather';
+  if (cur.kv && cur.partial.length) {
+    const kvHeads = cur.kv.kvHeads;
+    const plainTo = sharding(to.rows, to.cols);
+    const grouped = to.kv ? [] : to.cols.map((_, n) => groupedHeads(to.rows, to.cols.slice(0, n + 1), kvHeads, grid));
+    const candidates = [to.kv ? to : undefined, ...grouped, sharding(to.rows, [])].filter((c): c is Sharding => c !== undefined);
+    const into = candidates.find((c) => c.rows.every((a) => !cur.partial.includes(a)) && (c === to || tilesWithin(t, plainTo, c, grid))) ?? REPLICATED;
+    const pending = [...cur.partial];
+    const withPartial = (rest: readonly Axis[]) => (into.kv ? kvSharding(sharding(into.rows, into.cols), into.kv.heads, into.kv.kvHeads, rest) : sharding(into.rows, into.cols, rest));
+    // One axis at a time, the inner first, as hecaton reduces on its row and column rings.
+    while (pending.length) {
+      const a = pending.pop()!;
+      push('all_reduce', [a], withPartial(pending));
+    }
+  }
+  if (cur.partial.length === 0 && tilesWithin(t, to, cur, grid)) return steps;
+  if (cur.kv) {
+    // Key/value tiles on to a layout they do not hold: gather whole columns first.
+    push(gather, cur.cols, sharding(cur.rows, []), 'cols');
+    if (tilesWithin(t, to, cur, grid)) return steps;
+  }
+  if (!to.kv) return [...steps, ...conversionSteps(cur, to, strategy)];
+  const home = kvHome(to);
+  steps.push(...conversionSteps(cur, home, strategy));
+  cur = home;
+  if (!tilesWithin(t, to, cur, grid)) push(gather, home.cols, to, 'cols');
+  return steps;
+}
+
+/** The plain layout key/value tiles are gathered from: split by the queries' outer axis only. */
+export function kvHome(to: Sharding): Sharding {
+  return sharding(to.rows, to.cols.slice(0, 1));
+}
+
+/**
  * The scattered layout a DRAM read starts from, gathered on the package into `to`: the axes
  * `to` leaves replicated split the rows. Given the tensor `t`, the grid and the samples per
  * mini-batch (hecaton, which gathers one axis at a time anyway), a layout whose mini-batch
  * tiles are uneven gives way to the first even one of: every free axis on the rows; one on
  * the rows and one on the columns; both on the columns. Grouped-query keys and values are
- * gathered whole (conversionSteps), so for them every axis but the row axes is free. A die
+ * gathered from the layout their queries' outer axis splits (kvHome), so that is read. A die
  * left an empty block would make its program unlike the others' and split the package into
  * many classes of dies to simulate.
  */
-export function scatteredFrom(to: Sharding, t?: TensorType, grid?: Grid, samples = 1): Sharding {
+export function scatteredFrom(wanted: Sharding, t?: TensorType, grid?: Grid, samples = 1): Sharding {
+  const to = wanted.kv ? kvHome(wanted) : wanted;
   const freeOf = (cols: readonly Axis[]) => (['r', 'c'] as const).filter((a) => ![...to.rows, ...cols, ...to.partial].includes(a));
   // As before any shape is known (grouped-query keys and values: their queries' columns).
   const rowsFirst = sharding([...to.rows, ...freeOf(to.cols)], to.cols);
-  const cols = to.kv ? [] : to.cols;
+  const cols = to.cols;
   const free = freeOf(cols);
   if (!t || !grid || free.length === 0) return rowsFirst;
   const sample = t.shape.length >= 3 ? tensor(t.dtype, [Math.min(samples, t.shape[0]!), ...t.shape.slice(1)]) : t;
@@ -242,25 +301,26 @@ function stepsFor(v: Value, op: Op, k: number, want: Sharding, strategy: Strateg
   }
   const besideDram = producer?.notes?.['tile2d.dram'] === true;
   const have = producer && !besideDram ? specsOf(producer, 'tile2d.out')[producer.results.indexOf(v)]! : undefined;
+  const geo: Geometry = { t: v.type, grid };
   if (have && acts.has(v) && placementKey(producer!) === placementKey(op)) {
-    return { from: v, steps: sameSharding(have, want) ? [] : conversionSteps(have, want, strategy) };
+    return { from: v, steps: sameSharding(have, want) ? [] : conversionSteps(have, want, strategy, geo) };
   }
   // What leaves the package through DRAM is whole: a partial sum is reduced where it was made
   // (reusing the reduced copy its own group already made, if any).
   const source = reduced ?? { value: v, spec: have };
-  const reduce = source.spec?.partial.length ? conversionSteps(source.spec, resolvePartial(source.spec, strategy, v.type.shape.length), strategy) : [];
+  const reduce = source.spec?.partial.length ? conversionSteps(source.spec, resolvePartial(source.spec, strategy, v.type.shape.length), strategy, geo) : [];
   // Weights and weight views are read straight into the tiles wanted.
   if (!acts.has(v)) return { from: source.value, steps: reduce };
   // Optimus broadcasts every GEMM operand (SUMMA), wherever it comes from.
   if (strategy === 'hecaton' || strategy === 'optimus' || (op.kind === 'linear_grad' && k === 0)) {
-    return { from: source.value, steps: [...reduce, ...conversionSteps(strategy === 'hecaton' ? scatteredFrom(want, v.type, grid, samples) : scatteredFrom(want), want, strategy)] };
+    return { from: source.value, steps: [...reduce, ...conversionSteps(strategy === 'hecaton' ? scatteredFrom(want, v.type, grid, samples) : scatteredFrom(want), want, strategy, geo)] };
   }
   // The 1-D baselines want other activations whole on every die. Read replicated, each die
   // would fetch its own copy through the shared channels (N times the bytes: on 1024 dies,
   // seconds of DRAM time per layer); so one copy is read, spread over the dies, and gathered
   // on the package, as hecaton reads (Algorithm 1 steps 2-3). Table III takes the baselines'
   // inputs as already there, so these gathers count as part of the read, apart from it.
-  const spread = conversionSteps(scatteredFrom(want), want, strategy).map((s): Step => ({ ...s, read: true }));
+  const spread = conversionSteps(scatteredFrom(want), want, strategy, geo).map((s): Step => ({ ...s, read: true }));
   return { from: source.value, steps: [...reduce, ...spread] };
 }
 
@@ -305,9 +365,14 @@ function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], inside:
   for (const [i, s] of steps.entries()) {
     const axis = s.axes.join('');
     const algo = algorithmFor(strategy, s.kind, s.axes);
-    const attrs: Record<string, string> = s.kind === 'all_reduce' ? { axis, algo } : { axis, dim: s.dim!, algo };
+    const attrs: Record<string, string | number> = s.kind === 'all_reduce' ? { axis, algo } : { axis, dim: s.dim!, algo };
+    // Grouped-query steps run among the dies holding what each needs (runLength).
+    const run = runLength(v.type, s.from, s.to, s.axes, s.kind === 'all_reduce' || s.kind === 'reduce_scatter', grid);
+    if (run < span(s.axes, grid)) attrs.block = run;
     const op = m.addOp(s.kind, [cur], attrs, { names: [`${v.name}@${formatSharding(s.to)}`], loc: consumer.loc, layer: consumer.layer });
-    const cost = collectiveCost(s.kind, algo, tileBytes(v.type, s.from, grid), span(s.axes, grid), grid);
+    // A gradient's key/value contributions are summed into the (wider) tiles they become.
+    const tile = s.from.kv && s.from.partial.length ? tileBytes(v.type, s.to, grid) : tileBytes(v.type, s.from, grid);
+    const cost = collectiveCost(s.kind, algo, tile, run, grid);
     op.notes = {
       ...pick(consumer.notes, ['train.phase', 'fuse.group', 'fuse.block']),
       'tile2d.in': formatSharding(s.from),

@@ -14,6 +14,10 @@
 //              tensor that the die's block of the queries (8 heads split as [-, rc]) reads
 //              (its query heads' shared key/value head, or the same slice of it); dies whose
 //              queries share a key/value head hold the same columns
+//   [-, c:kv32/8]  whole heads of an 8-head tensor for runs of 4 dies along c (32 blocks of
+//              one pseudo-head each, 8 heads): rotary embeddings of grouped-query keys
+//   [-, rc:kv8/2]~rc  a gradient of such keys or values: each die's contribution to its own
+//              columns (zero elsewhere), summed over the dies (partial axes may split columns)
 //
 // The text form above is what tile2d writes into notes and what collectives reads back.
 
@@ -82,9 +86,32 @@ function axesCode(axes: readonly Axis[]): number {
   return -1000;
 }
 
-/** The key/value layout matching queries split by `cols` (grouped-query attention, kvHeads < heads). */
-export function kvSharding(queries: Sharding, heads: number, kvHeads: number): Sharding {
-  return { ...sharding(queries.rows, queries.cols), kv: { heads, kvHeads } };
+/**
+ * The key/value layout matching queries split by `cols` (grouped-query attention, kvHeads <
+ * heads); with `partial`, contributions to those columns still to be summed over those axes.
+ */
+export function kvSharding(queries: Sharding, heads: number, kvHeads: number, partial: readonly Axis[] = []): Sharding {
+  const key = `${formatSharding(sharding(queries.rows, queries.cols))}:${heads}/${kvHeads}~${partial.join('')}`;
+  let s = KV_SPECS.get(key);
+  if (s === undefined) {
+    assert(partial.every((a) => !queries.rows.includes(a)), 'a partial-sum axis cannot also split the rows');
+    s = { rows: [...queries.rows], cols: [...queries.cols], partial: [...partial], kv: { heads, kvHeads } };
+    KV_SPECS.set(key, s);
+  }
+  return s;
+}
+
+const KV_SPECS = new Map<string, Sharding>();
+
+/**
+ * Whole heads of a tensor with fewer heads than `axes` make blocks: each run of dies whose
+ * blocks fall in one head holds that head (a grouped-query key's heads for rotary embeddings,
+ * which pair dimensions half a head apart). Undefined when the blocks do not divide evenly.
+ */
+export function groupedHeads(rows: readonly Axis[], axes: readonly Axis[], heads: number, grid: Grid): Sharding | undefined {
+  if (axes.length === 0 || weighted(axes, grid)) return undefined;
+  const blocks = span(axes, grid);
+  return blocks % heads === 0 && blocks > heads ? kvSharding(sharding(rows, axes), blocks, heads) : undefined;
 }
 
 /** Texts of specs already formatted (specs are never mutated; parsed ones are shared). */
@@ -118,8 +145,9 @@ function parseShardingText(text: string): Sharding {
   const m = /^\[([rc-]+), ([rc-]+)(?::kv(\d+)\/(\d+))?\](?:~([rc]+))?$/.exec(text);
   assert(m, `bad sharding text '${text}'`);
   const axes = (t: string) => (t === '-' ? [] : ([...t] as Axis[]));
-  const s = sharding(axes(m[1]!), axes(m[2]!), m[5] ? axes(m[5]) : []);
-  return m[3] ? { ...s, kv: { heads: Number(m[3]), kvHeads: Number(m[4]) } } : s;
+  const partial = m[5] ? axes(m[5]) : [];
+  if (m[3]) return kvSharding(sharding(axes(m[1]!), axes(m[2]!)), Number(m[3]), Number(m[4]), partial);
+  return sharding(axes(m[1]!), axes(m[2]!), partial);
 }
 
 export function sameSharding(a: Sharding, b: Sharding): boolean {
@@ -346,4 +374,109 @@ export function groupOf(axes: readonly Axis[], grid: Grid, die: Die): Die[] {
     for (let k = 0; k < grid.cols; k++) out.push({ i, j: i % 2 === 0 ? k : grid.cols - 1 - k });
   }
   return out;
+}
+
+// -- grouped-query layouts: where tiles lie relative to each other ----------------------------
+
+/** Every die of `grid` (row-major). */
+function diesOf(grid: Grid): Die[] {
+  const out: Die[] = [];
+  for (let i = 0; i < grid.rows; i++) for (let j = 0; j < grid.cols; j++) out.push({ i, j });
+  return out;
+}
+
+function within(a: readonly [number, number], b: readonly [number, number]): boolean {
+  return a[1] <= a[0] || (b[0] <= a[0] && a[1] <= b[1]);
+}
+
+function overlaps(a: readonly [number, number], b: readonly [number, number]): boolean {
+  return a[0] < b[1] && b[0] < a[1];
+}
+
+const WITHIN = new Map<string, boolean>();
+
+/** Whether every die's tile under `inner` lies inside its tile under `outer` (reading it is a local slice). */
+export function tilesWithin(t: TensorType, inner: Sharding, outer: Sharding, grid: Grid): boolean {
+  const key = `${t.shape.join('x')}|${formatSharding(inner)}|${formatSharding(outer)}|${gridKey(grid)}`;
+  let yes = WITHIN.get(key);
+  if (yes === undefined) {
+    yes = diesOf(grid).every((d) => {
+      const a = tileOf(t, inner, grid, d);
+      const b = tileOf(t, outer, grid, d);
+      return within(a.rows, b.rows) && within(a.cols, b.cols);
+    });
+    WITHIN.set(key, yes);
+  }
+  return yes;
+}
+
+function gridKey(grid: Grid): string {
+  return `${grid.rows}x${grid.cols}|${grid.rowUnits?.join(',') ?? ''}|${grid.colUnits?.join(',') ?? ''}`;
+}
+
+const RUNS = new Map<string, number>();
+
+/**
+ * The dies a collective over `axes` from `from` to `to` must involve: runs of this many
+ * consecutive blocks along the axes (blockIndex order), the smallest that keeps everything a
+ * die needs inside its run. A gather needs a die's new tile covered by its run's tiles; a
+ * reduction needs every die outside the run to hold nothing of the die's new tile (grouped-
+ * query gradients are zero outside a die's own columns). Only grouped-query layouts place
+ * tiles so; otherwise, and on weighted axes, the whole axis.
+ */
+export function runLength(t: TensorType, from: Sharding, to: Sharding, axes: readonly Axis[], reduces: boolean, grid: Grid): number {
+  const n = span(axes, grid);
+  if ((!from.kv && !to.kv) || weighted(axes, grid)) return n;
+  const key = `${t.shape.join('x')}|${formatSharding(from)}|${formatSharding(to)}|${axes.join('')}|${reduces}|${gridKey(grid)}`;
+  let best = RUNS.get(key);
+  if (best !== undefined) return best;
+  best = n;
+  const dies = diesOf(grid);
+  // Dies along the axes with the other coordinates of `d`, by block index.
+  const along = (d: Die) => {
+    const out: Die[] = [];
+    for (let k = 0; k < n; k++) {
+      let rest = k;
+      let { i, j } = d;
+      for (let x = axes.length - 1; x >= 0; x--) {
+        const size = axes[x] === 'r' ? grid.rows : grid.cols;
+        if (axes[x] === 'r') i = rest % size;
+        else j = rest % size;
+        rest = Math.floor(rest / size);
+      }
+      out.push({ i, j });
+    }
+    return out;
+  };
+  const fits = (g: number) =>
+    dies.every((d) => {
+      const first = Math.floor(blockIndex(axes, grid, d) / g) * g;
+      const line = along(d);
+      const want = tileOf(t, to, grid, d);
+      if (reduces) {
+        return line.every((e, k) => {
+          if (k >= first && k < first + g) return true;
+          const has = tileOf(t, from, grid, e);
+          return !(overlaps(has.rows, want.rows) && overlaps(has.cols, want.cols));
+        });
+      }
+      // Covered: the run's tiles (all holding the wanted rows) cover the wanted columns.
+      const spans = line
+        .slice(first, first + g)
+        .map((e) => tileOf(t, from, grid, e))
+        .filter((h) => within(want.rows, h.rows))
+        .map((h) => h.cols)
+        .sort((a, b) => a[0] - b[0]);
+      let reach = want.cols[0];
+      for (const [a, b] of spans) if (a <= reach) reach = Math.max(reach, b);
+      return reach >= want.cols[1];
+    });
+  for (let g = 1; g < n; g++) {
+    if (n % g === 0 && fits(g)) {
+      best = g;
+      break;
+    }
+  }
+  RUNS.set(key, best);
+  return best;
 }

@@ -22,7 +22,7 @@ import type { Module, Op, Value } from '../ir/module.js';
 import { opDef } from '../ir/ops.js';
 import type { Target } from '../target/target.js';
 import type { Pass, Strategy } from './pass.js';
-import { formatSharding, kvSharding, matrixView, REPLICATED, sharding, span, transposeMapping, units, weighted, type Axis, type Grid, type Sharding } from './sharding.js';
+import { formatSharding, groupedHeads, kvSharding, matrixView, REPLICATED, sharding, span, transposeMapping, units, weighted, type Axis, type Grid, type Sharding } from './sharding.js';
 import { error, errorAt } from '../diagnostics/diagnostic.js';
 import { isForward, placementKey } from './units.js';
 import { activationValues } from './activations.js';
@@ -65,6 +65,8 @@ export function homeSpec(strategy: Strategy): Sharding {
  */
 export function resolvePartial(s: Sharding, strategy: Strategy, rank = 2): Sharding {
   if (s.partial.length === 0) return s;
+  // Grouped-query contributions are summed into the key/value tiles they are for.
+  if (s.kv) return kvSharding(sharding(s.rows, s.cols), s.kv.heads, s.kv.kvHeads);
   if (strategy === 'megatron' || strategy === 'torus' || rank < 2) return sharding(s.rows, s.cols);
   if (s.rows.length === 0) return sharding(s.partial, s.cols);
   return sharding(s.rows, [...s.cols, ...s.partial]);
@@ -262,14 +264,14 @@ function summaAttention(op: Op, grid: Grid): OpTiling {
  * out their gradients. With as many key/value heads as query heads, like the queries (dk and
  * dv partial over `over`, the axes splitting the query rows). With grouped-query attention,
  * each die reads the key/value columns its query heads share (kvSharding: dies whose queries
- * share a head hold the same columns), and its dk and dv are contributions to every column
- * (zero outside its own), to be summed over all the dies.
+ * share a head hold the same columns), and its dk and dv are contributions to those columns
+ * (zero outside them), to be summed over all the dies.
  */
 function keysAndValues(op: Op, heads: Sharding, over: readonly Axis[] = []): { in: Sharding; grad: Sharding } {
   const h = op.attrs.heads as number;
   const kvHeads = (op.attrs.kv_heads as number | undefined) ?? h;
   if (kvHeads === h) return { in: heads, grad: sharding(heads.rows, heads.cols, over) };
-  return { in: kvSharding(heads, h, kvHeads), grad: sharding(heads.rows, [], [...over, ...heads.cols]) };
+  return { in: kvSharding(heads, h, kvHeads), grad: kvSharding(heads, h, kvHeads, [...over, ...heads.cols]) };
 }
 
 function linearTiling(op: Op, strategy: Strategy, o: Orientation): OpTiling {
@@ -329,7 +331,7 @@ function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding 
   const from = lead && split(lead) > 0 ? outOf(lead)! : home;
   // Rotary embeddings sit between the Q/K projections and attention: reduce their partial
   // sums straight into attention's head layout rather than onto the rows.
-  const s = op.kind === 'rope' || op.kind === 'rope_grad' ? wholeHeads(headSpec(from), op.attrs.heads as number, grid) : resolvePartial(from, strategy, rank);
+  const s = op.kind === 'rope' || op.kind === 'rope_grad' ? ropeHeads(from, op.attrs.heads as number, grid) : resolvePartial(from, strategy, rank);
   const lower = (t: Value) => sharding([], t.type.shape.length >= 1 ? s.cols : []);
   return {
     in: op.operands.map((v) => (v.type.shape.length === rank ? s : lower(v))),
@@ -366,6 +368,23 @@ function wholeHeads(s: Sharding, heads: number, grid: Grid): Sharding {
   let n = s.cols.length;
   while (n > 0 && heads % units(s.cols.slice(0, n), grid) !== 0) n--;
   return sharding(s.rows, s.cols.slice(0, n));
+}
+
+/**
+ * Rotary embeddings' layout: whole heads per die (wholeHeads). A tensor with fewer heads than
+ * the first axis has blocks (grouped-query keys: 8 heads, 32 columns of dies) would otherwise
+ * be replicated on every die; instead each run of dies whose blocks fall in one head holds
+ * that head (groupedHeads), and the attention core reads its columns from there.
+ */
+function ropeHeads(from: Sharding, heads: number, grid: Grid): Sharding {
+  const base = from.kv ? sharding(from.rows, from.cols) : headSpec(from);
+  const whole = wholeHeads(base, heads, grid);
+  if (whole.cols.length > 0) return whole;
+  for (let n = 1; n <= base.cols.length; n++) {
+    const g = groupedHeads(base.rows, base.cols.slice(0, n), heads, grid);
+    if (g) return g;
+  }
+  return whole;
 }
 
 function samePlacement(a: Op, b: Op): boolean {

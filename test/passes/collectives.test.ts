@@ -11,6 +11,8 @@ import { programsOf } from '../../src/passes/schedule/index.js';
 import { forEachInstr } from '../../src/backend/program.js';
 import type { Module, Op } from '../../src/ir/module.js';
 import type { Strategy } from '../../src/passes/pass.js';
+import { conversionSteps } from '../../src/passes/collectives.js';
+import { formatSharding, kvSharding, runLength, sharding } from '../../src/passes/sharding.js';
 
 const COLLECTIVES = new Set(['reduce_scatter', 'all_reduce', 'all_gather', 'broadcast']);
 
@@ -131,4 +133,42 @@ describe('the 1-D baselines read an activation once and gather it on the package
       expect(h.module.ops().some((op) => op.notes?.['collective.part_of'] === 'dram.read')).toBe(false);
     });
   }
+});
+
+describe('grouped-query keys and values move only among the dies that share them', () => {
+  const grid = { rows: 32, cols: 32 };
+  // Llama2-70B's K: [b, s, 1024] (8 key/value heads of 128) for queries split [-, cr] (64 heads).
+  const k = { dtype: 'f32', shape: [1, 512, 1024] } as const;
+  const kv = kvSharding(sharding([], ['c', 'r']), 64, 8);
+  const wholeHead = kvSharding(sharding([], ['c']), 32, 8);
+
+  it('runLength: 4 dies along a row hold a key/value head, whose slices the queries of 128 dies read', () => {
+    // A die's 8 columns lie in the 4 column blocks of its head: gathered among those 4 dies.
+    expect(runLength(k, sharding([], ['c']), kv, ['c'], false, grid)).toBe(4);
+    expect(runLength(k, sharding([], ['c']), wholeHead, ['c'], false, grid)).toBe(4);
+    // Contributions to a head come from every die of a column (each holds one slice) ...
+    expect(runLength(k, kvSharding(sharding([], ['c', 'r']), 64, 8, ['c', 'r']), kvSharding(sharding([], ['c']), 32, 8, ['c']), ['r'], true, grid)).toBe(32);
+    // ... and from the 4 dies of the head's run along a row.
+    expect(runLength(k, kvSharding(sharding([], ['c']), 32, 8, ['c']), wholeHead, ['c'], true, grid)).toBe(4);
+    // Plain layouts use the whole ring.
+    expect(runLength(k, sharding([], ['c'], ['r']), sharding([], ['c']), ['r'], true, grid)).toBe(32);
+  });
+
+  it('conversionSteps: the projection reduced, then gathered among the run; a gradient summed into whole heads', () => {
+    const geo = { t: k, grid };
+    const fwd = conversionSteps(sharding([], ['c'], ['r']), wholeHead, 'hecaton', geo);
+    expect(fwd.map((s) => `${s.kind} ${s.axes.join('')} ${formatSharding(s.to)}`)).toEqual(['all_reduce r [-, c]', 'all_gather c [-, c:kv32/8]']);
+    // Whole heads hold every die's slice: reading them is local.
+    expect(conversionSteps(wholeHead, kv, 'hecaton', geo)).toEqual([]);
+    const bwd = conversionSteps(kvSharding(sharding([], ['c', 'r']), 64, 8, ['c', 'r']), wholeHead, 'hecaton', geo);
+    expect(bwd.map((s) => `${s.kind} ${s.axes.join('')} ${formatSharding(s.to)}`)).toEqual(['all_reduce r [-, c:kv32/8]~c', 'all_reduce c [-, c:kv32/8]']);
+  });
+
+  it('tiny-llama on 8x8: no key, value or gradient of them is gathered whole', () => {
+    const m = compile('models/tiny-llama.gy', { hw: 'hecaton-8x8-standard', strategy: 'hecaton', set: { layers: 3 } }).module;
+    const kvSteps = m.ops().filter((op) => COLLECTIVES.has(op.kind) && /:kv/.test(`${String(op.notes?.['tile2d.in'])} ${String(op.notes?.['tile2d.out'])}`));
+    expect(kvSteps.length).toBeGreaterThan(0);
+    expect(kvSteps.filter((op) => op.attrs.block !== undefined).length).toBeGreaterThan(0);
+    for (const op of kvSteps) expect(op.notes?.['tile2d.out']).not.toBe('[-, -]');
+  });
 });

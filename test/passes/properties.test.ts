@@ -110,19 +110,10 @@ describe('every strategy compiles the paper workloads', () => {
     ['gpt3-6.7b', 'hecaton-16x16-standard'],
     ['llama2-70b', 'hecaton-32x32-standard'],
   ];
-  // Llama2-70B's grouped-query keys and values: every die reads the key/value columns its query
-  // slice shares with 7 other slices' dies, which ring collectives along grid axes can only
-  // deliver by gathering whole K and V (2 MiB each per mini-batch of one sample): it overflows
-  // the activation buffer until a targeted exchange replaces those gathers.
-  it('llama2-70b on hecaton-32x32-standard: the weights fit, the gathered keys and values overflow the activation buffer', () => {
-    const n = compile('models/llama2-70b.gy', { hw: 'hecaton-32x32-standard', set: { layers: 2 } }).module.notes;
-    expect(n['schedule.weight_peak_bytes']).toBeLessThanOrEqual(4 * 2 ** 20);
-    expect(n['schedule.activation_peak_bytes']).toBeGreaterThan(4 * 2 ** 20);
-    expect(n['schedule.sram_ok']).toBe(false);
-  });
   for (const [model, hw] of cases) {
-    if (model !== 'llama2-70b') it(`${model} on ${hw}: hecaton's allocated buffers fit 4 MB + 4 MB at full depth`, () => {
-      const c = compile(`models/${model}.gy`, { hw });
+    // Llama2-70B at full depth takes a while to compile; three layers have every kind of group.
+    it(`${model} on ${hw}: hecaton's allocated buffers fit 4 MB + 4 MB`, () => {
+      const c = compile(`models/${model}.gy`, { hw, ...(model === 'llama2-70b' ? { set: { layers: 3 } } : {}) });
       const n = c.module.notes;
       expect(n['schedule.sram_ok'], `${model}: activation ${String(n['schedule.activation_peak_bytes'])}, weight ${String(n['schedule.weight_peak_bytes'])}`).toBe(true);
       expect(n['schedule.activation_peak_bytes']).toBeLessThanOrEqual(4 * 2 ** 20);

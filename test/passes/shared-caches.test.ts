@@ -69,14 +69,18 @@ describe('remembered program parts', () => {
       const c = compile(model, { hw, strategy });
       const set = programsOf(c.module)!;
       const grid = set.grid;
-      // Rings: every collective's group is groupOf's (or a run of one head's dies), with the die at its position.
+      // Rings: every collective's group is groupOf's (or a run of it: one head's dies, or a grouped-query step's), with the die at its position.
       for (const die of set.dies()) {
         forEachInstr(set.programFor(die).instructions, (ins) => {
           if (ins.kind !== 'collective') return;
           expect(ins.group[ins.position]).toEqual([die.i, die.j]);
           if (ins.partOf !== null && ins.cid.includes(' heads ')) return;
           const axes = [...ins.axis] as Axis[];
-          expect(ins.group).toEqual(groupOf(axes, grid, die).map((g) => [g.i, g.j]));
+          const ring = groupOf(axes, grid, die).map((g) => [g.i, g.j]);
+          // A grouped-query step runs on a run of consecutive dies of the ring.
+          const run = / run \d+/.test(ins.cid) ? ins.group.length : ring.length;
+          const first = Math.floor(ring.findIndex(([i, j]) => i === die.i && j === die.j) / run) * run;
+          expect(ins.group).toEqual(ring.slice(first, first + run));
         });
       }
     });

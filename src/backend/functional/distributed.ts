@@ -631,6 +631,11 @@ class Executor {
       if (listed.join(',') !== [...members].sort((a, b) => a - b).join(',')) {
         throw new ScheduleFault(`collective '${cid}' (instruction ${ins0.id}) lists dies ${ins0.group.map((x) => `[${x.join(', ')}]`).join('')} but runs on ${members.map((d) => this.dieName(d)).join('')}`);
       }
+      // Grouped-query gradient contributions cover only each die's own key/value columns
+      // (zero elsewhere): their sum takes what the members hold.
+      const made = this.view(ins0.reads[0]!) === null ? undefined : this.producer.get(ins0.writes[0]!.replace(/#\d+$/, ''));
+      const spec = made?.notes?.['tile2d.in'];
+      const sparse = typeof spec === 'string' && /:kv\d+\/\d+\]~/.test(spec);
       const inputs = members.map((d) => {
         const ins = row[d]!;
         // Scratch (score and row-statistics reductions) as it is; a tensor's layout by value:
@@ -644,7 +649,7 @@ class Executor {
         const out = row[d]!.writes[0]!;
         const view = this.view(out);
         const region = view ? this.regionOf(view, d, it) : inputs[members.indexOf(d)]!.region;
-        writes.push([d, out, { region, data: this.combine(ins0, inputs, region) }]);
+        writes.push([d, out, { region, data: this.combine(ins0, inputs, region, sparse) }]);
       }
     }
     for (const [d, name, tile] of writes) {
@@ -656,8 +661,11 @@ class Executor {
     }
   }
 
-  /** A gather copies each number from a member holding it; a reduction sums every member's. */
-  private combine(ins: CollectiveInstr, inputs: readonly Tile[], region: Region): Float64Array {
+  /**
+   * A gather copies each number from a member holding it; a reduction sums every member's
+   * (`sparse`: the members holding it, zero if none).
+   */
+  private combine(ins: CollectiveInstr, inputs: readonly Tile[], region: Region, sparse = false): Float64Array {
     const n = (region.r1 - region.r0) * region.cols.length;
     const out = new Float64Array(n).fill(ins.op === 'all_gather' || ins.op === 'broadcast' ? Number.NaN : 0);
     const finders = inputs.map((t) => indexer(t.region));
@@ -676,7 +684,7 @@ class Executor {
           let s = 0;
           for (let m = 0; m < inputs.length; m++) {
             const k = finders[m]!(r, c);
-            s += k >= 0 ? inputs[m]!.data[k]! : Number.NaN;
+            s += k >= 0 ? inputs[m]!.data[k]! : sparse ? 0 : Number.NaN;
           }
           out[o] = s;
         }

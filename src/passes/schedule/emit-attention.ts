@@ -3,10 +3,9 @@
 // A layer of the stage emitter between emit-values.ts and emit-ops.ts.
 
 import type { Op } from '../../ir/module.js';
-import { blockIndex, maxBlock, span, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
-import type { Range } from '../../backend/program.js';
-import { dieAtBlock, elemBytes, even, len } from './geometry.js';
-import { originOf, type Buf, type GemmFields, type GroupFields, type Origin, type Static, type VectorFields } from './skeleton.js';
+import { maxBlock, tileOf, type Die, type Sharding } from '../sharding.js';
+import { elemBytes, even, len, runMembers } from './geometry.js';
+import { originOf, type Buf, type GemmFields, type Origin, type Static, type VectorFields } from './skeleton.js';
 import type { ChunkPlan, Operands, Place } from './emit.js';
 import { ValueEmitter } from './emit-values.js';
 
@@ -133,35 +132,8 @@ export class AttentionEmitter extends ValueEmitter {
       steps: notes['attention.steps'] as number,
       partOf: op.kind,
       ring: `heads ${qs.cols.join('')} ${perHead}`,
-      members: (die) => headMembers(scores.name, qs.cols, perHead, a.grid, die),
+      members: (die) => runMembers(`${scores.name} heads`, qs.cols, perHead, a.grid, die),
     };
     this.b.node(place, originOf(op), fixed, [scores], [scores], true);
   }
-}
-
-/** The dies holding slices of the same head: consecutive blocks of the head axes. */
-function headMembers(name: string, axes: readonly Axis[], perHead: number, grid: Grid, die: Die): GroupFields {
-  const idx = blockIndex(axes, grid, die);
-  const first = Math.floor(idx / perHead) * perHead;
-  const other = axes.length === 2 ? '' : axes[0] === 'r' ? ` col ${die.j}` : ` row ${die.i}`;
-  return { cid: `${name} heads ${first / perHead}${other}`, group: headGroup(axes, perHead, grid, die, first), position: idx - first };
-}
-
-/** The member lists of head groups, made once per grid and shared by the dies of a group and every collective over it. */
-const HEAD_GROUPS = new Map<string, Range[]>();
-
-function headGroup(axes: readonly Axis[], perHead: number, grid: Grid, die: Die, first: number): Range[] {
-  const other = axes.length === 2 ? -1 : axes[0] === 'r' ? die.j : die.i;
-  const key = `${grid.rows}x${grid.cols} ${axes.join('')} ${perHead} ${first} ${other}`;
-  let group = HEAD_GROUPS.get(key);
-  if (group === undefined) {
-    group = [];
-    const last = Math.min(span(axes, grid), first + perHead);
-    for (let k = first; k < last; k++) {
-      const d = dieAtBlock(axes, grid, k, die);
-      group.push([d.i, d.j]);
-    }
-    HEAD_GROUPS.set(key, group);
-  }
-  return group;
 }

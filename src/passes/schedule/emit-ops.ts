@@ -9,7 +9,7 @@ import { numel, type TensorType } from '../../ir/types.js';
 import { assertNever } from '../../diagnostics/diagnostic.js';
 import { evenSplit, groupOf, maxBlock, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
 import type { CollectiveOp, Range } from '../../backend/program.js';
-import { contraction, dieTileElems, elemBytes, even, len, tileElems } from './geometry.js';
+import { contraction, dieTileElems, elemBytes, even, len, runMembers, tileElems } from './geometry.js';
 import { originOf, type Buf, type GemmFields, type GroupFields, type Origin, type Static, type VectorFields } from './skeleton.js';
 import { isShapeOnly, isView, unique, type ChunkPlan, type Operands, type Part, type Place } from './emit.js';
 import { AttentionEmitter } from './emit-attention.js';
@@ -60,6 +60,8 @@ export class OpEmitter extends AttentionEmitter {
     const scale = (a.batched.has(r) ? place.rowScale : 1) / place.chunks;
     const notes = op.notes ?? {};
     const axes = [...(op.attrs.axis as string)] as Axis[];
+    // Grouped-query steps run among runs of consecutive dies (collectives' runLength).
+    const run = op.attrs.block as number | undefined;
     const fixed: Static = {
       kind: 'collective',
       op: op.kind as CollectiveOp,
@@ -70,8 +72,8 @@ export class OpEmitter extends AttentionEmitter {
       steps: (notes['collective.steps'] as number | undefined) ?? 0,
       // A step of an attention core (collectives' attentionSteps) is reported as part of it.
       partOf: (notes['collective.part_of'] as string | undefined) ?? null,
-      ring: `axes ${axes.join('')}`,
-      members: (die) => ringMembers(r.name, axes, a.grid, die),
+      ring: `axes ${axes.join('')}${run ? ` run ${run}` : ''}`,
+      members: (die) => (run ? runMembers(`${r.name} run`, axes, run, a.grid, die) : ringMembers(r.name, axes, a.grid, die)),
     };
     this.b.node(place, originOf(op), fixed, input, [out], true, this.isAccumulator(r, place));
   }
