@@ -635,7 +635,8 @@ class Executor {
       // (zero elsewhere): their sum takes what the members hold.
       const made = this.view(ins0.reads[0]!) === null ? undefined : this.producer.get(ins0.writes[0]!.replace(/#\d+$/, ''));
       const spec = made?.notes?.['tile2d.in'];
-      const sparse = typeof spec === 'string' && /:kv\d+\/\d+\]~/.test(spec);
+      const from = typeof spec === 'string' ? parseSharding(spec) : undefined;
+      const sparse = from?.kv !== undefined && from.partial.length > 0;
       const inputs = members.map((d) => {
         const ins = row[d]!;
         // Scratch (score and row-statistics reductions) as it is; a tensor's layout by value:
