@@ -287,6 +287,20 @@ export interface Die {
   readonly j: number;
 }
 
+/** The die at block `index` along `axes`, keeping `die`'s coordinates on the other axes. */
+export function dieAtBlock(axes: readonly Axis[], grid: Grid, index: number, die: Die): Die {
+  let rest = index;
+  let i = die.i;
+  let j = die.j;
+  for (let k = axes.length - 1; k >= 0; k--) {
+    const n = axes[k] === 'r' ? grid.rows : grid.cols;
+    if (axes[k] === 'r') i = rest % n;
+    else j = rest % n;
+    rest = Math.floor(rest / n);
+  }
+  return { i, j };
+}
+
 /** Index of the block die (i, j) holds along an axis list, row-major over the listed axes. */
 export function blockIndex(axes: readonly Axis[], grid: Grid, die: Die): number {
   let idx = 0;
@@ -433,21 +447,7 @@ export function runLength(t: TensorType, from: Sharding, to: Sharding, axes: rea
   best = n;
   const dies = diesOf(grid);
   // Dies along the axes with the other coordinates of `d`, by block index.
-  const along = (d: Die) => {
-    const out: Die[] = [];
-    for (let k = 0; k < n; k++) {
-      let rest = k;
-      let { i, j } = d;
-      for (let x = axes.length - 1; x >= 0; x--) {
-        const size = axes[x] === 'r' ? grid.rows : grid.cols;
-        if (axes[x] === 'r') i = rest % size;
-        else j = rest % size;
-        rest = Math.floor(rest / size);
-      }
-      out.push({ i, j });
-    }
-    return out;
-  };
+  const along = (d: Die) => Array.from({ length: n }, (_, k) => dieAtBlock(axes, grid, k, d));
   const fits = (g: number) =>
     dies.every((d) => {
       const first = Math.floor(blockIndex(axes, grid, d) / g) * g;

@@ -2,7 +2,7 @@
 // largest tile (identical on every die); instruction counts use this die's own tile.
 
 import { DTYPES, type TensorType } from '../../ir/types.js';
-import { axisRange, blockIndex, evenTiles, maxBlock, maxTileCols, matrixView, REPLICATED, span, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
+import { axisRange, blockIndex, dieAtBlock, evenTiles, maxBlock, maxTileCols, matrixView, REPLICATED, span, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
 import type { Range } from '../../backend/program.js';
 import type { GroupFields } from './skeleton.js';
 
@@ -40,19 +40,6 @@ export function minibatchType(t: TensorType, size: number): TensorType {
   return { dtype: t.dtype, shape: [size, ...t.shape.slice(1)] };
 }
 
-/** The die at block `index` along `axes`, keeping `die`'s coordinates on the other axes. */
-export function dieAtBlock(axes: readonly Axis[], grid: Grid, index: number, die: Die): Die {
-  let rest = index;
-  let i = die.i;
-  let j = die.j;
-  for (let k = axes.length - 1; k >= 0; k--) {
-    const n = axes[k] === 'r' ? grid.rows : grid.cols;
-    if (axes[k] === 'r') i = rest % n;
-    else j = rest % n;
-    rest = Math.floor(rest / n);
-  }
-  return { i, j };
-}
 
 /**
  * A group of `run` consecutive blocks along `axes` (blockIndex order) holding `die`: the dies
