@@ -579,6 +579,22 @@ export interface SerialMeeting {
   readonly waiters: (number[] | null)[];
   count: number;
   unsolved: number;
+  /**
+   * Per member list, its ring once solved: every representative on that list reads its own
+   * end from the one solution (a ring of N members solved once, not once per class on it).
+   */
+  readonly solved: Map<number, SolvedRing>;
+}
+
+/** One member list's ring in a meeting (class mode), with what it was solved for. */
+interface SolvedRing {
+  readonly tau: number;
+  readonly steps: number;
+  readonly latency: number;
+  /** The latest member start. */
+  readonly latest: number;
+  readonly end: Float64Array;
+  readonly sendsEnd: Float64Array;
 }
 
 export interface DieState {
@@ -1107,6 +1123,7 @@ class Executor {
       this.serials.delete(serial);
       m.started.fill(0);
       m.count = 0;
+      m.solved.clear();
       this.spareSerials.push(m);
     }
   }
@@ -1119,7 +1136,7 @@ class Executor {
 
   private newSerial(): SerialMeeting {
     const n = this.state.length;
-    return { node: -1, started: new Uint8Array(n), starts: new Float64Array(n), insts: new Array<Inst | null>(n).fill(null), missing: new Int32Array(n), waiters: new Array<number[] | null>(n).fill(null), count: 0, unsolved: 0 };
+    return { node: -1, started: new Uint8Array(n), starts: new Float64Array(n), insts: new Array<Inst | null>(n).fill(null), missing: new Int32Array(n), waiters: new Array<number[] | null>(n).fill(null), count: 0, unsolved: 0, solved: new Map() };
   }
 
   /** The states (classes) of a member list's dies, by position. */
@@ -1168,6 +1185,19 @@ class Executor {
       }
       return;
     }
+    const ring = this.ringOf(m, list, c.steps, (c.stepBytes * scale) / this.bandwidth, c.latency);
+    // As in solveRing above: no member ends before the last has started.
+    const end = Math.max(ring.end[position]!, ring.latest);
+    this.queue.schedule(end, s.onNop);
+    if (this.trace !== null) {
+      for (const d of this.diesOf[die]!) this.trace.span(d, `link ${linkName(c.axis)}`, inst.node.label, start, ring.sendsEnd[position]!, { bytes: c.steps * c.stepBytes * scale });
+    }
+  }
+
+  /** Member list `list`'s ring in meeting `m`, solved on first asking (every member has started). */
+  private ringOf(m: SerialMeeting, list: number, steps: number, tau: number, latency: number): SolvedRing {
+    const known = m.solved.get(list);
+    if (known !== undefined && known.steps === steps && known.tau === tau && known.latency === latency) return known;
     const states = this.statesOf(list);
     const n = states.length;
     if (this.startScratch.length < n) this.startScratch = new Float64Array(n);
@@ -1178,14 +1208,11 @@ class Executor {
       starts[p] = t;
       if (t > latest) latest = t;
     }
-    const ring = solveRing(starts, n, c.steps, (c.stepBytes * scale) / this.bandwidth, c.latency, this.ringScratch);
+    const ring = solveRing(starts, n, steps, tau, latency, this.ringScratch);
     this.ringScratch = ring;
-    // As in solveRing above: no member ends before the last has started.
-    const end = Math.max(ring.end[position]!, latest);
-    this.queue.schedule(end, s.onNop);
-    if (this.trace !== null) {
-      for (const d of this.diesOf[die]!) this.trace.span(d, `link ${linkName(c.axis)}`, inst.node.label, start, ring.sendsEnd[position]!, { bytes: c.steps * c.stepBytes * scale });
-    }
+    const solved: SolvedRing = { tau, steps, latency, latest, end: ring.end.slice(0, n), sendsEnd: ring.sendsEnd.slice(0, n) };
+    m.solved.set(list, solved);
+    return solved;
   }
 
   private nopDone(die: number): void {
