@@ -16,7 +16,8 @@
 // The checkpoint is the moment die 0 (the first simulated die) opens an iteration of a
 // top-level loop; it runs as an event at that time, after the events already due then. The
 // state compared there is everything that decides the future: pending events (relative
-// times; the DRAM pools' stale events are no-ops and left out), the DRAM pools' transfers
+// times, simultaneous ones in a fixed order of their engines; the DRAM pools' stale events are
+// no-ops and left out), the DRAM pools' transfers
 // (bytes left, weights), and per simulated die its engines (what each serves, since when),
 // its ready queues, its NoP cursor and collectives served (relative to die 0's), the status of
 // every instance of every running loop (iterations of the extrapolated loop numbered from the
@@ -299,7 +300,11 @@ export class SteadyState {
       events.push({ at, seq, code: code ?? 0 });
     });
     if (unknown) return null;
-    events.sort((a, b) => a.at - b.at || a.seq - b.seq);
+    // Simultaneous events by what they are, not by when they were queued: dies on different
+    // DRAM pools finishing at one instant are queued in an order that can rotate from one
+    // iteration to the next (64 classes of GPT-3 175B's uneven LM head never repeated), and
+    // the order of simultaneous events decides nothing but the order of later ties.
+    events.sort((a, b) => a.at - b.at || a.code - b.code || a.seq - b.seq);
     for (const e of events) {
       codes.push(e.code);
       times.push(e.at - now);

@@ -59,6 +59,15 @@ describe('steady state: extrapolating repeating loop iterations equals simulatin
     expectExtrapolated(r);
   });
 
+  // An LM head of 1001 classes over 8 columns of dies: 64 classes on 32 DRAM pools, whose
+  // simultaneous events are queued in an order that rotates from one mini-batch to the next.
+  it('tiny-gpt on 8x8 with an uneven vocabulary (64 classes) extrapolates most of its run', () => {
+    const r = both('models/tiny-gpt.gy', { hw: 'hecaton-8x8-standard', batch: 4096, set: { vocab: 1001 } });
+    expect(r.steady.classes).toBe(64);
+    expectExtrapolated(r);
+    expect(r.steady.events).toBeLessThan(r.plain.events / 2);
+  });
+
   it('the NoP-only view of Table III', () => {
     expectExtrapolated(both('models/tiny-gpt.gy', { hw: 'hecaton-4x4-standard', batch: 4096 }, { ignore: ['compute', 'dram'] }));
   });
