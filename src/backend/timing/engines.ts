@@ -118,7 +118,7 @@ interface Pool {
   version: number;
 }
 
-interface Transfer {
+export interface Transfer {
   /** Bytes left for each die the transfer stands for. */
   remaining: number;
   readonly weight: number;
@@ -235,12 +235,9 @@ export class DramChannels {
     return this.pools[e.poolIndex]!.version === e.poolVersion ? e.poolIndex : -1;
   }
 
-  /** Every pool's state for a signature: its clock relative to `now` while busy, and its transfers. */
-  describe(now: number, pool: (transfers: number, clock: number) => void, transfer: (weight: number, remaining: number, done: (() => void) | null) => void): void {
-    for (const p of this.pools) {
-      pool(p.active.length, p.active.length === 0 ? 0 : p.last - now);
-      for (const x of p.active) transfer(x.weight, x.remaining, x.done);
-    }
+  /** Every pool's state for a signature: its clock relative to `now` while busy, and its transfers (in the order they were queued). */
+  describe(now: number, pool: (clock: number, transfers: readonly Readonly<Transfer>[]) => void): void {
+    for (const p of this.pools) pool(p.active.length === 0 ? 0 : p.last - now, p.active);
   }
 
   /** Move every pool's clock `dt` seconds later (steady-state extrapolation). */

@@ -17,9 +17,9 @@
 // top-level loop; it runs as an event at that time, after the events already due then. The
 // state compared there is everything that decides the future: pending events (relative
 // times, simultaneous ones in a fixed order of their engines; the DRAM pools' stale events are
-// no-ops and left out), the DRAM pools' transfers
-// (bytes left, weights), and per simulated die its engines (what each serves, since when),
-// its ready queues, its NoP cursor and collectives served (relative to die 0's), the status of
+// no-ops and left out), the DRAM pools' transfers (bytes left, weights; in a fixed order of
+// their owners), and per simulated die its engines (what each serves, since when), its ready
+// queues, its NoP cursor and collectives served (relative to die 0's), the status of
 // every instance of every running loop (iterations of the extrapolated loop numbered from the
 // checkpoint's), and the collectives' open meetings. Top-level instances are summed up by a
 // count of their changes (becoming ready, completing): when it is the same at two
@@ -309,17 +309,18 @@ export class SteadyState {
       codes.push(e.code);
       times.push(e.at - now);
     }
-    host.dram.describe(
-      now,
-      (transfers, clock) => {
-        codes.push(transfers);
-        times.push(clock);
-      },
-      (weight, remaining, done) => {
-        codes.push(weight, done === null ? -1 : (this.doneOwner.get(done) ?? -2));
-        bytes.push(remaining);
-      },
-    );
+    // A pool's transfers share its bandwidth alike whatever their order, which (like the order
+    // of simultaneous events) decides only later ties: listed by owner, weight and bytes.
+    host.dram.describe(now, (clock, transfers) => {
+      codes.push(transfers.length);
+      times.push(clock);
+      const listed = transfers.map((x) => ({ owner: x.done === null ? -1 : (this.doneOwner.get(x.done) ?? -2), weight: x.weight, remaining: x.remaining }));
+      listed.sort((a, b) => a.owner - b.owner || a.weight - b.weight || a.remaining - b.remaining);
+      for (const x of listed) {
+        codes.push(x.weight, x.owner);
+        bytes.push(x.remaining);
+      }
+    });
     const instCode = (x: Inst | null): string => (x === null ? '-' : this.instCode(x, loop, it));
     host.states.forEach((s) => {
       codes.push(s.served - served0);
