@@ -6,8 +6,9 @@
 // that iteration's first compute instruction to the next iteration's. Dies shown: [0, 0],
 // the critical die, the middle of the grid and the far corner (those that differ).
 //
-// The simulation is run again with a trace sink that keeps the chosen dies' spans only;
-// tracing simulates every iteration (no steady-state jumps), which gives the same times.
+// The simulation is run again with a trace sink that keeps the chosen dies' spans only. The
+// chosen loop is simulated whole; other loops may jump over repeating iterations (steady.ts),
+// which moves later times as simulating them would, up to rounding.
 
 import type { Compilation } from '../compile.js';
 import { assert } from '../diagnostics/diagnostic.js';
@@ -72,7 +73,7 @@ export function minibatchTimeline(c: Compilation, critical: Range): Timeline | n
       if (keep.has(die)) spans.push({ die, track, name, start, end, id: typeof args.id === 'number' ? args.id : null });
     },
   };
-  simulateCompiled(c, { trace: sink });
+  simulateCompiled(c, { trace: sink, whole: [loop.id] });
 
   const anchor = loop.body.find((x) => x.kind === 'gemm' || x.kind === 'vector') ?? loop.body.find((x) => x.kind !== 'loop')!;
   const starts = spans.filter((s) => s.die === 0 && s.id === anchor.id).map((s) => s.start).sort((a, b) => a - b);

@@ -113,6 +113,11 @@ export interface ExecuteOptions {
    * rounding of times; the default unless tracing), or with false simulate every iteration.
    */
   readonly steady?: boolean;
+  /**
+   * Top-level loops (instruction ids) simulated whole. Given with a trace, jumps stay on for
+   * every other loop, whose skipped iterations leave no spans (a timeline of one loop).
+   */
+  readonly whole?: readonly number[];
 }
 
 export type TimeSplit = { compute: number; nop: number; dram: number; idle: number };
@@ -195,7 +200,8 @@ export function executePrograms(source: ProgramSource, target: Target, options: 
     dies = source.dies.map((_, d) => numbersOf(d));
     if (options.symmetry !== false) classes = dieClasses(dies, target);
   }
-  const run = new Executor(shape, dies, classes, source.dies, target, options.trace ?? null, options.steady !== false && options.trace === undefined);
+  const steady = options.steady !== false && (options.trace === undefined || options.whole !== undefined);
+  const run = new Executor(shape, dies, classes, source.dies, target, options.trace ?? null, steady ? new Set(options.whole ?? []) : null);
   run.run();
   return run.result();
 }
@@ -686,7 +692,8 @@ class Executor {
     private readonly where: readonly Range[],
     target: Target,
     private readonly trace: TraceSink | null,
-    steady: boolean,
+    /** With steady-state jumps, the loops (instruction ids) never jumped over; null: no jumps. */
+    whole: ReadonlySet<number> | null,
   ) {
     this.nodes = shape.nodes;
     this.bandwidth = target.package.link.bandwidthBytesPerS;
@@ -751,7 +758,7 @@ class Executor {
       s.onDram = () => this.dramDone(d);
       s.onNop = () => this.nopDone(d);
     });
-    this.steady = steady ? new SteadyState({ queue: this.queue, dram: this.dram, states: this.state, tops: this.tops, meetings: this.meetings, serials: this.serials, clock: this.clock }) : null;
+    this.steady = whole !== null ? new SteadyState({ queue: this.queue, dram: this.dram, states: this.state, tops: this.tops, meetings: this.meetings, serials: this.serials, clock: this.clock }, whole) : null;
   }
 
   run(): void {

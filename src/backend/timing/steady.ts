@@ -34,7 +34,8 @@
 // them all, and its later ones only the blocks stamped since. A jump moves the blocks stamped
 // since its earlier checkpoint (the others moved by nothing in a period) by what they gained.
 //
-// Traces are never extrapolated (every span is wanted); `steady: false` turns this off.
+// Traces are not extrapolated (every span is wanted) unless the caller names the loops it
+// wants whole (`whole`: a timeline of one loop); `steady: false` turns this off.
 
 import { assert } from '../../diagnostics/diagnostic.js';
 import type { DramChannels } from './engines.js';
@@ -132,7 +133,11 @@ export class SteadyState {
   /** Iterations jumped over, summed over loops (for reports and tests). */
   iterationsSkipped = 0;
 
-  constructor(private readonly host: SteadyHost) {
+  constructor(
+    private readonly host: SteadyHost,
+    /** Loops (instruction ids) never jumped over. */
+    private readonly whole: ReadonlySet<number> = new Set(),
+  ) {
     host.states.forEach((s, d) => {
       this.callbacks.set(s.onCompute, 3 * d);
       this.callbacks.set(s.onDram, 3 * d + 1);
@@ -145,7 +150,7 @@ export class SteadyState {
   opened(run: LoopRun, it: number): void {
     const node = run.inst.node;
     const count = node.loop!.count;
-    if (count < MIN_COUNT || this.finished.has(node.index) || it < 2 || it >= count - 2) return;
+    if (count < MIN_COUNT || this.finished.has(node.index) || this.whole.has(node.id) || it < 2 || it >= count - 2) return;
     if (it > EAGER_UNTIL && it - highestPowerOfTwo(it) > MAX_PERIOD) return;
     const fn = (): void => {
       this.checkpointFn.delete(fn);

@@ -10,6 +10,7 @@ import { STRATEGIES } from '../../../src/passes/pass.js';
 import { executePrograms, type ExecuteOptions, type ExecutionResult } from '../../../src/backend/timing/execute.js';
 import { sourceOfSet } from '../../../src/backend/timing/source.js';
 import type { Target } from '../../../src/target/target.js';
+import type { Instruction, LoopInstr } from '../../../src/backend/program.js';
 import { expectSameTiming } from '../../support/expect-timing.js';
 
 function both(model: string, opts: CompileOptions, exec: ExecuteOptions = {}, tweak?: (t: Target) => Target): { plain: ExecutionResult; steady: ExecutionResult } {
@@ -70,6 +71,35 @@ describe('steady state: extrapolating repeating loop iterations equals simulatin
 
   it('the NoP-only view of Table III', () => {
     expectExtrapolated(both('models/tiny-gpt.gy', { hw: 'hecaton-4x4-standard', batch: 4096 }, { ignore: ['compute', 'dram'] }));
+  });
+
+  it('traces one loop whole while the others jump', () => {
+    const c = compile('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard', batch: 4096 });
+    const source = sourceOfSet(programsOf(c.module)!);
+    const loops = programsOf(c.module)!.programFor({ i: 0, j: 0 }).instructions.filter((x): x is LoopInstr => x.kind === 'loop');
+    const loop = loops[Math.floor(loops.length / 2)]!;
+    const inside = new Set<number>();
+    const walk = (xs: readonly Instruction[]): void => xs.forEach((x) => (inside.add(x.id), x.kind === 'loop' && walk(x.body)));
+    walk(loop.body);
+    const traced = (whole?: number[]) => {
+      const spans: { die: number; track: string; id: number; start: number; end: number }[] = [];
+      const r = executePrograms(source, c.target, { whole, trace: { span: (die, track, _n, start, end, args) => void (typeof args.id === 'number' && inside.has(args.id) && spans.push({ die, track, id: args.id, start, end })) } });
+      return { r, spans };
+    };
+    const all = traced();
+    const one = traced([loop.id]);
+    expect(all.r.iterations_extrapolated).toBe(0);
+    expect(one.r.iterations_extrapolated).toBeGreaterThan(0);
+    expect(one.r.events).toBeLessThan(all.r.events);
+    expect(one.spans.length).toBe(all.spans.length);
+    expect(one.spans.length).toBeGreaterThan(loop.count);
+    one.spans.forEach((s, k) => {
+      const t = all.spans[k]!;
+      expect([s.die, s.track, s.id]).toEqual([t.die, t.track, t.id]);
+      expect(s.start).toBeCloseTo(t.start, 12);
+      expect(s.end).toBeCloseTo(t.end, 12);
+    });
+    expect(one.r.latency_s).toBeCloseTo(all.r.latency_s, 12);
   });
 
   it('does not extrapolate short loops, nor while tracing', () => {
