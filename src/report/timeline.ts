@@ -69,6 +69,7 @@ export function minibatchTimeline(c: Compilation, critical: Range): Timeline | n
   const spans: Kept[] = [];
   const keep = new Set(indices);
   const sink: TraceSink = {
+    onlyDies: indices,
     span(die, track, name, start, end, args) {
       if (keep.has(die)) spans.push({ die, track, name, start, end, id: typeof args.id === 'number' ? args.id : null });
     },

@@ -96,6 +96,8 @@ export interface ProgramSource {
 /** Receives one span per served instruction (and per collective's link activity). */
 export interface TraceSink {
   span(die: number, track: TraceTrack, name: string, startS: number, endS: number, args: Record<string, string | number>): void;
+  /** Only these dies' spans are wanted (absent: every die's). */
+  readonly onlyDies?: readonly number[];
 }
 export type TraceTrack = 'compute' | 'dma' | 'nop' | `link ${string}`;
 
@@ -672,8 +674,8 @@ class Executor {
   private readonly bandwidth: number;
   /** Per die of the package: its state (its class in class mode). */
   private readonly stateOf: Int32Array;
-  /** Per state: the dies it stands for, and the die it simulates. */
-  private readonly diesOf: number[][];
+  /** Per state: the dies it stands for whose spans the trace wants; and the die it simulates. */
+  private readonly tracedDies: number[][];
   private readonly simulated: Int32Array;
   /** Class mode: open meetings by serial, spare ones, and per member list its states and their distinct ones. */
   private readonly serials = new Map<number, SerialMeeting>();
@@ -701,8 +703,10 @@ class Executor {
     const D = where.length;
     this.stateOf = classes !== null ? classes.classOf : Int32Array.from({ length: D }, (_, d) => d);
     this.simulated = classes !== null ? classes.reps : Int32Array.from({ length: D }, (_, d) => d);
-    this.diesOf = Array.from(this.simulated, () => []);
-    for (let d = 0; d < D; d++) this.diesOf[this.stateOf[d]!]!.push(d);
+    // Per simulated die, the dies whose spans it traces: those it stands for that the sink wants.
+    this.tracedDies = Array.from(this.simulated, () => []);
+    const wanted = trace?.onlyDies === undefined ? null : new Set(trace.onlyDies);
+    for (let d = 0; d < D; d++) if (wanted === null || wanted.has(d)) this.tracedDies[this.stateOf[d]!]!.push(d);
     const collectiveNodes = shape.nodes.filter((n) => n.kind === 'collective').map((n) => n.index);
     const groupIndex = new Map<string, number>();
     this.state = Array.from(this.simulated, (die) => {
@@ -1188,7 +1192,7 @@ class Executor {
       const last = (c.steps - 1) * tau + (start + (c.steps - 1) * c.latency);
       this.queue.schedule(last + tau + c.latency, s.onNop);
       if (this.trace !== null) {
-        for (const d of this.diesOf[die]!) this.trace.span(d, `link ${linkName(c.axis)}`, inst.node.label, start, last + tau, { bytes: c.steps * c.stepBytes * scale });
+        for (const d of this.tracedDies[die]!) this.trace.span(d, `link ${linkName(c.axis)}`, inst.node.label, start, last + tau, { bytes: c.steps * c.stepBytes * scale });
       }
       return;
     }
@@ -1197,7 +1201,7 @@ class Executor {
     const end = Math.max(ring.end[position]!, ring.latest);
     this.queue.schedule(end, s.onNop);
     if (this.trace !== null) {
-      for (const d of this.diesOf[die]!) this.trace.span(d, `link ${linkName(c.axis)}`, inst.node.label, start, ring.sendsEnd[position]!, { bytes: c.steps * c.stepBytes * scale });
+      for (const d of this.tracedDies[die]!) this.trace.span(d, `link ${linkName(c.axis)}`, inst.node.label, start, ring.sendsEnd[position]!, { bytes: c.steps * c.stepBytes * scale });
     }
   }
 
@@ -1278,7 +1282,7 @@ class Executor {
     if (this.trace === null) return;
     const key = this.shape.blocks[inst.node.block]!;
     const all = { id: inst.node.id, layer: key.layer ?? '-', phase: key.phase, block: key.block, ...args };
-    for (const d of this.diesOf[die]!) this.trace.span(d, track, inst.node.label, start, this.queue.now, all);
+    for (const d of this.tracedDies[die]!) this.trace.span(d, track, inst.node.label, start, this.queue.now, all);
   }
 
   // -- result ----------------------------------------------------------------------------------

@@ -102,6 +102,20 @@ describe('steady state: extrapolating repeating loop iterations equals simulatin
     expect(one.r.latency_s).toBeCloseTo(all.r.latency_s, 12);
   });
 
+  it('a sink that wants a few dies gets exactly their spans', () => {
+    const c = compile('models/tiny-gpt.gy', { hw: 'hecaton-4x4-standard', batch: 512 });
+    const source = sourceOfSet(programsOf(c.module)!);
+    const spans = (onlyDies?: number[]) => {
+      const out: string[] = [];
+      executePrograms(source, c.target, { trace: { onlyDies, span: (die, track, name, start, end) => void out.push(`${die} ${track} ${name} ${start} ${end}`) } });
+      return out;
+    };
+    const all = spans();
+    const few = spans([0, 5, 15]);
+    expect(few.length).toBeGreaterThan(0);
+    expect(few).toEqual(all.filter((x) => ['0', '5', '15'].includes(x.split(' ')[0]!)));
+  });
+
   it('does not extrapolate short loops, nor while tracing', () => {
     const short = both('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard', batch: 512 });
     expect(short.steady.iterations_extrapolated).toBe(0);
