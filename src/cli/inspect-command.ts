@@ -12,10 +12,10 @@ export interface InspectFlags {
 }
 
 /** `i,j` (whole numbers); anything else is a usage error. */
-export function parseDie(text: string): [number, number] {
+export function parseDie(text: string, flag = '--die'): [number, number] {
   const m = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(text);
   const die = m ? ([Number(m[1]), Number(m[2])] as [number, number]) : undefined;
-  if (!die || !die.every(Number.isSafeInteger)) throw error('GY9001', `--die '${text}': expected ROW,COL, two whole numbers such as 0,1`);
+  if (!die || !die.every(Number.isSafeInteger)) throw error('GY9001', `${flag} '${text.trim()}': expected ROW,COL, two whole numbers such as 0,1`);
   return die;
 }
 

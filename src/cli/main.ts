@@ -209,6 +209,7 @@ function buildProgram(io: CliIO): Command {
     .addOption(new Option('--strategy <S>', 'how work is distributed').choices([...STRATEGIES]).default('hecaton'))
     .option('--json', 'print one JSON object (with a `blocks` list per Transformer block and phase)')
     .option('--trace <FILE>', 'write a Chrome-trace / Perfetto JSON timeline: one track group per die')
+    .option('--trace-dies <LIST>', "trace only these dies, as ROW,COL pairs separated by ';' (e.g. '0,0;31,31'): a whole iteration of a large package within the trace's size limit")
     .option('--no-extrapolate', 'simulate every loop iteration instead of jumping over repeating ones (same results, slower)')
     .action(async (model: string, flags: ModelFlags & SimulateFlags & HwFlags) => {
       io.out(runSimulate(model, await resolveHw(flags), loadOptions(flags), (line) => io.err(`${line}\n`), bar('simulate')));

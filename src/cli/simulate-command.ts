@@ -9,7 +9,8 @@ import { error } from '../diagnostics/diagnostic.js';
 import { simulateCompiled, simulateFolder, type SimulationReport } from '../backend/timing/simulate.js';
 import { loadTarget } from '../target/load.js';
 import type { Target } from '../target/target.js';
-import { ChromeTrace } from '../backend/timing/trace.js';
+import { ChromeTrace, MAX_TRACE_EVENTS } from '../backend/timing/trace.js';
+import { parseDie } from './inspect-command.js';
 import { programsOf } from '../passes/schedule/index.js';
 import { STRATEGIES, type Strategy } from '../passes/pass.js';
 import { NO_PROGRESS, type Progress } from '../util/progress.js';
@@ -22,6 +23,8 @@ export interface SimulateFlags {
   strategy?: Strategy;
   json?: boolean;
   trace?: string;
+  /** --trace-dies: `i,j` coordinates separated by `;`, the only dies the trace holds. */
+  traceDies?: string;
   /** false with --no-extrapolate: simulate every loop iteration (steady.ts off). */
   extrapolate?: boolean;
 }
@@ -34,12 +37,14 @@ export function runSimulate(model: string, flags: SimulateFlags, load: Load, war
   const folder = isDirectory(model);
   let report: SimulationReport;
   let trace: ChromeTrace | undefined;
+  if (flags.traceDies !== undefined && flags.trace === undefined) throw error('GY9001', '--trace-dies chooses the dies of a trace: give --trace FILE too');
   progress.start(1);
   try {
     const c = folder ? null : compile(model, { ...load, hw: flags.hw, strategy: flags.strategy, progress });
     const target = c ? c.target : typeof flags.hw === 'string' ? loadTarget(flags.hw) : flags.hw;
     const set = c ? programsOf(c.module) : undefined;
-    trace = flags.trace === undefined ? undefined : new ChromeTrace(set ? set.dies().map((d) => [d.i, d.j] as const) : dieGrid(target.package.rows, target.package.cols));
+    const dies = set ? set.dies().map((d) => [d.i, d.j] as const) : dieGrid(target.package.rows, target.package.cols);
+    trace = flags.trace === undefined ? undefined : new ChromeTrace(dies, MAX_TRACE_EVENTS, flags.traceDies === undefined ? undefined : traceDies(flags.traceDies, dies));
     const opts = { trace, steady: flags.extrapolate !== false };
     report = c ? simulateCompiled(c, opts) : simulateFolder(model, target, opts);
     progress.tick('simulate');
@@ -176,6 +181,21 @@ function isDirectory(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** `--trace-dies 0,0;7,7`: the indices of those dies among the package's (each must be on it). */
+function traceDies(text: string, dies: readonly (readonly [number, number])[]): number[] {
+  const parts = text.split(';').filter((p) => p.trim() !== '');
+  if (parts.length === 0) throw error('GY9001', `--trace-dies '${text}': expected ROW,COL pairs separated by ';', such as 0,0;7,7`);
+  return parts.map((p) => {
+    const [i, j] = parseDie(p, '--trace-dies');
+    const at = dies.findIndex((d) => d[0] === i && d[1] === j);
+    if (at < 0) {
+      const [rows, cols] = [Math.max(...dies.map((d) => d[0])) + 1, Math.max(...dies.map((d) => d[1])) + 1];
+      throw error('GY9001', `--trace-dies: die [${i}, ${j}] is not on the ${rows}x${cols} package`);
+    }
+    return at;
+  });
 }
 
 function dieGrid(rows: number, cols: number): [number, number][] {

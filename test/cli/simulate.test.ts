@@ -87,6 +87,31 @@ describe('gyges simulate', () => {
     expect(new Set(spans.map((e) => e.pid))).toEqual(new Set([0, 1, 2, 3]));
   });
 
+  it('traces only the dies --trace-dies names, with the spans a full trace has for them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gyges-trace-'));
+    const [full, few] = [join(dir, 'full.json'), join(dir, 'few.json')];
+    expect((await run('simulate', 'models/tiny-gpt.gy', '--hw', 'hecaton-4x4-standard', '--trace', full)).code).toBe(0);
+    expect((await run('simulate', 'models/tiny-gpt.gy', '--hw', 'hecaton-4x4-standard', '--trace', few, '--trace-dies', '3,3; 0,1')).code).toBe(0);
+    type Ev = { ph: string; pid: number; name: string; args: Record<string, unknown> };
+    const [a, b] = [full, few].map((f) => JSON.parse(readFileSync(f, 'utf8')).traceEvents as Ev[]);
+    expect(b!.filter((e) => e.ph === 'M' && e.name === 'process_name').map((e) => e.args.name)).toEqual(['die [0, 1]', 'die [3, 3]']);
+    const spans = (es: Ev[], pids: number[]) => es.filter((e) => e.ph === 'X' && pids.includes(e.pid));
+    expect(spans(b!, [1, 15]).length).toBeGreaterThan(0);
+    expect(spans(b!, [1, 15])).toEqual(spans(a!, [1, 15]));
+    expect(b!.every((e) => e.pid === 1 || e.pid === 15)).toBe(true);
+    for (const [args, message] of [
+      [['--trace', join(dir, 'x.json'), '--trace-dies', '4,0'], /die \[4, 0\] is not on the 4x4 package/],
+      [['--trace', join(dir, 'x.json'), '--trace-dies', '1;2'], /--trace-dies '1': expected ROW,COL/],
+      [['--trace-dies', '0,0'], /give --trace FILE too/],
+    ] as const) {
+      const r = await run('simulate', 'models/tiny-gpt.gy', '--hw', 'hecaton-4x4-standard', ...args);
+      expect(r.code).toBe(1);
+      expect(r.err.trimEnd()).not.toContain('\n');
+      expect(r.err).toMatch(message);
+    }
+    expect(existsSync(join(dir, 'x.json'))).toBe(false);
+  });
+
   it('simulates a program folder from its files exactly as the compile it came from', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'gyges-progs-')), 'programs');
     expect((await run('compile', 'models/tiny-llama.gy', '--hw', 'hecaton-2x2-standard', '--strategy', 'torus', '-o', dir)).code).toBe(0);
