@@ -203,16 +203,48 @@ interface Cell {
   readonly label: readonly string[];
 }
 
-/** A heatmap over the die grid per panel; cells labelled when the grid is small enough to read. */
-function heatmap(cells: readonly Cell[], d: ReportData, panels: readonly string[], colourTitle: string, domainMax: number): Record<string, unknown> {
+/** On a heterogeneous package, each die's type by [row][column] (the hardware's `layout`); else null. */
+function dieTypes(d: ReportData): readonly (readonly string[])[] | null {
+  const layout = d.hardware.layout;
+  return Array.isArray(layout) ? (layout as string[][]) : null;
+}
+
+/** What the heatmaps add on a heterogeneous package, for their captions. */
+function typesNote(d: ReportData): string {
+  const types = dieTypes(d);
+  return types === null ? '' : ` Each cell names its die’s type; dies not of die [0, 0]’s type (${types[0]![0]}) are outlined.`;
+}
+
+/**
+ * A heatmap over the die grid per panel; cells labelled when the grid is small enough to read.
+ * On a heterogeneous package every cell also names its die's type (in its label and tooltip),
+ * and dies of a type other than the first are outlined, so load follows the layout visibly.
+ */
+function heatmap(plain: readonly Cell[], d: ReportData, panels: readonly string[], colourTitle: string, domainMax: number): Record<string, unknown> {
   const [R, C] = d.grid;
   const step = Math.max(8, Math.min(80, Math.floor(480 / Math.max(R, C))));
   const axis = (field: string, title: string, n: number) => ({ field, type: 'ordinal', title, sort: Array.from({ length: n }, (_, k) => k), axis: { labelAngle: 0, ...(n > 16 ? { values: [0, n - 1] } : {}) } });
   const x = axis('col', 'column j', C);
   const y = axis('row', 'row i', R);
-  const layer: Record<string, unknown>[] = [
-    { mark: { type: 'rect', stroke: 'white', strokeWidth: step >= 20 ? 1 : 0 }, encoding: { x, y, color: { field: 'value', type: 'quantitative', title: colourTitle, scale: { domain: [0, domainMax], scheme: 'blues' } } } },
+  const types = dieTypes(d);
+  const first = types?.[0]?.[0];
+  const cells = types === null ? plain : plain.map((c) => ({ ...c, type: types[c.row]![c.col]!, label: [types[c.row]![c.col]!, ...c.label] }));
+  const tooltip = [
+    { field: 'row', type: 'ordinal', title: 'row i' },
+    { field: 'col', type: 'ordinal', title: 'column j' },
+    ...(types === null ? [] : [{ field: 'type', type: 'nominal', title: 'die type' }]),
+    { field: 'value', type: 'quantitative', title: colourTitle, format: '.3~g' },
   ];
+  const layer: Record<string, unknown>[] = [
+    { mark: { type: 'rect', stroke: 'white', strokeWidth: step >= 20 ? 1 : 0 }, encoding: { x, y, tooltip, color: { field: 'value', type: 'quantitative', title: colourTitle, scale: { domain: [0, domainMax], scheme: 'blues' } } } },
+  ];
+  if (types !== null) {
+    layer.push({
+      transform: [{ filter: { not: { field: 'type', equal: first } } }],
+      mark: { type: 'rect', fill: null, stroke: '#d95f02', strokeWidth: Math.max(1, Math.min(3, step / 20)) },
+      encoding: { x, y, tooltip },
+    });
+  }
   // Labels (one line per entry of `label`) only where a cell is wide enough to hold them.
   if (step >= 60) {
     layer.push({
@@ -238,7 +270,7 @@ function sramChart(d: ReportData): Chart {
   return {
     name: 'sram',
     title: 'Peak SRAM per die',
-    caption: 'The allocator’s peak use of each die’s activation and weight buffers, as a share of their capacity (above 1: the schedule needs more SRAM than the die has).',
+    caption: `The allocator’s peak use of each die’s activation and weight buffers, as a share of their capacity (above 1: the schedule needs more SRAM than the die has).${typesNote(d)}`,
     spec: topLevel(heatmap(cells, d, [...new Set(cells.map((c) => c.panel))], 'share of capacity', max)),
   };
 }
@@ -251,7 +283,7 @@ function linksChart(d: ReportData): Chart {
   return {
     name: 'links',
     title: 'Link traffic per die',
-    caption: 'Bytes each die sends per iteration on the link it drives along each ring (its row’s, its column’s, or one through all dies), coloured by utilisation: the time the link transmits over the iteration’s latency.',
+    caption: `Bytes each die sends per iteration on the link it drives along each ring (its row’s, its column’s, or one through all dies), coloured by utilisation: the time the link transmits over the iteration’s latency.${typesNote(d)}`,
     spec: topLevel(
       panels.length ? heatmap(cells, d, panels, 'utilisation', max) : { data: { values: [{ note: 'no collective crosses a link on this grid' }] }, mark: 'text', encoding: { text: { field: 'note' } } },
     ),

@@ -166,6 +166,31 @@ describe('gyges report on a grid some strategies cannot use', () => {
   }, 60_000);
 });
 
+describe('gyges report on a heterogeneous package', () => {
+  it('names each die’s type on the grid heatmaps and outlines the dies of the other type', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gyges-report-'));
+    const r = await run('report', 'models/tiny-gpt.gy', '--hw', 'test/data/accelerators/half-fast-4x4.yaml', '--strategy', 'megatron', '-o', join(dir, 'h.html'));
+    expect(r.code).toBe(0);
+    const html = readFileSync(join(dir, 'h.html'), 'utf8');
+    for (const chart of ['sram', 'links']) {
+      const body = new RegExp(`<figure class="chart" id="chart-${chart}"[\\s\\S]*?</figure>`).exec(html)![0];
+      // Row i of the layout [fast, fast, slow, slow]: every cell (and outline) says so in its
+      // tooltip; the text marks carry the type in their label.
+      const cells = [...body.matchAll(/aria-label="([^"]*row i: (\d+)[^"]*)"/g)].filter(([, label]) => !label!.includes('label:'));
+      expect(cells.length).toBeGreaterThanOrEqual(16);
+      for (const [, label, row] of cells) expect(label).toContain(`die type: ${Number(row) < 2 ? 'fast' : 'slow'}`);
+      expect(body).toContain('outlined');
+      expect(body).toMatch(/stroke="#d95f02"/);
+    }
+    // A homogeneous package shows neither.
+    const plain = await run('report', 'models/tiny-gpt.gy', '--hw', 'hecaton-4x4-standard', '--strategy', 'megatron', '-o', join(dir, 'p.html'));
+    expect(plain.code).toBe(0);
+    const other = readFileSync(join(dir, 'p.html'), 'utf8');
+    expect(other).not.toContain('die type:');
+    expect(other).not.toContain('#d95f02');
+  }, 60_000);
+});
+
 describe('gyges report errors', () => {
   it('a missing model: one line, exit 1, no file (and an earlier report left as it was)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gyges-report-'));
