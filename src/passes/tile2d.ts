@@ -511,6 +511,25 @@ export function writeTiling(plan: TilingPlan): void {
   }
 }
 
+/**
+ * A line for the compile report when attention cores run replicated (evenHeads found no even
+ * split of their heads over some grid axes): how many, and on how many dies each share
+ * repeats. Null when every core splits over all the dies.
+ */
+function replicatedAttention(plan: TilingPlan, grid: Grid): string | null {
+  const dies = grid.rows * grid.cols;
+  const cores = [...plan].filter(([op]) => op.kind === 'attention');
+  const repeats = cores.map(([op, t]) => {
+    const q = t.in[0]!;
+    return { op, times: dies / span([...q.rows, ...q.cols], grid) };
+  });
+  const worst = repeats.filter((r) => r.times > 1);
+  if (worst.length === 0) return null;
+  const most = worst.reduce((a, b) => (b.times > a.times ? b : a));
+  const heads = most.op.attrs.heads as number;
+  return `${worst.length} of ${cores.length} attention cores (${heads} heads, as '${most.op.results[0]!.name}') do not split evenly over the ${grid.rows}x${grid.cols} dies: every part of such a core is computed alike on ${most.times} dies (heads split only into whole heads, or equal slices of one, per die)`;
+}
+
 export const tile2d: Pass = {
   name: 'tile2d',
   summary: 'shard every op over the R×C grid (Algorithm 1 for hecaton; 1-D or SUMMA tiling for the baselines)',
@@ -525,6 +544,8 @@ export const tile2d: Pass = {
     const counts = { N: 0, T: 0 };
     for (const t of plan.values()) if (t.orient && t.out.length) counts[t.orient]++;
     ctx.report('tile2d', `${ctx.strategy} on ${rows}x${cols}: ${counts.N} GEMMs in orientation N, ${counts.T} in T`);
+    const repeated = replicatedAttention(plan, gridOf(ctx.target, m));
+    if (repeated !== null) ctx.report('tile2d', repeated);
     const balance = balanceOf(ctx.target, m).note;
     if (balance !== null) ctx.report('tile2d', balance);
   },
