@@ -67,11 +67,10 @@ export function minibatchTimeline(c: Compilation, critical: Range): Timeline | n
   const chosen = [[0, 0], critical, [Math.floor(R / 2), Math.floor(C / 2)], [R - 1, C - 1]] as const;
   const indices = [...new Set(chosen.map(([i, j]) => i * C + j))].sort((a, b) => a - b);
   const spans: Kept[] = [];
-  const keep = new Set(indices);
   const sink: TraceSink = {
     onlyDies: indices,
     span(die, track, name, start, end, args) {
-      if (keep.has(die)) spans.push({ die, track, name, start, end, id: typeof args.id === 'number' ? args.id : null });
+      spans.push({ die, track, name, start, end, id: typeof args.id === 'number' ? args.id : null });
     },
   };
   simulateCompiled(c, { trace: sink, whole: [loop.id] });

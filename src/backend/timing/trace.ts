@@ -1,9 +1,9 @@
-// A Chrome-trace / Perfetto JSON trace of an execution: one process per die, one thread per
-// engine (compute, DMA, NoP) and per link direction the die drives. Complete events ('X') carry
-// microsecond timestamps; metadata events name the processes and threads (of the dies traced:
-// every die, or those asked for). Opens in
-// ui.perfetto.dev or chrome://tracing. A trace stops recording after MAX_EVENTS (and says so in
-// its metadata) so that a large package cannot produce a file no viewer can open.
+// A Chrome-trace / Perfetto JSON trace of an execution: one process per die traced (every die,
+// or those asked for), one thread per engine (compute, DMA, NoP) and per link direction the die
+// drives. Complete events ('X') carry microsecond timestamps; metadata events name the
+// processes and threads. Opens in ui.perfetto.dev or chrome://tracing. A trace stops
+// recording after MAX_EVENTS (and says so in its metadata) so that a large package cannot
+// produce a file no viewer can open.
 
 import type { Range } from '../program.js';
 import type { TraceSink, TraceTrack } from './execute.js';
