@@ -44,7 +44,7 @@ export function runSimulate(model: string, flags: SimulateFlags, load: Load, war
     const target = c ? c.target : typeof flags.hw === 'string' ? loadTarget(flags.hw) : flags.hw;
     const set = c ? programsOf(c.module) : undefined;
     const dies = set ? set.dies().map((d) => [d.i, d.j] as const) : dieGrid(target.package.rows, target.package.cols);
-    trace = flags.trace === undefined ? undefined : new ChromeTrace(dies, MAX_TRACE_EVENTS, flags.traceDies === undefined ? undefined : traceDies(flags.traceDies, dies));
+    trace = flags.trace === undefined ? undefined : new ChromeTrace(dies, MAX_TRACE_EVENTS, flags.traceDies === undefined ? undefined : traceDies(flags.traceDies, dies, target));
     const opts = { trace, steady: flags.extrapolate !== false };
     report = c ? simulateCompiled(c, opts) : simulateFolder(model, target, opts);
     progress.tick('simulate');
@@ -184,16 +184,13 @@ function isDirectory(path: string): boolean {
 }
 
 /** `--trace-dies 0,0;7,7`: the indices of those dies among the package's (each must be on it). */
-function traceDies(text: string, dies: readonly (readonly [number, number])[]): number[] {
+function traceDies(text: string, dies: readonly (readonly [number, number])[], target: Target): number[] {
   const parts = text.split(';').filter((p) => p.trim() !== '');
   if (parts.length === 0) throw error('GY9001', `--trace-dies '${text}': expected ROW,COL pairs separated by ';', such as 0,0;7,7`);
   return parts.map((p) => {
     const [i, j] = parseDie(p, '--trace-dies');
     const at = dies.findIndex((d) => d[0] === i && d[1] === j);
-    if (at < 0) {
-      const [rows, cols] = [Math.max(...dies.map((d) => d[0])) + 1, Math.max(...dies.map((d) => d[1])) + 1];
-      throw error('GY9001', `--trace-dies: die [${i}, ${j}] is not on the ${rows}x${cols} package`);
-    }
+    if (at < 0) throw error('GY9001', `--trace-dies: die [${i}, ${j}] is not on the ${target.package.rows}x${target.package.cols} package`);
     return at;
   });
 }
