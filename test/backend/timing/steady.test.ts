@@ -60,8 +60,8 @@ describe('steady state: extrapolating repeating loop iterations equals simulatin
     expectExtrapolated(r);
   });
 
-  // An LM head of 1001 classes over 8 columns of dies: 64 classes on 32 DRAM pools, whose
-  // simultaneous events are queued in an order that rotates from one mini-batch to the next.
+  // A vocabulary of 1001 entries on 8x8 dies splits the LM head unevenly: 64 classes, whose
+  // DRAM pools' simultaneous events are queued in an order that rotates between mini-batches.
   it('tiny-gpt on 8x8 with an uneven vocabulary (64 classes) extrapolates most of its run', () => {
     const r = both('models/tiny-gpt.gy', { hw: 'hecaton-8x8-standard', batch: 4096, set: { vocab: 1001 } });
     expect(r.steady.classes).toBe(64);
