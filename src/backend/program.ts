@@ -264,8 +264,9 @@ export class MemberLists {
 /**
  * What the dies of one compilation share, for consumers that need every die's numbers but
  * not every die's program: all dies run die 0's structure, and only the instructions
- * `varying` lists can differ in their numbers (collectives apart: their numbers are the same
- * on every die, their members are in `rings`).
+ * `varying` lists can differ in their numbers. A collective's members are in `rings`; its
+ * numbers are the same on every die unless `varying` lists it (groups of different sizes, as
+ * when heads are dealt unevenly over the dies).
  */
 export interface SharedPrograms {
   /** Die d's instructions (row-major index) whose numbers may differ between dies, with how many times each runs per iteration; the same instructions, in the same order, for every die. */

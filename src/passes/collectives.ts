@@ -16,11 +16,11 @@ import { assert } from '../diagnostics/diagnostic.js';
 import { bytes } from '../util/format.js';
 import { DTYPES, numel, tensor, type TensorType } from '../ir/types.js';
 import type { Pass, Strategy } from './pass.js';
-import { collectiveCost, type CollectiveKind } from './collective-cost.js';
+import { collectiveCost, type CollectiveCost, type CollectiveKind } from './collective-cost.js';
 import { activationValues } from './activations.js';
 import { resolvePartial, weightSpec } from './tile2d.js';
 import { placementKey } from './units.js';
-import { evenTiles, formatSharding, groupedHeads, kvSharding, parseSharding, REPLICATED, runLength, sameSharding, maxBlock, sharding, span, tileBytes, tilesWithin, type Axis, type Grid, type Sharding } from './sharding.js';
+import { evenTiles, formatSharding, granuleUnits, gridFor, reshard, withGranules, groupedHeads, kvSharding, parseSharding, REPLICATED, runLength, sameSharding, maxBlock, sharding, span, tileBytes, tilesWithin, type Axis, type Grid, type Sharding } from './sharding.js';
 import { gridOf } from './balance.js';
 
 interface Step {
@@ -52,6 +52,18 @@ export function conversionSteps(from: Sharding, to: Sharding, strategy: Strategy
     assert(geo, `converting ${formatSharding(from)} to ${formatSharding(to)} needs the tensor's shape`);
     return groupedSteps(from, to, strategy, geo);
   }
+  // Whole heads dealt unevenly (granules) tile the head dimension unlike an even split of the
+  // same axis: the one layout reaches the other only through that dimension made whole.
+  if (!sameGranules(from, to)) {
+    const clash = [from.granules?.axis, to.granules?.axis].filter((a): a is Axis => a !== undefined && splitsDim(from, a) && splitsDim(to, a));
+    if (clash.length) {
+      const mid = clash.reduce(gatheredFrom, from);
+      return [...conversionSteps(from, mid, strategy), ...conversionSteps(mid, to, strategy)];
+    }
+  }
+  // A sum over heads dealt so (granular partial axis) is a sum like any other once reduced.
+  let g = from.granules ?? to.granules;
+  const mk = (rows: readonly Axis[], cols: readonly Axis[], partial: readonly Axis[] = []) => withGranules(sharding(rows, cols, partial), g);
   const steps: Step[] = [];
   let cur = from;
   const push = (kind: CollectiveKind, axes: readonly Axis[], next: Sharding, dim?: 'rows' | 'cols') => {
@@ -59,17 +71,18 @@ export function conversionSteps(from: Sharding, to: Sharding, strategy: Strategy
     cur = next;
   };
   const pending = cur.partial.filter((a) => !to.partial.includes(a));
+  if (g && pending.includes(g.axis)) g = to.granules;
   if (pending.length) {
     const rest = cur.partial.filter((a) => to.partial.includes(a));
     const ontoRows = pending.every((a) => to.rows.includes(a) && !cur.rows.includes(a));
     const ontoCols = pending.every((a) => to.cols.includes(a) && !cur.cols.includes(a));
-    if (ontoRows) push('reduce_scatter', pending, sharding([...cur.rows, ...pending], cur.cols, rest), 'rows');
-    else if (ontoCols) push('reduce_scatter', pending, sharding(cur.rows, [...cur.cols, ...pending], rest), 'cols');
+    if (ontoRows) push('reduce_scatter', pending, mk([...cur.rows, ...pending], cur.cols, rest), 'rows');
+    else if (ontoCols) push('reduce_scatter', pending, mk(cur.rows, [...cur.cols, ...pending], rest), 'cols');
     else if (pending.length === 2 && strategy === 'hecaton') {
       // Hecaton reduces one axis at a time, on its row and column rings, as it gathers.
-      push('all_reduce', [pending[1]!], sharding(cur.rows, cur.cols, [...rest, pending[0]!]));
-      push('all_reduce', [pending[0]!], sharding(cur.rows, cur.cols, rest));
-    } else push('all_reduce', pending, sharding(cur.rows, cur.cols, rest));
+      push('all_reduce', [pending[1]!], mk(cur.rows, cur.cols, [...rest, pending[0]!]));
+      push('all_reduce', [pending[0]!], mk(cur.rows, cur.cols, rest));
+    } else push('all_reduce', pending, mk(cur.rows, cur.cols, rest));
   }
   for (const dim of ['rows', 'cols'] as const) {
     const have = cur[dim];
@@ -78,16 +91,32 @@ export function conversionSteps(from: Sharding, to: Sharding, strategy: Strategy
     while (keep < have.length && have[keep] === want[keep]) keep++;
     const drop = have.slice(keep);
     if (drop.length === 0) continue;
-    const next = dim === 'rows' ? sharding(have.slice(0, keep), cur.cols, cur.partial) : sharding(cur.rows, have.slice(0, keep), cur.partial);
+    const next = dim === 'rows' ? mk(have.slice(0, keep), cur.cols, cur.partial) : mk(cur.rows, have.slice(0, keep), cur.partial);
     // Single-axis groups run on a row or column ring; hecaton gathers one axis at a time.
     if (drop.length === 2 && strategy === 'hecaton') {
-      const mid = dim === 'rows' ? sharding(have.slice(0, keep + 1), cur.cols, cur.partial) : sharding(cur.rows, have.slice(0, keep + 1), cur.partial);
+      const mid = dim === 'rows' ? mk(have.slice(0, keep + 1), cur.cols, cur.partial) : mk(cur.rows, have.slice(0, keep + 1), cur.partial);
       push('all_gather', [drop[1]!], mid, dim);
       push('all_gather', [drop[0]!], next, dim);
     } else push(strategy === 'optimus' ? 'broadcast' : 'all_gather', drop, next, dim);
   }
   // What remains (axes `to` splits and `cur` does not) is a local slice: no data moves.
   return steps;
+}
+
+/** Whether two specs deal heads alike (the same granules, or none). */
+function sameGranules(a: Sharding, b: Sharding): boolean {
+  return a.granules?.axis === b.granules?.axis && a.granules?.count === b.granules?.count;
+}
+
+function splitsDim(s: Sharding, a: Axis): boolean {
+  return s.rows.includes(a) || s.cols.includes(a);
+}
+
+/** `s` with the dimension `a` splits brought whole: summed if partial over it, else gathered. */
+function gatheredFrom(s: Sharding, a: Axis): Sharding {
+  if (s.partial.includes(a)) return reshard(s, s.rows, s.cols, s.partial.filter((x) => x !== a));
+  const cut = (axes: readonly Axis[]) => (axes.includes(a) ? axes.slice(0, axes.indexOf(a)) : axes);
+  return reshard(s, cut(s.rows), cut(s.cols), s.partial);
 }
 
 /**
@@ -156,12 +185,12 @@ export function scatteredFrom(wanted: Sharding, t?: TensorType, grid?: Grid, sam
   const to = wanted.kv ? kvHome(wanted) : wanted;
   const freeOf = (cols: readonly Axis[]) => (['r', 'c'] as const).filter((a) => ![...to.rows, ...cols, ...to.partial].includes(a));
   // As before any shape is known (grouped-query keys and values: their queries' columns).
-  const rowsFirst = sharding([...to.rows, ...freeOf(to.cols)], to.cols);
+  const rowsFirst = reshard(to, [...to.rows, ...freeOf(to.cols)], to.cols);
   const cols = to.cols;
   const free = freeOf(cols);
   if (!t || !grid || free.length === 0) return rowsFirst;
   const sample = t.shape.length >= 3 ? tensor(t.dtype, [Math.min(samples, t.shape[0]!), ...t.shape.slice(1)]) : t;
-  const candidates = [rowsFirst, sharding([...to.rows, ...free], cols), ...free.map((a) => sharding([...to.rows, ...free.filter((x) => x !== a)], [...cols, a])), sharding(to.rows, [...cols, ...free])];
+  const candidates = [rowsFirst, reshard(to, [...to.rows, ...free], cols), ...free.map((a) => reshard(to, [...to.rows, ...free.filter((x) => x !== a)], [...cols, a])), reshard(to, to.rows, [...cols, ...free])];
   return candidates.find((s) => evenTiles(sample, s, grid)) ?? rowsFirst;
 }
 
@@ -422,20 +451,38 @@ export function noteHeadSlices(m: Module, grid: Grid, strategy: Strategy): Colle
   for (const op of m.ops()) {
     if (op.kind !== 'attention' && op.kind !== 'attention_grad') continue;
     const heads = specsOf(op, 'tile2d.in')[0]!;
-    const dies = span(heads.cols, grid);
-    const perHead = Math.ceil(dies / (op.attrs.heads as number));
+    const perHead = headDies(op, heads, grid);
     if (perHead <= 1) continue;
-    const [b, s] = op.operands[0]!.type.shape as [number, number];
-    const t = op.operands[1]!.type.shape[1]!;
-    const scores = b * s * t * DTYPES[op.operands[0]!.type.dtype].bytes;
-    const cost = collectiveCost('all_reduce', algorithmFor(strategy, 'all_reduce', ['c']), scores, perHead, grid);
-    op.notes = { ...op.notes, 'attention.head_dies': perHead, 'attention.sent_bytes': cost.sentBytes, 'attention.link_bytes': cost.linkBytes, 'attention.steps': cost.steps };
+    const cost = headReduceCost(op, perHead, strategy, grid);
+    // Heads dealt unevenly (granules) share dies in runs of different lengths: the longest is noted.
+    op.notes = { ...op.notes, 'attention.head_dies': perHead, 'attention.sent_bytes': cost.sentBytes, 'attention.link_bytes': cost.linkBytes, 'attention.steps': cost.steps, ...(heads.granules ? { 'attention.heads_dealt': true } : {}) };
     const reductions = headReductions(op);
     totals.count += reductions;
     totals.sentBytes += reductions * cost.sentBytes;
     totals.linkBytes += reductions * cost.linkBytes;
   }
   return totals;
+}
+
+/**
+ * The most dies that share one head of an attention core whose queries are split by `heads`
+ * (1: whole heads per die). Even splits share alike; heads dealt unevenly (granules) are
+ * shared by more dies in blocks of fewer heads.
+ */
+export function headDies(op: Op, heads: Sharding, grid: Grid): number {
+  const count = op.attrs.heads as number;
+  const g = heads.granules;
+  if (g === undefined) return Math.ceil(span(heads.cols, grid) / count);
+  const inner = span(heads.cols, grid) / span([g.axis], grid);
+  return Math.max(1, ...granuleUnits(g.count, span([g.axis], grid)).map((u) => inner / u));
+}
+
+/** One all-reduce of a die's partial scores among the `perHead` dies sharing its head. */
+export function headReduceCost(op: Op, perHead: number, strategy: Strategy, grid: Grid): CollectiveCost {
+  const [b, s] = op.operands[0]!.type.shape as [number, number];
+  const t = op.operands[1]!.type.shape[1]!;
+  const scores = b * s * t * DTYPES[op.operands[0]!.type.dtype].bytes;
+  return collectiveCost('all_reduce', algorithmFor(strategy, 'all_reduce', ['c']), scores, perHead, grid);
 }
 
 /** Score all-reduces of an attention core whose heads span dies: backward recomputes the scores, and reduces dP too for dq or dk. */
@@ -490,7 +537,7 @@ export function noteRowStatistics(m: Module, grid: Grid, strategy: Strategy): Co
     const x = specsOf(op, 'tile2d.in')[0];
     if (!x || x.cols.length === 0) continue;
     const t = op.operands[0]!.type;
-    const rows = maxBlock(numel(t) / t.shape[t.shape.length - 1]!, x.rows, grid);
+    const rows = maxBlock(numel(t) / t.shape[t.shape.length - 1]!, x.rows, gridFor(x, grid));
     const tile = rows * sums * DTYPES[t.dtype].bytes;
     const cost = collectiveCost('all_reduce', algorithmFor(strategy, 'all_reduce', x.cols), tile, span(x.cols, grid), grid);
     op.notes = { ...op.notes, 'norm.sums': sums, 'norm.sent_bytes': cost.sentBytes, 'norm.link_bytes': cost.linkBytes, 'norm.steps': cost.steps };
@@ -512,6 +559,11 @@ export interface BlockTraffic {
    * a 1-D baseline's DRAM read (stepsFor).
    */
   headLinkBytes: number;
+  /**
+   * Set when some of those are score all-reduces of heads dealt unevenly (granules): dies share
+   * a head in runs of different lengths, and `headLinkBytes` counts the longest run's.
+   */
+  headsUneven?: boolean;
 }
 
 /**
@@ -532,7 +584,10 @@ export function trafficByBlock(m: Module): Map<string, BlockTraffic> {
       t.linkBytes += link;
       t.sentBytes += op.notes?.['collective.sent_bytes'] as number;
     }
-    if (typeof head === 'number') t.headLinkBytes += head * headReductions(op);
+    if (typeof head === 'number') {
+      t.headLinkBytes += head * headReductions(op);
+      if (op.notes?.['attention.heads_dealt'] === true) t.headsUneven = true;
+    }
     const norm = op.notes?.['norm.link_bytes'];
     if (typeof norm === 'number') t.headLinkBytes += norm;
     out.set(key, t);

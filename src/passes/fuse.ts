@@ -7,13 +7,14 @@
 // before them, backward ops by the Linear whose weight they share or the last before them.
 
 import { errorAt } from '../diagnostics/diagnostic.js';
-import type { Module, Op } from '../ir/module.js';
+import type { Module, Op, Value } from '../ir/module.js';
 import { byteSize } from '../ir/types.js';
 import { bufferCapacity, type Target } from '../target/target.js';
 import { bytes } from '../util/format.js';
 import type { Pass, Strategy } from './pass.js';
 import { findUnits, isForward, linearName, type Unit } from './units.js';
 import { gridOf, sharingDies } from './balance.js';
+import { HeadWeights } from './tile2d.js';
 
 export interface FusionGroup {
   readonly units: readonly Unit[];
@@ -28,12 +29,13 @@ export interface FusionGroup {
  * (2-D tiles for hecaton and optimus, column or row slices for the 1-D ones); training keeps
  * a weight-gradient tile beside each weight tile; optimus also holds the block it receives
  * from a peer during each broadcast step (§V-A b: "Optimus needs extra storage for segments
- * broadcast from other dies").
+ * broadcast from other dies"). Weights whose heads are dealt out unevenly (tile2d's HeadWeights)
+ * have a largest tile `uneven` times an even share.
  */
-export function unitWeightBytesPerDie(unit: Unit, dies: number, training: boolean, strategy: Strategy): number {
+export function unitWeightBytesPerDie(unit: Unit, dies: number, training: boolean, strategy: Strategy, uneven: ReadonlyMap<Value, number> = new Map()): number {
   const perDie = unit.linears
     .flatMap((l) => l.operands.slice(1))
-    .reduce((sum, w) => sum + Math.ceil(byteSize(w.type) / dies), 0);
+    .reduce((sum, w) => sum + Math.ceil((byteSize(w.type) / dies) * (uneven.get(w) ?? 1)), 0);
   return perDie * (training ? 2 : 1) * (strategy === 'optimus' ? 2 : 1);
 }
 
@@ -50,10 +52,11 @@ export type Fusion = (typeof FUSIONS)[number];
  * large for the buffers on its own gets a group to itself and streams its weight through them
  * in column chunks (the output columns of a Linear are independent, and its gathered input
  * stays resident, so only the weight reads are split); it is an error only when even a chunk
- * of one output column per die cannot fit.
+ * of one output column per die cannot fit. `dies`: what a weight's largest tile is a 1/dies
+ * share of (balance.ts sharingDies; R·C on a homogeneous package); `uneven`: weights whose
+ * largest tile is that many times such a share (heads dealt unevenly, HeadWeights.imbalance).
  */
-/** `dies`: what a weight's largest tile is a 1/dies share of (balance.ts sharingDies; R·C on a homogeneous package). */
-export function groupUnits(units: readonly Unit[], target: Target, training: boolean, strategy: Strategy, fusion: Fusion = 'greedy', dies = target.package.dies): FusionGroup[] {
+export function groupUnits(units: readonly Unit[], target: Target, training: boolean, strategy: Strategy, fusion: Fusion = 'greedy', dies = target.package.dies, uneven: ReadonlyMap<Value, number> = new Map()): FusionGroup[] {
   const capacity = bufferCapacity(target).weight;
   const groups: FusionGroup[] = [];
   let current: Unit[] = [];
@@ -64,7 +67,7 @@ export function groupUnits(units: readonly Unit[], target: Target, training: boo
     used = 0;
   };
   for (const unit of units) {
-    const need = unitWeightBytesPerDie(unit, dies, training, strategy);
+    const need = unitWeightBytesPerDie(unit, dies, training, strategy, uneven);
     if (need > capacity) {
       close();
       groups.push({ units: [unit], bytesPerDie: need, chunks: chunksFor(unit, need, capacity, dies, training) });
@@ -95,7 +98,8 @@ function chunksFor(unit: Unit, need: number, capacity: number, dies: number, tra
 export function fuseModule(m: Module, target: Target, strategy: Strategy, report: (line: string) => void, fusion: Fusion = 'greedy'): FusionGroup[] {
   const training = m.notes['train.mode'] === 'train';
   const dies = sharingDies(gridOf(target, m));
-  const groups = groupUnits(findUnits(m), target, training, strategy, fusion, dies);
+  const uneven = HeadWeights.imbalance(m, strategy, gridOf(target, m));
+  const groups = groupUnits(findUnits(m), target, training, strategy, fusion, dies, uneven);
   const groupOfLinear = new Map<Op, Placement>();
   groups.forEach((g, i) =>
     g.units.forEach((u) => u.linears.forEach((l) => groupOfLinear.set(l, { group: i, block: u.kind === 'attention' ? 'attention' : 'ffn' }))),
@@ -112,7 +116,7 @@ export function fuseModule(m: Module, target: Target, strategy: Strategy, report
     const why = next && fusion === 'none'
       ? '; fusion=none: every unit alone'
       : next
-      ? `; adding ${linearName(next.linears[0]!)} needs ${bytes(unitWeightBytesPerDie(next, dies, training, strategy))} more`
+      ? `; adding ${linearName(next.linears[0]!)} needs ${bytes(unitWeightBytesPerDie(next, dies, training, strategy, uneven))} more`
       : '';
     const size = g.chunks > 1 ? `${bytes(g.bytesPerDie)} per die, streamed in ${g.chunks} column chunks through the ${bytes(capacity)} weight buffer` : `${bytes(g.bytesPerDie)} of ${bytes(capacity)} weight buffer per die`;
     report(`group ${i}: ${what.join(', ')} — ${size}${g.chunks > 1 ? '' : why}`);

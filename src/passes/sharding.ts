@@ -18,6 +18,10 @@
 //              one pseudo-head each, 8 heads): rotary embeddings of grouped-query keys
 //   [-, rc:kv8/2]~rc  a gradient of such keys or values: each die's contribution to its own
 //              columns (zero elsewhere), summed over the dies (partial axes may split columns)
+//   [-, r96c]  whole heads when they do not split evenly: wherever axis r appears it splits its
+//              dimension into 96 granules (heads), block i getting ⌊96(i+1)/R⌋ − ⌊96i/R⌋ of them
+//              (1 or 2 on 64 rows), and c splits each row's heads evenly; likewise [r96, c]
+//              (a weight whose rows are heads) and [-, c]~r96 (a sum over heads split so)
 //
 // The text form above is what tile2d writes into notes and what collectives reads back.
 
@@ -32,6 +36,12 @@ export interface Sharding {
   readonly partial: readonly Axis[];
   /** Keys or values of grouped-query attention: `cols` split the queries, which have `heads` heads sharing `kvHeads`. */
   readonly kv?: { readonly heads: number; readonly kvHeads: number };
+  /**
+   * Whole heads over an axis they do not divide: wherever `axis` appears in the spec (rows,
+   * columns or partial), it splits that dimension into `count` equal granules dealt out as
+   * evenly as whole granules allow (granuleUnits). The dimension is a head dimension there.
+   */
+  readonly granules?: { readonly axis: Axis; readonly count: number };
 }
 
 export interface Grid {
@@ -104,6 +114,61 @@ export function kvSharding(queries: Sharding, heads: number, kvHeads: number, pa
 const KV_SPECS = new Map<string, Sharding>();
 
 /**
+ * `s` with `axis` splitting its dimension into `count` whole granules (heads) wherever it
+ * appears; `s` itself when the axis does not appear or `count` is absent.
+ */
+export function withGranules(s: Sharding, g: Sharding['granules']): Sharding {
+  if (g === undefined || ![...s.rows, ...s.cols, ...s.partial].includes(g.axis)) return s.granules ? plain(s) : s;
+  if (s.granules && s.granules.axis === g.axis && s.granules.count === g.count) return s;
+  assert(!s.kv, 'grouped-query layouts do not take granules');
+  const key = `${formatSharding(plain(s))}|${g.axis}${g.count}`;
+  let out = GRANULAR.get(key);
+  if (out === undefined) {
+    out = { rows: s.rows, cols: s.cols, partial: s.partial, granules: { axis: g.axis, count: g.count } };
+    GRANULAR.set(key, out);
+  }
+  return out;
+}
+
+const GRANULAR = new Map<string, Sharding>();
+
+/** The spec without granules. */
+function plain(s: Sharding): Sharding {
+  return s.granules ? sharding(s.rows, s.cols, s.partial) : s;
+}
+
+/** A spec over these axes that keeps `like`'s granules where their axis is still used. */
+export function reshard(like: Sharding, rows: readonly Axis[], cols: readonly Axis[], partial: readonly Axis[] = []): Sharding {
+  return withGranules(sharding(rows, cols, partial), like.granules);
+}
+
+/** Granules dealt over `n` blocks as evenly as whole ones allow: block k gets ⌊(k+1)·count/n⌋ − ⌊k·count/n⌋. */
+export function granuleUnits(count: number, n: number): number[] {
+  return Array.from({ length: n }, (_, k) => Math.floor(((k + 1) * count) / n) - Math.floor((k * count) / n));
+}
+
+/**
+ * The grid as a spec sees it: a granular axis becomes a weighted one whose units are the
+ * granules each block gets, so every per-die computation over the spec's axes (tileOf,
+ * maxBlock, units, splitsOf) deals whole granules. Other specs see the grid itself.
+ */
+export function gridFor(s: Sharding, grid: Grid): Grid {
+  const g = s.granules;
+  if (g === undefined) return grid;
+  const key = `${gridKey(grid)}|${g.axis}${g.count}`;
+  let out = GRANULE_GRIDS.get(key);
+  if (out === undefined) {
+    assert(unitsOf(g.axis, grid) === undefined, 'granules on an axis the package already weights');
+    const units = granuleUnits(g.count, g.axis === 'r' ? grid.rows : grid.cols);
+    out = g.axis === 'r' ? { ...grid, rowUnits: units } : { ...grid, colUnits: units };
+    GRANULE_GRIDS.set(key, out);
+  }
+  return out;
+}
+
+const GRANULE_GRIDS = new Map<string, Grid>();
+
+/**
  * Whole heads of a tensor with fewer heads than `axes` make blocks: each run of dies whose
  * blocks fall in one head holds that head (a grouped-query key's heads for rotary embeddings,
  * which pair dimensions half a head apart). Undefined when the blocks do not divide evenly.
@@ -120,9 +185,10 @@ const FORMATTED = new WeakMap<Sharding, string>();
 export function formatSharding(s: Sharding): string {
   let text = FORMATTED.get(s);
   if (text === undefined) {
-    const dim = (axes: readonly Axis[]) => (axes.length ? axes.join('') : '-');
+    const g = s.granules;
+    const dim = (axes: readonly Axis[]) => (axes.length ? axes.map((a) => (g && a === g.axis ? `${a}${g.count}` : a)).join('') : '-');
     const kv = s.kv ? `:kv${s.kv.heads}/${s.kv.kvHeads}` : '';
-    text = `[${dim(s.rows)}, ${dim(s.cols)}${kv}]${s.partial.length ? `~${s.partial.join('')}` : ''}`;
+    text = `[${dim(s.rows)}, ${dim(s.cols)}${kv}]${s.partial.length ? `~${dim(s.partial)}` : ''}`;
     FORMATTED.set(s, text);
   }
   return text;
@@ -142,12 +208,23 @@ export function parseSharding(text: string): Sharding {
 }
 
 function parseShardingText(text: string): Sharding {
-  const m = /^\[([rc-]+), ([rc-]+)(?::kv(\d+)\/(\d+))?\](?:~([rc]+))?$/.exec(text);
+  const m = /^\[([rc\d-]+), ([rc\d-]+)(?::kv(\d+)\/(\d+))?\](?:~([rc\d]+))?$/.exec(text);
   assert(m, `bad sharding text '${text}'`);
-  const axes = (t: string) => (t === '-' ? [] : ([...t] as Axis[]));
+  let granules: Sharding['granules'];
+  const axes = (t: string): Axis[] => {
+    if (t === '-') return [];
+    const out: Axis[] = [];
+    for (const [, a, n] of t.matchAll(/([rc])(\d*)/g)) {
+      out.push(a as Axis);
+      if (n) granules = { axis: a as Axis, count: Number(n) };
+    }
+    return out;
+  };
+  const rows = axes(m[1]!);
+  const cols = axes(m[2]!);
   const partial = m[5] ? axes(m[5]) : [];
-  if (m[3]) return kvSharding(sharding(axes(m[1]!), axes(m[2]!)), Number(m[3]), Number(m[4]), partial);
-  return sharding(axes(m[1]!), axes(m[2]!), partial);
+  if (m[3]) return kvSharding(sharding(rows, cols), Number(m[3]), Number(m[4]), partial);
+  return withGranules(sharding(rows, cols, partial), granules);
 }
 
 export function sameSharding(a: Sharding, b: Sharding): boolean {
@@ -205,20 +282,20 @@ export function matrixView(t: TensorType): { rows: number; cols: number } {
 export function tileBytes(t: TensorType, s: Sharding, grid: Grid): number {
   const { rows, cols } = matrixView(t);
   const elemBytes = byteSize(t) / Math.max(1, numel(t));
-  return maxBlock(rows, s.rows, grid) * maxTileCols(cols, s, grid) * elemBytes;
+  return maxBlock(rows, s.rows, gridFor(s, grid)) * maxTileCols(cols, s, grid) * elemBytes;
 }
 
 /** Columns of the widest tile. */
 export function maxTileCols(cols: number, s: Sharding, grid: Grid): number {
-  if (!s.kv) return maxBlock(cols, s.cols, grid);
+  if (!s.kv) return maxBlock(cols, s.cols, gridFor(s, grid));
   return kvWidths(cols, s.kv, s.cols, grid).most;
 }
 
 /** Whether every tile has the same size (the dimensions divide by the axis spans). */
 export function evenTiles(t: TensorType, s: Sharding, grid: Grid): boolean {
   const { rows, cols } = matrixView(t);
-  if (!evenSplit(rows, s.rows, grid)) return false;
-  if (!s.kv) return evenSplit(cols, s.cols, grid);
+  if (!evenSplit(rows, s.rows, gridFor(s, grid))) return false;
+  if (!s.kv) return evenSplit(cols, s.cols, gridFor(s, grid));
   return kvWidths(cols, s.kv, s.cols, grid).even;
 }
 
@@ -276,7 +353,8 @@ export function otherAxis(a: Axis): Axis {
 /** The sharding with rows and columns swapped: Algorithm 1's mapping for the next fused layer. */
 export function transposeMapping(s: Sharding): Sharding {
   const swap = (axes: readonly Axis[]) => axes.map(otherAxis);
-  return sharding(swap(s.rows), swap(s.cols), swap(s.partial));
+  const g = s.granules;
+  return withGranules(sharding(swap(s.rows), swap(s.cols), swap(s.partial)), g && { axis: otherAxis(g.axis), count: g.count });
 }
 
 // -- per-die geometry -----------------------------------------------------------------------
@@ -367,7 +445,8 @@ export function axisRange(n: number, axes: readonly Axis[], grid: Grid, die: Die
 export function tileOf(t: TensorType, s: Sharding, grid: Grid, die: Die): { rows: readonly [number, number]; cols: readonly [number, number] } {
   const { rows, cols } = matrixView(t);
   if (s.kv) return { rows: axisRange(rows, s.rows, grid, die), cols: kvColumns(cols, s.kv, axisRange(queryWidth(cols, s.kv), s.cols, grid, die)) };
-  return { rows: axisRange(rows, s.rows, grid, die), cols: axisRange(cols, s.cols, grid, die) };
+  const g = gridFor(s, grid);
+  return { rows: axisRange(rows, s.rows, g, die), cols: axisRange(cols, s.cols, g, die) };
 }
 
 /**

@@ -22,7 +22,7 @@ import type { Module, Op, Value } from '../ir/module.js';
 import { opDef } from '../ir/ops.js';
 import type { Target } from '../target/target.js';
 import type { Pass, Strategy } from './pass.js';
-import { formatSharding, groupedHeads, kvSharding, matrixView, REPLICATED, sharding, span, transposeMapping, units, weighted, type Axis, type Grid, type Sharding } from './sharding.js';
+import { formatSharding, granuleUnits, gridFor, groupedHeads, kvSharding, matrixView, REPLICATED, reshard, sharding, span, transposeMapping, units, weighted, withGranules, type Axis, type Grid, type Sharding } from './sharding.js';
 import { error, errorAt } from '../diagnostics/diagnostic.js';
 import { isForward, placementKey } from './units.js';
 import { activationValues } from './activations.js';
@@ -67,9 +67,11 @@ export function resolvePartial(s: Sharding, strategy: Strategy, rank = 2): Shard
   if (s.partial.length === 0) return s;
   // Grouped-query contributions are summed into the key/value tiles they are for.
   if (s.kv) return kvSharding(sharding(s.rows, s.cols), s.kv.heads, s.kv.kvHeads);
-  if (strategy === 'megatron' || strategy === 'torus' || rank < 2) return sharding(s.rows, s.cols);
-  if (s.rows.length === 0) return sharding(s.partial, s.cols);
-  return sharding(s.rows, [...s.cols, ...s.partial]);
+  // Heads dealt over a partial axis (a sum over heads) are summed away: that axis then splits another dimension.
+  const like = s.granules && s.partial.includes(s.granules.axis) ? REPLICATED : s;
+  if (strategy === 'megatron' || strategy === 'torus' || rank < 2) return reshard(like, s.rows, s.cols);
+  if (s.rows.length === 0) return reshard(like, s.partial, s.cols);
+  return reshard(like, s.rows, [...s.cols, ...s.partial]);
 }
 
 /**
@@ -94,12 +96,13 @@ function checkSplits(plan: TilingPlan, grid: Grid, strategy: Strategy): void {
     const view = matrixView(v.type);
     // Grouped-query keys and values follow the queries' split: count the queries' columns.
     const cols = s.kv ? (view.cols / s.kv.kvHeads) * s.kv.heads : view.cols;
+    const g = gridFor(s, grid);
     const tooFew = (dim: string, axes: readonly Axis[], n: number) => {
-      const over = weighted(axes, grid) ? `${span(axes, grid)} dies (${units(axes, grid)} shares by throughput)` : `${span(axes, grid)} dies`;
+      const over = weighted(axes, g) ? `${span(axes, g)} dies (${units(axes, g)} shares by throughput)` : `${span(axes, g)} dies`;
       throw errorAt(op.loc, 'GY3003', `${strategy} splits the ${n} ${dim} of '${v.name}' (${op.kind}) over ${over}, fewer than one per die; use a smaller grid`);
     };
-    if (units(s.rows, grid) > view.rows) tooFew('rows', s.rows, view.rows);
-    if (units(s.cols, grid) > cols) tooFew('columns', s.cols, cols);
+    if (units(s.rows, g) > view.rows) tooFew('rows', s.rows, view.rows);
+    if (units(s.cols, g) > cols) tooFew('columns', s.cols, cols);
   };
   for (const [op, t] of plan) {
     if (t.dram) continue;
@@ -114,6 +117,7 @@ export function planTiling(m: Module, target: Target, strategy: Strategy): Tilin
   const plan: TilingPlan = new Map();
   const orient = orientations(m, strategy, grid);
   const home = homeOfGroups(orient, strategy);
+  const heads = new HeadWeights(m, strategy, grid);
   const acts = activationValues(m);
   // Values made beside DRAM are read into whatever tiles their consumer wants.
   const outOf = (v: Value): Sharding | undefined => {
@@ -124,7 +128,7 @@ export function planTiling(m: Module, target: Target, strategy: Strategy): Tilin
   const dramSide = (v: Value): boolean => (v.def ? plan.get(v.def)?.dram === true : true);
   for (const op of m.ops()) {
     const dram = runsBesideDram(op, (v) => acts.has(v), dramSide);
-    const t = dram ? { in: op.operands.map(() => undefined), out: op.results.map(() => REPLICATED), dram } : tileOp(op, strategy, orient, outOf, home(op), grid);
+    const t = dram ? { in: op.operands.map(() => undefined), out: op.results.map(() => REPLICATED), dram } : tileOp(op, strategy, orient, outOf, home(op), grid, heads);
     // An operand read for its shape only is read by no die: no tile, so no collective brings it.
     const specs = opDef(op.kind).operands;
     const shapeOnly = (k: number) => specs[Math.min(k, specs.length - 1)]?.shapeOnly === true;
@@ -174,16 +178,16 @@ function homeOfGroups(orient: ReadonlyMap<Op, Orientation>, strategy: Strategy):
   };
 }
 
-function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>, outOf: (v: Value) => Sharding | undefined, home: Sharding, grid: Grid): OpTiling {
+function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>, outOf: (v: Value) => Sharding | undefined, home: Sharding, grid: Grid, heads: HeadWeights): OpTiling {
   const weightStage = (w: Value | undefined) => (w ? orient.get(stageOfWeight(op, w, orient)!) : undefined);
   switch (op.kind) {
     case 'linear': {
       const o = orient.get(op) ?? 'N';
-      return linearTiling(op, strategy, o);
+      return linearTiling(op, strategy, o, heads.weightOf(op, weightSpec(strategy, o), outOf, grid));
     }
     case 'linear_grad': {
       const o = weightStage(op.operands[1]) ?? 'N';
-      return linearGradTiling(op, strategy, o);
+      return linearGradTiling(op, strategy, o, heads.decided.get(op.operands[1]!));
     }
     case 'attention':
     case 'attention_grad': {
@@ -270,26 +274,26 @@ function summaAttention(op: Op, grid: Grid): OpTiling {
 function keysAndValues(op: Op, heads: Sharding, over: readonly Axis[] = []): { in: Sharding; grad: Sharding } {
   const h = op.attrs.heads as number;
   const kvHeads = (op.attrs.kv_heads as number | undefined) ?? h;
-  if (kvHeads === h) return { in: heads, grad: sharding(heads.rows, heads.cols, over) };
+  if (kvHeads === h) return { in: heads, grad: reshard(heads, heads.rows, heads.cols, over) };
   return { in: kvSharding(heads, h, kvHeads), grad: kvSharding(heads, h, kvHeads, [...over, ...heads.cols]) };
 }
 
-function linearTiling(op: Op, strategy: Strategy, o: Orientation): OpTiling {
-  const w = weightSpec(strategy, o);
+/** `w` is the weight's spec (weightSpec, with granules when its rows or columns are heads dealt unevenly). */
+function linearTiling(op: Op, strategy: Strategy, o: Orientation, w: Sharding): OpTiling {
   if (strategy === 'optimus') return summaTiling(op);
-  const x = sharding([], w.rows);
-  const y = sharding([], w.cols, w.rows);
+  const x = reshard(w, [], w.rows);
+  const y = reshard(w, [], w.cols, w.rows);
   // A bias is added once per reduction group (by the die at index 0 of it), so it joins the partial sum.
-  return { in: [x, w, ...(op.operands[2] ? [sharding([], w.cols)] : [])], out: [y], orient: o };
+  return { in: [x, w, ...(op.operands[2] ? [reshard(w, [], w.cols)] : [])], out: [y], orient: o };
 }
 
-function linearGradTiling(op: Op, strategy: Strategy, o: Orientation): OpTiling {
+function linearGradTiling(op: Op, strategy: Strategy, o: Orientation, decided: Sharding | undefined): OpTiling {
   if (strategy === 'optimus') return summaTiling(op);
-  const w = weightSpec(strategy, o);
-  const x = sharding([], w.rows);
-  const dy = sharding([], w.cols);
+  const w = decided ?? weightSpec(strategy, o);
+  const x = reshard(w, [], w.rows);
+  const dy = reshard(w, [], w.cols);
   // dx = dy·wᵀ is partial over w's column axes; dw = xᵀ·dy lands on w's tile; db sums dy's rows.
-  const grads: Sharding[] = [sharding([], w.rows, w.cols), w, sharding([], w.cols)];
+  const grads: Sharding[] = [reshard(w, [], w.rows, w.cols), w, reshard(w, [], w.cols)];
   const hasBias = op.operands.length === 4;
   const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
   return {
@@ -304,7 +308,7 @@ function linearGradTiling(op: Op, strategy: Strategy, o: Orientation): OpTiling 
  * the producing reduce-scatter leaves it ([-, r]~c becomes [-, rc], §IV-C Step 10).
  */
 function headSpec(q: Sharding | undefined): Sharding {
-  if (q && q.rows.length === 0 && q.cols.length + q.partial.length === 2) return sharding([], [...q.cols, ...q.partial]);
+  if (q && q.rows.length === 0 && q.cols.length + q.partial.length === 2) return reshard(q, [], [...q.cols, ...q.partial]);
   // Whole heads split along one axis already (rotary embeddings' layout): split them further
   // along the other, a local slice.
   if (q && q.rows.length === 0 && q.partial.length === 0 && q.cols.length === 1) return sharding([], [q.cols[0]!, q.cols[0] === 'r' ? 'c' : 'r']);
@@ -332,11 +336,11 @@ function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding 
   // Rotary embeddings sit between the Q/K projections and attention: reduce their partial
   // sums straight into attention's head layout rather than onto the rows.
   const s = op.kind === 'rope' || op.kind === 'rope_grad' ? ropeHeads(from, op.attrs.heads as number, grid) : resolvePartial(from, strategy, rank);
-  const lower = (t: Value) => sharding([], t.type.shape.length >= 1 ? s.cols : []);
+  const lower = (t: Value) => reshard(s, [], t.type.shape.length >= 1 ? s.cols : []);
   return {
     in: op.operands.map((v) => (v.type.shape.length === rank ? s : lower(v))),
     // A lower-rank result (a norm's gamma gradient) sums over the rows: partial over their axes.
-    out: op.results.map((r) => (r.type.shape.length === rank ? s : sharding([], s.cols, s.rows))),
+    out: op.results.map((r) => (r.type.shape.length === rank ? s : reshard(s, [], s.cols, s.rows))),
   };
 }
 
@@ -347,6 +351,8 @@ function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding 
  * attention core is replicated over the rest (4 heads on a 3×3 grid run on every die).
  */
 function evenHeads(s: Sharding, op: Op, grid: Grid): Sharding {
+  // Heads dealt unevenly over the first axis were checked to split evenly within each block (dealtHeads).
+  if (s.granules && s.granules.axis === s.cols[0] && s.granules.count === op.attrs.heads) return s;
   const heads = op.attrs.heads as number;
   const d = op.operands[0]!.type.shape.at(-1)! / heads;
   // On a weighted axis a die holds several units: they must be whole heads, not slices.
@@ -357,6 +363,104 @@ function evenHeads(s: Sharding, op: Op, grid: Grid): Sharding {
   let n = s.cols.length;
   while (n > 0 && !even(s.cols.slice(0, n))) n--;
   return n === s.cols.length ? s : sharding(s.rows, s.cols.slice(0, n));
+}
+
+/**
+ * Heads that split over the grid neither into whole heads per die nor into equal slices of
+ * one (96 heads on 64×64 dies) would leave the attention core computed alike on many dies
+ * (evenHeads). Instead the projections deal them out whole over their first head axis, as
+ * evenly as whole heads allow — 1 or 2 per row of 64 — and the other axis splits each
+ * block's heads evenly (granules, sharding.ts). The query, key and value projections'
+ * weights take granules on their columns, the output projection's on its rows (its input
+ * arrives so), and their gradients follow; the attention core then runs on every die.
+ *
+ * Only plain multi-head attention whose q, k and v come straight from Linears (through
+ * last-axis splits) is dealt so, on packages of one die type, and only when the heads of
+ * every block split evenly over the other axis; anything else keeps evenHeads' layout.
+ */
+export class HeadWeights {
+  /** Query, key and value projection weights: their attention's heads and head width. */
+  private readonly projections = new Map<Value, { readonly heads: number; readonly width: number }>();
+  /** Output projection weights (and biases) of those attention cores. */
+  private readonly outputs = new Map<Value, { readonly heads: number; readonly width: number }>();
+  /** The spec each granular weight was given in forward (its gradients use the same). */
+  readonly decided = new Map<Value, Sharding>();
+
+  constructor(m: Module, strategy: Strategy, grid: Grid) {
+    if (strategy === 'optimus' || grid.rowUnits || grid.colUnits) return;
+    const dies = grid.rows * grid.cols;
+    for (const op of m.ops()) {
+      if (op.kind !== 'attention') continue;
+      const heads = op.attrs.heads as number;
+      if (((op.attrs.kv_heads as number | undefined) ?? heads) !== heads) continue;
+      const width = op.operands[0]!.type.shape.at(-1)! / heads;
+      if (heads % dies === 0 || (dies % heads === 0 && width % (dies / heads) === 0)) continue;
+      const weights = op.operands.slice(0, 3).map(projectionWeight);
+      if (!weights.every((w) => w !== undefined)) continue;
+      for (const w of weights) this.projections.set(w!.weight, { heads, width });
+      for (const w of weights) if (w!.bias) this.projections.set(w!.bias, { heads, width });
+      for (const user of m.users(op.results[0]!)) {
+        if (user.kind === 'linear' && user.operands[0] === op.results[0]) for (const w of user.operands.slice(1)) this.outputs.set(w, { heads, width });
+      }
+    }
+  }
+
+  /**
+   * For the fusion pass, before any orientation is chosen: how much larger than an even share
+   * the largest tile of each weight dealt in heads may be, ⌈H/n⌉·n/H for the worst grid axis
+   * that can deal them (4/3 for 96 heads over 64 rows).
+   */
+  static imbalance(m: Module, strategy: Strategy, grid: Grid): Map<Value, number> {
+    const h = new HeadWeights(m, strategy, grid);
+    const out = new Map<Value, number>();
+    for (const [w, { heads, width }] of [...h.projections, ...h.outputs]) {
+      const worst = Math.max(1, ...(['r', 'c'] as const).filter((a) => dealtHeads([a], heads, width, grid)).map((a) => (Math.ceil(heads / span([a], grid)) * span([a], grid)) / heads));
+      if (worst > 1) out.set(w, worst);
+    }
+    return out;
+  }
+
+  /** The weight spec of a forward Linear: `w`, with granules when its columns or rows are such heads. */
+  weightOf(op: Op, w: Sharding, outOf: (v: Value) => Sharding | undefined, grid: Grid): Sharding {
+    const weight = op.operands[1]!;
+    const proj = this.projections.get(weight);
+    let out = w;
+    if (proj) out = withGranules(w, dealtHeads(w.cols, proj.heads, proj.width, grid));
+    else {
+      // The output projection: its input's columns are heads dealt over the weight's row axis.
+      const g = outOf(op.operands[0]!)?.granules;
+      if (g && w.rows[0] === g.axis && outOf(op.operands[0]!)!.cols[0] === g.axis) out = withGranules(w, g);
+    }
+    if (out.granules) this.decided.set(weight, out);
+    return out;
+  }
+}
+
+/** The weight (and bias) a projection reads: q, k or v straight from a Linear, through last-axis splits. */
+function projectionWeight(v: Value): { weight: Value; bias: Value | undefined } | undefined {
+  let x: Value = v;
+  for (;;) {
+    const op = x.def;
+    if (!op) return undefined;
+    if (op.kind === 'linear') return { weight: op.operands[1]!, bias: op.operands[2] };
+    if (op.kind !== 'split' || !isLastAxis(op)) return undefined;
+    x = op.operands[0]!;
+  }
+}
+
+/**
+ * Granules for `heads` heads of width `width` dealt over the first of `axes`, the rest of the
+ * grid splitting each block's heads: undefined unless every block splits evenly (whole heads
+ * per die, or equal slices of one head whose width they divide) and no block is empty.
+ */
+function dealtHeads(axes: readonly Axis[], heads: number, width: number, grid: Grid): Sharding['granules'] {
+  const a = axes[0];
+  if (a === undefined) return undefined;
+  const n = span([a], grid);
+  const inner = (grid.rows * grid.cols) / n;
+  const even = (u: number) => u % inner === 0 || (inner % u === 0 && width % (inner / u) === 0);
+  if (heads < n || !granuleUnits(heads, n).every(even)) return undefined;
+  return { axis: a, count: heads };
 }
 
 /**
@@ -401,7 +505,7 @@ function reducesRowsOnly(op: Op): boolean {
 /** Each die sums its own rows; the result is partial over the axes that split the rows. */
 function rowReduceTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding | undefined, home: Sharding): OpTiling {
   const s = resolvePartial(outOf(op.operands[0]!) ?? home, strategy);
-  return { in: [s], out: [sharding([], s.cols, s.rows)] };
+  return { in: [s], out: [reshard(s, [], s.cols, s.rows)] };
 }
 
 function isLastAxis(op: Op): boolean {
@@ -530,6 +634,23 @@ function replicatedAttention(plan: TilingPlan, grid: Grid): string | null {
   return `${worst.length} of ${cores.length} attention cores (${heads} heads, as '${most.op.results[0]!.name}') do not split evenly over the ${grid.rows}x${grid.cols} dies: every part of such a core is computed alike on ${most.times} dies (heads split only into whole heads, or equal slices of one, per die)`;
 }
 
+/**
+ * A line for the compile report when attention cores deal their heads unevenly (HeadWeights):
+ * over which axis, how many heads per block, and how much more than an even share the
+ * busiest dies compute. Null when no core does.
+ */
+function dealtAttention(plan: TilingPlan, grid: Grid): string | null {
+  const cores = [...plan].filter(([op, t]) => op.kind === 'attention' && t.in[0]?.granules);
+  if (cores.length === 0) return null;
+  const [op, t] = cores[0]!;
+  const g = t.in[0]!.granules!;
+  const n = span([g.axis], grid);
+  const units = granuleUnits(g.count, n);
+  const [few, most] = [Math.min(...units), Math.max(...units)];
+  const what = g.axis === 'r' ? 'row' : 'column';
+  return `${cores.length} attention cores (${g.count} heads, as '${op.results[0]!.name}') deal whole heads over the ${n} ${what}s of dies, ${few} or ${most} per ${what}, each split evenly along its ${what}: the busiest dies do ${(most / (g.count / n)).toFixed(2)}x an even share of attention and of its projections`;
+}
+
 export const tile2d: Pass = {
   name: 'tile2d',
   summary: 'shard every op over the R×C grid (Algorithm 1 for hecaton; 1-D or SUMMA tiling for the baselines)',
@@ -546,6 +667,8 @@ export const tile2d: Pass = {
     ctx.report('tile2d', `${ctx.strategy} on ${rows}x${cols}: ${counts.N} GEMMs in orientation N, ${counts.T} in T`);
     const repeated = replicatedAttention(plan, gridOf(ctx.target, m));
     if (repeated !== null) ctx.report('tile2d', repeated);
+    const dealt = dealtAttention(plan, gridOf(ctx.target, m));
+    if (dealt !== null) ctx.report('tile2d', dealt);
     const balance = balanceOf(ctx.target, m).note;
     if (balance !== null) ctx.report('tile2d', balance);
   },

@@ -92,7 +92,9 @@ function checkSet(set: ProgramSet, m: Module): string[] {
     for (const key of new Set([...ir.keys(), ...traffic.keys()])) {
       const want = ir.get(key) ?? { linkBytes: 0, sentBytes: 0, headLinkBytes: 0 };
       const got = traffic.get(key) ?? { linkBytes: 0, sentBytes: 0, headLinkBytes: 0 };
-      if (!close(got.linkBytes, want.linkBytes) || !close(got.sentBytes, want.sentBytes) || !close(got.headLinkBytes, want.headLinkBytes)) {
+      // Heads dealt unevenly: the IR notes the longest run of dies sharing a head, which moves the most.
+      const heads = want.headsUneven ? got.headLinkBytes <= want.headLinkBytes * (1 + 1e-9) : close(got.headLinkBytes, want.headLinkBytes);
+      if (!close(got.linkBytes, want.linkBytes) || !close(got.sentBytes, want.sentBytes) || !heads) {
         problems.push(`die ${mine} block ${key}: program ${JSON.stringify(got)}, IR ${JSON.stringify(want)}`);
       }
     }

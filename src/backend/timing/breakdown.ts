@@ -96,7 +96,11 @@ export function linkLoads(source: ProgramSource, target: Target): LinkLoad[] {
   if (source.shared) {
     const { lists, listOf, grouping, groupings: G } = source.shared.rings();
     const colls = counted(source.program(0)).filter((x) => x.ins.kind === 'collective');
-    for (let d = 0; d < D; d++) colls.forEach(({ ins, times }, k) => count(d, ins, times, lists[listOf[d * G + grouping[k]!]!]!.length));
+    for (let d = 0; d < D; d++) {
+      // Collectives whose groups differ in size have each die's own numbers.
+      const own = new Map(source.shared.varying(d).filter((x) => x.ins.kind === 'collective').map((x) => [x.ins.id, x.ins]));
+      colls.forEach(({ ins, times }, k) => count(d, own.get(ins.id) ?? ins, times, lists[listOf[d * G + grouping[k]!]!]!.length));
+    }
   } else {
     for (let d = 0; d < D; d++) {
       forEachInstr(source.program(d).instructions, (ins, times) => {

@@ -196,7 +196,7 @@ export function executePrograms(source: ProgramSource, target: Target, options: 
     dies = [];
     for (const d of classes.reps) {
       const c = varying.colour[d]!;
-      dies[d] = byColour[c] ??= numbersFromColour(baseOf(d), varying, c);
+      dies[d] = byColour[c] ??= numbersFromColour(baseOf(d), varying, c, shape.nodes);
     }
   } else {
     dies = source.dies.map((_, d) => numbersOf(d));
@@ -401,31 +401,40 @@ class Shape {
     const colours = new Map<string, number>();
     const colour = new Int32Array(D);
     const values: Float64Array[] = [];
+    const colls: (readonly (CollectiveNumbers | null)[])[] = [];
     let nodes: Int32Array | undefined;
     for (let d = 0; d < D; d++) {
       const list = shared.varying(d);
       const mine = new Float64Array(list.length);
       const at = new Int32Array(list.length);
+      const ownColls: (CollectiveNumbers | null)[] = list.map(() => null);
       list.forEach(({ ins }, k) => {
         const node = byId.get(ins.id);
-        if (node === undefined || node.kind !== ins.kind || ins.kind === 'loop' || ins.kind === 'collective') {
-          throw programError(`die ${d}: varying instruction ${ins.id} is not a compute or DRAM instruction of die 0's program`);
+        if (node === undefined || node.kind !== ins.kind || ins.kind === 'loop') {
+          throw programError(`die ${d}: varying instruction ${ins.id} is not a compute, DRAM or collective instruction of die 0's program`);
         }
         at[k] = node.index;
-        mine[k] = workOf(ins, modelOf(d), ignore);
+        if (ins.kind === 'collective') {
+          // A collective whose groups differ in size (heads dealt unevenly): its own numbers;
+          // its members and position come from the shared rings.
+          const c = collectiveNumbers(ins, target);
+          ownColls[k] = c;
+        } else mine[k] = workOf(ins, modelOf(d), ignore);
       });
       if (nodes === undefined) nodes = at;
       else if (at.length !== nodes.length || at.some((n, k) => n !== nodes![k])) throw programError(`die ${d}: its varying instructions are not die 0's`);
       // Dies of different types differ in every instruction's time, varying or not.
-      const key = `${target.layout[d]}|${Array.from(new Uint32Array(mine.buffer)).join(',')}`;
+      const collKey = ownColls.map((c) => (c === null ? '' : `${c.size}/${c.steps}/${c.stepBytes}/${c.latency}`)).join(';');
+      const key = `${target.layout[d]}|${Array.from(new Uint32Array(mine.buffer)).join(',')}|${collKey}`;
       let c = colours.get(key);
       if (c === undefined) {
         colours.set(key, (c = colours.size));
         values.push(mine);
+        colls.push(ownColls);
       }
       colour[d] = c;
     }
-    return { colour, values, nodes: nodes ?? new Int32Array(0) };
+    return { colour, values, colls, nodes: nodes ?? new Int32Array(0) };
   }
 }
 
@@ -434,6 +443,8 @@ interface VaryingColours {
   readonly colour: Int32Array;
   /** Per colour, the numbers of the varying instructions. */
   readonly values: readonly Float64Array[];
+  /** Per colour, a varying collective's numbers (null for compute and DRAM instructions). */
+  readonly colls: readonly (readonly (CollectiveNumbers | null)[])[];
   /** The varying instructions' nodes. */
   readonly nodes: Int32Array;
 }
@@ -441,14 +452,24 @@ interface VaryingColours {
 /**
  * A die's numbers from die 0's (`base`) and its colour's numbers of the varying instructions:
  * every other instruction has die 0's numbers on every die, and a collective's numbers are the
- * same on every die but for the position, which class mode reads from the shared rings. So a
- * representative costs no program of its own; `colls` is die 0's list, shared.
+ * same on every die but for the position, which class mode reads from the shared rings, unless
+ * the collective is varying (groups of different sizes). So a representative costs no program
+ * of its own; `colls` is die 0's list, shared unless a varying collective replaces entries.
  */
-function numbersFromColour(base: DieNumbers, v: VaryingColours, colour: number): DieNumbers {
+function numbersFromColour(base: DieNumbers, v: VaryingColours, colour: number, nodes: readonly Node[]): DieNumbers {
   const work = base.work.slice();
   const values = v.values[colour]!;
-  for (let k = 0; k < v.nodes.length; k++) work[v.nodes[k]!] = values[k]!;
-  return { work, colls: base.colls };
+  const own = v.colls[colour]!;
+  let colls = base.colls;
+  for (let k = 0; k < v.nodes.length; k++) {
+    const c = own[k];
+    if (c === null || c === undefined) work[v.nodes[k]!] = values[k]!;
+    else {
+      if (colls === base.colls) colls = base.colls.slice();
+      colls[nodes[v.nodes[k]!]!.coll] = c;
+    }
+  }
+  return { work, colls };
 }
 
 /** A compute instruction's seconds or a DRAM transfer's bytes (zero for a class set aside). */

@@ -3,9 +3,10 @@
 // A layer of the stage emitter between emit-values.ts and emit-ops.ts.
 
 import type { Op } from '../../ir/module.js';
-import { maxBlock, tileOf, type Die, type Sharding } from '../sharding.js';
+import { formatSharding, gridFor, maxBlock, tileOf, type Die, type Sharding } from '../sharding.js';
+import { headReduceCost } from '../collectives.js';
 import { elemBytes, even, len, runMembers } from './geometry.js';
-import { originOf, type Buf, type GemmFields, type Origin, type Static, type VectorFields } from './skeleton.js';
+import { originOf, type Buf, type CollectiveSize, type GemmFields, type Origin, type Static, type VectorFields } from './skeleton.js';
 import type { ChunkPlan, Operands, Place } from './emit.js';
 import { ValueEmitter } from './emit-values.js';
 
@@ -54,7 +55,7 @@ export class AttentionEmitter extends ValueEmitter {
     const [qb, kb, vb] = [ins(0), ins(1), ins(2)];
     const mask = op.operands.length === (op.kind === 'attention' ? 4 : 5) ? ins(3) : [];
     gemm('qk', [...qb, ...kb], scores, (g) => ({ batch: g.hd, m: g.rows, n: t, k: g.kd }));
-    this.headReduce(op, scores, place, core.qs);
+    this.headReduce(op, scores, place, core);
     this.softmaxStep(op, core, place, 'softmax', [scores, ...mask], scores, core.softmaxFlops);
     if (op.kind === 'attention') {
       gemm('pv', [scores, ...vb], this.result(op, 0, place, chunk), (g) => ({ batch: g.hd, m: g.rows, n: g.kd, k: t }));
@@ -64,7 +65,7 @@ export class AttentionEmitter extends ValueEmitter {
     const ds = core.needsDs ? this.scoreBuffer(op, 'dscores', core.most, t) : undefined;
     if (ds) {
       gemm('dp', [...dy, ...vb], ds, (g) => ({ batch: g.hd, m: g.rows, n: t, k: g.kd }));
-      this.headReduce(op, ds, place, core.qs);
+      this.headReduce(op, ds, place, core);
       this.softmaxStep(op, core, place, 'softmax_grad', [scores, ds], ds, core.vectorFlops - core.softmaxFlops);
     }
     (op.attrs.wrt as readonly number[]).forEach((which, i) => {
@@ -90,7 +91,8 @@ export class AttentionEmitter extends ValueEmitter {
       const qc = len(tile.cols);
       return { rows: len(tile.rows) * rs, qc, hd: qc >= d ? qc / d : 1, kd: Math.min(qc, d) };
     };
-    const most = { rows: maxBlock(b * s, qs.rows, a.grid) * rs, heads: Math.max(1, maxBlock(hq, qs.cols, a.grid) / d) };
+    const qg = gridFor(qs, a.grid);
+    const most = { rows: maxBlock(b * s, qs.rows, qg) * rs, heads: Math.max(1, maxBlock(hq, qs.cols, qg) / d) };
     const scores = this.scoreBuffer(op, 'scores', most, t);
     const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
     const needsDs = wrt.includes(0) || wrt.includes(1);
@@ -115,13 +117,31 @@ export class AttentionEmitter extends ValueEmitter {
     this.b.node(place, core.origin, { kind: 'vector', op: `${op.kind}:${step}`, accumulate: false, work, ir: this.irOf(op) }, reads, [out], core.uniform);
   }
 
-  /** The all-reduce of partial scores among the dies sharing one head (collectives' `attention.*` notes). */
-  private headReduce(op: Op, scores: Buf, place: Place, qs: Sharding): void {
+  /**
+   * The all-reduce of partial scores among the dies sharing one head (collectives' `attention.*`
+   * notes). Heads dealt unevenly (granules) are shared by runs of different lengths, each die's
+   * run as many dies as its slice of a head is narrower than the head.
+   */
+  private headReduce(op: Op, scores: Buf, place: Place, core: AttentionCore): void {
     const notes = op.notes ?? {};
-    const perHead = notes['attention.head_dies'];
-    if (typeof perHead !== 'number' || perHead <= 1) return;
+    const most = notes['attention.head_dies'];
+    if (typeof most !== 'number' || most <= 1) return;
     const { a } = this.b;
+    const { qs } = core;
     const scale = (a.batched.has(op.operands[0]!) ? place.rowScale : 1) / place.chunks;
+    const width = op.operands[0]!.type.shape.at(-1)! / (op.attrs.heads as number);
+    const runOf = (die: Die) => (qs.granules ? Math.max(1, width / core.geo(die).qc) : most);
+    const sizes = new Map<number, CollectiveSize>();
+    const sized = (die: Die): CollectiveSize => {
+      const run = runOf(die);
+      let z = sizes.get(run);
+      if (z === undefined) {
+        const c = headReduceCost(op, run, this.b.strategy, a.grid);
+        z = { sentBytes: c.sentBytes * scale, linkBytes: c.linkBytes * scale, steps: c.steps };
+        sizes.set(run, z);
+      }
+      return z;
+    };
     const fixed: Static = {
       kind: 'collective',
       op: 'all_reduce',
@@ -131,9 +151,10 @@ export class AttentionEmitter extends ValueEmitter {
       linkBytes: (notes['attention.link_bytes'] as number) * scale,
       steps: notes['attention.steps'] as number,
       partOf: op.kind,
-      ring: `heads ${qs.cols.join('')} ${perHead}`,
-      members: (die) => runMembers(`${scores.name} heads`, qs.cols, perHead, a.grid, die),
+      ring: `heads ${qs.cols.join('')} ${qs.granules ? formatSharding(qs) : most}`,
+      members: (die) => runMembers(`${scores.name} heads${qs.granules ? `/${runOf(die)}` : ''}`, qs.cols, runOf(die), a.grid, die),
+      ...(qs.granules ? { sized } : {}),
     };
-    this.b.node(place, originOf(op), fixed, [scores], [scores], true);
+    this.b.node(place, originOf(op), fixed, [scores], [scores], !qs.granules);
   }
 }

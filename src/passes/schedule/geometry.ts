@@ -2,7 +2,7 @@
 // largest tile (identical on every die); instruction counts use this die's own tile.
 
 import { DTYPES, type TensorType } from '../../ir/types.js';
-import { axisRange, blockIndex, dieAtBlock, evenTiles, maxBlock, maxTileCols, matrixView, REPLICATED, span, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
+import { axisRange, blockIndex, gridFor, dieAtBlock, evenTiles, maxBlock, maxTileCols, matrixView, REPLICATED, span, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
 import type { Range } from '../../backend/program.js';
 import type { GroupFields } from './skeleton.js';
 
@@ -14,7 +14,7 @@ export function len(r: Range): number {
 export function tileElems(t: TensorType, s: Sharding | undefined, grid: Grid): number {
   const { rows, cols } = matrixView(t);
   const sp = s ?? REPLICATED;
-  return maxBlock(rows, sp.rows, grid) * maxTileCols(cols, sp, grid);
+  return maxBlock(rows, sp.rows, gridFor(sp, grid)) * maxTileCols(cols, sp, grid);
 }
 
 export function dieTileElems(t: TensorType, s: Sharding | undefined, grid: Grid, die: Die): number {

@@ -198,7 +198,8 @@ export class Programs implements ProgramSet {
       }
       case 'collective': {
         const g = f.members(die);
-        return { id, reads, writes, deps, carried, phase, layer, block, loc, kind: 'collective', op: f.op, algo: f.algo, axis: f.axis, cid: g.cid, group: g.group, position: g.position, sentBytes: f.sentBytes, linkBytes: f.linkBytes, steps: f.steps, partOf: f.partOf };
+        const z = f.sized ? f.sized(die) : f;
+        return { id, reads, writes, deps, carried, phase, layer, block, loc, kind: 'collective', op: f.op, algo: f.algo, axis: f.axis, cid: g.cid, group: g.group, position: g.position, sentBytes: z.sentBytes, linkBytes: z.linkBytes, steps: z.steps, partOf: f.partOf };
       }
       case 'loop':
         return { id, reads, writes, deps, carried, phase, layer, block, loc, kind: 'loop', over: f.over, count: f.count, size: f.size, lastSize: f.lastSize, body: n.body.map((x) => this.instr(x, die)) };
@@ -274,10 +275,12 @@ function addCost(t: ProgramTotals, n: SNode, die: Die, times: number): void {
     case 'vector':
       t.vectorFlops += f.work(die).flops * times;
       break;
-    case 'collective':
-      t.sentBytes += f.sentBytes * times;
-      t.linkBytes += f.linkBytes * times;
+    case 'collective': {
+      const z = f.sized ? f.sized(die) : f;
+      t.sentBytes += z.sentBytes * times;
+      t.linkBytes += z.linkBytes * times;
       break;
+    }
     case 'loop':
       break;
     default:

@@ -41,6 +41,12 @@ export interface VectorFields {
   readonly flops: number;
 }
 
+export interface CollectiveSize {
+  readonly sentBytes: number;
+  readonly linkBytes: number;
+  readonly steps: number;
+}
+
 export interface GroupFields {
   readonly cid: string;
   readonly group: Range[];
@@ -72,6 +78,8 @@ export type Static =
       /** Names how `members` groups the dies: collectives with the same ring group them alike. */
       readonly ring: string;
       readonly members: (die: Die) => GroupFields;
+      /** Per-die sizes where groups differ in size (heads dealt unevenly): replace the three above. */
+      readonly sized?: (die: Die) => CollectiveSize;
     }
   | { readonly kind: 'loop'; readonly over: LoopOver; readonly count: number; readonly size: number; readonly lastSize: number };
 
