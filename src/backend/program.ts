@@ -271,7 +271,22 @@ export class MemberLists {
 export interface SharedPrograms {
   /** Die d's instructions (row-major index) whose numbers may differ between dies, with how many times each runs per iteration; the same instructions, in the same order, for every die. */
   varying(d: number): readonly { readonly ins: Instruction; readonly times: number }[];
+  /**
+   * The dies by the numbers of their varying instructions: dies of one class have the same
+   * numbers in every one (die type included; collective members and tile positions apart), so
+   * consumers that need only numbers read one die of each class.
+   */
+  varyingClasses(): VaryingClasses;
   rings(): CollectiveRings;
+}
+
+export interface VaryingClasses {
+  /** Each die's class (row-major dies), numbered in order of their first die. */
+  readonly classOf: Int32Array;
+  /** Each class's first die. */
+  readonly reps: Int32Array;
+  /** Each class's number of dies. */
+  readonly counts: Int32Array;
 }
 
 // -- walking ---------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ function layerEnergy(set: ProgramSet, target: Target, latencyS: number): { energ
   if (source.shared) {
     // As the simulator counts it: die 0's instructions on every die, corrected by each die's varying ones.
     const shared = source.shared;
-    account.addShared(all(0), (d) => inLayer(shared.varying(d)), D);
+    account.addShared(all(0), (d) => inLayer(shared.varying(d)), shared.varyingClasses());
   } else {
     for (let d = 0; d < D; d++) account.addInstrs(all(d), d);
   }

@@ -155,6 +155,8 @@ export function granuleUnits(count: number, n: number): number[] {
 export function gridFor(s: Sharding, grid: Grid): Grid {
   const g = s.granules;
   if (g === undefined) return grid;
+  const seen = LAST_GRID.get(s);
+  if (seen !== undefined && seen.grid === grid) return seen.out;
   const key = `${gridKey(grid)}|${g.axis}${g.count}`;
   let out = GRANULE_GRIDS.get(key);
   if (out === undefined) {
@@ -163,10 +165,13 @@ export function gridFor(s: Sharding, grid: Grid): Grid {
     out = g.axis === 'r' ? { ...grid, rowUnits: units } : { ...grid, colUnits: units };
     GRANULE_GRIDS.set(key, out);
   }
+  LAST_GRID.set(s, { grid, out });
   return out;
 }
 
 const GRANULE_GRIDS = new Map<string, Grid>();
+/** The grid each granular spec was last seen with, and what it sees (most calls repeat it). */
+const LAST_GRID = new WeakMap<Sharding, { readonly grid: Grid; readonly out: Grid }>();
 
 /**
  * Whole heads of a tensor with fewer heads than `axes` make blocks: each run of dies whose
@@ -263,14 +268,24 @@ export function evenSplit(n: number, axes: readonly Axis[], grid: Grid): boolean
 /** The most items any die holds when `axes` split `n` (the even ⌈n / dies⌉ on an even grid). */
 export function maxBlock(n: number, axes: readonly Axis[], grid: Grid): number {
   if (!weighted(axes, grid)) return Math.ceil(n / span(axes, grid));
-  const splits = splitsOf(axes, grid);
-  let most = 0;
-  for (let k = 0; k < span(axes, grid); k++) {
-    const [a, b] = nestedRange(n, splits, k);
-    most = Math.max(most, b - a);
+  // A walk over every block (4096 on 64×64), remembered per grid, length and axes.
+  let byKey = MOST.get(grid);
+  if (byKey === undefined) MOST.set(grid, (byKey = new Map()));
+  const key = `${n}|${axes.join('')}`;
+  let most = byKey.get(key);
+  if (most === undefined) {
+    const splits = splitsOf(axes, grid);
+    most = 0;
+    for (let k = 0; k < span(axes, grid); k++) {
+      const [a, b] = nestedRange(n, splits, k);
+      most = Math.max(most, b - a);
+    }
+    byKey.set(key, most);
   }
   return most;
 }
+
+const MOST = new WeakMap<Grid, Map<string, number>>();
 
 /** The 2-D view of a type: rows = product of leading dims (1 for vectors), cols = last dim. */
 export function matrixView(t: TensorType): { rows: number; cols: number } {
@@ -438,12 +453,34 @@ export function nestedRange(n: number, splits: readonly Split[], index: number):
 
 /** The range of `n` items die `die` holds when `axes` split them. */
 export function axisRange(n: number, axes: readonly Axis[], grid: Grid, die: Die): readonly [number, number] {
-  return nestedRange(n, splitsOf(axes, grid), blockIndex(axes, grid, die));
+  const code = axesCode(axes);
+  if (code < 0 || n >= 2 ** 40) return nestedRange(n, splitsOf(axes, grid), blockIndex(axes, grid, die));
+  // Asked for every die, once per instruction that differs between dies: each block's range
+  // is worked out once per grid, axes and length.
+  let byKey = RANGES.get(grid);
+  if (byKey === undefined) RANGES.set(grid, (byKey = new Map()));
+  const key = n * 8 + code;
+  let table = byKey.get(key);
+  if (table === undefined) byKey.set(key, (table = new Float64Array(2 * span(axes, grid)).fill(-1)));
+  const b = blockIndex(axes, grid, die);
+  if (table[2 * b] === -1) {
+    const [start, end] = nestedRange(n, splitsOf(axes, grid), b);
+    table[2 * b] = start;
+    table[2 * b + 1] = end;
+  }
+  return [table[2 * b]!, table[2 * b + 1]!];
 }
+
+/** Per grid, per length and axes: each block's range (−1 until asked). */
+const RANGES = new WeakMap<Grid, Map<number, Float64Array>>();
 
 /** The rows and columns of a tensor's 2-D view that die `die` holds under `s`. */
 export function tileOf(t: TensorType, s: Sharding, grid: Grid, die: Die): { rows: readonly [number, number]; cols: readonly [number, number] } {
   const { rows, cols } = matrixView(t);
+  return tileAt(s, grid, rows, cols, die);
+}
+
+function tileAt(s: Sharding, grid: Grid, rows: number, cols: number, die: Die): { rows: readonly [number, number]; cols: readonly [number, number] } {
   if (s.kv) return { rows: axisRange(rows, s.rows, grid, die), cols: kvColumns(cols, s.kv, axisRange(queryWidth(cols, s.kv), s.cols, grid, die)) };
   const g = gridFor(s, grid);
   return { rows: axisRange(rows, s.rows, g, die), cols: axisRange(cols, s.cols, g, die) };

@@ -60,8 +60,9 @@ export function blockEnergy(source: ProgramSource, target: Target): BlockEnergy[
   const first = split(counted(source.program(0)));
   if (source.shared) {
     const shared = source.shared;
-    const varying = Array.from({ length: D }, (_, d) => split(shared.varying(d)));
-    for (const key of blocks.keys()) accountOf(key).addShared(first.get(key) ?? [], (d) => varying[d]!.get(key) ?? [], D);
+    const classes = shared.varyingClasses();
+    const varying = new Map([0, ...classes.reps].map((d) => [d, split(shared.varying(d))]));
+    for (const key of blocks.keys()) accountOf(key).addShared(first.get(key) ?? [], (d) => varying.get(d)!.get(key) ?? [], classes);
   } else {
     for (let d = 0; d < D; d++) {
       const mine = d === 0 ? first : split(counted(source.program(d)));
@@ -96,11 +97,10 @@ export function linkLoads(source: ProgramSource, target: Target): LinkLoad[] {
   if (source.shared) {
     const { lists, listOf, grouping, groupings: G } = source.shared.rings();
     const colls = counted(source.program(0)).filter((x) => x.ins.kind === 'collective');
-    for (let d = 0; d < D; d++) {
-      // Collectives whose groups differ in size have each die's own numbers.
-      const own = new Map(source.shared.varying(d).filter((x) => x.ins.kind === 'collective').map((x) => [x.ins.id, x.ins]));
-      colls.forEach(({ ins, times }, k) => count(d, own.get(ins.id) ?? ins, times, lists[listOf[d * G + grouping[k]!]!]!.length));
-    }
+    // Collectives whose groups differ in size have their own numbers per class of dies.
+    const { classOf, reps } = source.shared.varyingClasses();
+    const own = Array.from(reps, (d) => new Map(source.shared!.varying(d).filter((x) => x.ins.kind === 'collective').map((x) => [x.ins.id, x.ins])));
+    for (let d = 0; d < D; d++) colls.forEach(({ ins, times }, k) => count(d, own[classOf[d]!]!.get(ins.id) ?? ins, times, lists[listOf[d * G + grouping[k]!]!]!.length));
   } else {
     for (let d = 0; d < D; d++) {
       forEachInstr(source.program(d).instructions, (ins, times) => {

@@ -13,7 +13,7 @@
 // plus each die's static power × latency.
 
 import type { Target } from '../../target/target.js';
-import { forEachInstr, type Instruction, type Program } from '../program.js';
+import { forEachInstr, type Instruction, type Program, type VaryingClasses } from '../program.js';
 import type { DieCostModel } from '../../target/accelerators.js';
 import { dieModels, vectorWork } from './execute.js';
 
@@ -69,9 +69,9 @@ export class EnergyAccount {
    * Adds every die of a package whose dies run die 0's instructions `first` but for their
    * varying ones: each die counts as die 0 minus die 0's varying instructions plus its own.
    */
-  addShared(first: CountedInstrs, varying: (d: number) => CountedInstrs, D: number): void {
-    this.addSharedBase(first, varying(0), D);
-    for (let d = 0; d < D; d++) this.addVarying(varying(d), d);
+  addShared(first: CountedInstrs, varying: (d: number) => CountedInstrs, classes: VaryingClasses): void {
+    this.addSharedBase(first, varying(0), classes.classOf.length);
+    classes.reps.forEach((d, c) => this.addVarying(varying(d), d, classes.counts[c]!));
   }
 
   /**
@@ -91,10 +91,10 @@ export class EnergyAccount {
     }
   }
 
-  /** Die d's varying instructions, after addSharedBase. */
-  addVarying(list: CountedInstrs, d: number): void {
+  /** Die d's varying instructions, after addSharedBase; `copies`: as many dies with the same numbers and type. */
+  addVarying(list: CountedInstrs, d: number, copies = 1): void {
     const model = this.modelOf(d);
-    for (const { ins, times } of list) this.instr(ins, times, model);
+    for (const { ins, times } of list) this.instr(ins, times * copies, model);
   }
 
   private instr(ins: Instruction, times: number, m: DieCostModel): void {

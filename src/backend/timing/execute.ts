@@ -398,12 +398,15 @@ class Shape {
    */
   varyingColours(shared: SharedPrograms, D: number, modelOf: (d: number) => DieCostModel, target: Target, ignore: ReadonlySet<string>): VaryingColours {
     const byId = new Map(this.nodes.map((n) => [n.id, n]));
+    // Dies with the same numbers (and type) are read once, through their class's first die.
+    const classes = shared.varyingClasses();
+    if (classes.classOf.length !== D) throw programError(`${classes.classOf.length} dies in the varying classes, ${D} programs`);
     const colours = new Map<string, number>();
-    const colour = new Int32Array(D);
+    const colourOfClass = new Int32Array(classes.reps.length);
     const values: Float64Array[] = [];
     const colls: (readonly (CollectiveNumbers | null)[])[] = [];
     let nodes: Int32Array | undefined;
-    for (let d = 0; d < D; d++) {
+    classes.reps.forEach((d, k) => {
       const list = shared.varying(d);
       const mine = new Float64Array(list.length);
       const at = new Int32Array(list.length);
@@ -414,12 +417,10 @@ class Shape {
           throw programError(`die ${d}: varying instruction ${ins.id} is not a compute, DRAM or collective instruction of die 0's program`);
         }
         at[k] = node.index;
-        if (ins.kind === 'collective') {
-          // A collective whose groups differ in size (heads dealt unevenly): its own numbers;
-          // its members and position come from the shared rings.
-          const c = collectiveNumbers(ins, target);
-          ownColls[k] = c;
-        } else mine[k] = workOf(ins, modelOf(d), ignore);
+        // A collective whose groups differ in size (heads dealt unevenly): its own numbers;
+        // its members and position come from the shared rings.
+        if (ins.kind === 'collective') ownColls[k] = collectiveNumbers(ins, target);
+        else mine[k] = workOf(ins, modelOf(d), ignore);
       });
       if (nodes === undefined) nodes = at;
       else if (at.length !== nodes.length || at.some((n, k) => n !== nodes![k])) throw programError(`die ${d}: its varying instructions are not die 0's`);
@@ -432,8 +433,9 @@ class Shape {
         values.push(mine);
         colls.push(ownColls);
       }
-      colour[d] = c;
-    }
+      colourOfClass[k] = c;
+    });
+    const colour = Int32Array.from(classes.classOf, (k) => colourOfClass[k]!);
     return { colour, values, colls, nodes: nodes ?? new Int32Array(0) };
   }
 }

@@ -8,7 +8,7 @@ import type { Module } from '../../ir/module.js';
 import { programsOf, type ProgramSet } from '../../passes/schedule/index.js';
 import { bufferCapacity, type Target } from '../../target/target.js';
 import { precisionBytes } from '../../target/accelerators.js';
-import type { Program, SharedPrograms } from '../program.js';
+import type { Program } from '../program.js';
 import { counted, EnergyAccount, type EnergyParts } from './energy.js';
 import { executePrograms, type BlockTiming, type ExecuteOptions, type ProgramSource, type TimeSplit } from './execute.js';
 import { sourceOfFolder, sourceOfSet } from './source.js';
@@ -96,29 +96,15 @@ function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims
     peak.weight = Math.max(peak.weight, p.header.sram.weightPeak);
   };
   let source: ProgramSource;
-  let settle = (): void => {};
   const plain = base.shared;
   if (plain && opts.symmetry !== false) {
     // Every die runs die 0's program but for the varying instructions (the same buffers, so
-    // the same peaks): energy is D times die 0's, corrected by each die's varying part. The
-    // executor reads every die's varying part once (to colour the dies): each is counted
-    // then, and never kept (a package's worth of them would not fit in memory).
+    // the same peaks): energy is D times die 0's, corrected by each die's varying part, read
+    // once per class of dies with the same numbers.
     const first = base.program(0);
     seen(first);
-    const D = base.dies.length;
-    energy.addSharedBase(counted(first), plain.varying(0), D);
-    const read = new Uint8Array(D);
-    const count = (d: number) => {
-      const list = plain.varying(d);
-      if (read[d] === 0) energy.addVarying(list, d);
-      read[d] = 1;
-      return list;
-    };
-    settle = () => {
-      for (let d = 0; d < D; d++) if (read[d] === 0) count(d);
-    };
-    const shared: SharedPrograms = { varying: count, rings: () => plain.rings() };
-    source = { dies: base.dies, program: (d) => (d === 0 ? first : base.program(d)), shared };
+    energy.addShared(counted(first), (d) => plain.varying(d), plain.varyingClasses());
+    source = { dies: base.dies, program: (d) => (d === 0 ? first : base.program(d)), shared: plain };
   } else {
     source = {
       dies: base.dies,
@@ -131,7 +117,6 @@ function simulateSource(base: ProgramSource, meta: RunMeta, target: Target, dims
     };
   }
   const r = executePrograms(source, target, opts);
-  settle();
   const e = energy.total(r.latency_s);
   const cap = bufferCapacity(target);
   return {

@@ -6,7 +6,7 @@ import { dieAt, type Target } from '../../target/target.js';
 import { assert, assertNever } from '../../diagnostics/diagnostic.js';
 import type { Strategy } from '../pass.js';
 import type { Die, Grid } from '../sharding.js';
-import { emptyTotals, MemberLists, type BufferDecl, type CollectiveRings, type DramLayout, type InstrCommon, type Instruction, type IrRef, type Program, type ProgramTotals, type Range, type SharedPrograms } from '../../backend/program.js';
+import { emptyTotals, MemberLists, type BufferDecl, type CollectiveRings, type DramLayout, type InstrCommon, type Instruction, type IrRef, type Program, type ProgramTotals, type Range, type SharedPrograms, type VaryingClasses } from '../../backend/program.js';
 import type { Analysis } from './analysis.js';
 import type { Buf, IrNode, SNode } from './skeleton.js';
 
@@ -41,6 +41,7 @@ export class Programs implements ProgramSet {
   private readonly irRefs = new Map<IrNode, IrRef>();
   /** Die [0, 0]'s instructions. */
   private readonly origin = new Map<SNode, Instruction>();
+  private classes: VaryingClasses | undefined;
 
   constructor(
     readonly model: string,
@@ -114,6 +115,47 @@ export class Programs implements ProgramSet {
   varying(d: number): { ins: Instruction; times: number }[] {
     const die = this.dieAt(d);
     return this.varyingNodes.map(({ node, times }) => ({ ins: this.instr(node, die), times }));
+  }
+
+  /**
+   * Classes of dies by their varying instructions' numbers, found once: each die's numbers
+   * (no instructions built) hashed and compared with its class's first die's. A 64×64 grid
+   * with heads dealt unevenly has thousands of varying instructions and two classes.
+   */
+  varyingClasses(): VaryingClasses {
+    if (this.classes !== undefined) return this.classes;
+    const D = this.grid.rows * this.grid.cols;
+    const classOf = new Int32Array(D);
+    const reps: number[] = [];
+    const counts: number[] = [];
+    const numbers: Float64Array[] = [];
+    const byHash = new Map<number, number[]>();
+    // Each die's numbers into one scratch array (its size from die 0's), kept only for a new class.
+    let width = 1;
+    for (const { node } of this.varyingNodes) width += numberCount(node);
+    const scratch = new Float64Array(width);
+    const words = new Int32Array(scratch.buffer);
+    for (let d = 0; d < D; d++) {
+      const die = this.dieAt(d);
+      scratch[0] = this.target.layout[d]!;
+      let at = 1;
+      for (const { node } of this.varyingNodes) at = numbersOf(node, die, scratch, at);
+      const hash = hashWords(words);
+      const known = byHash.get(hash) ?? [];
+      let c = known.find((k) => sameNumbers(numbers[k]!, scratch));
+      if (c === undefined) {
+        c = reps.length;
+        reps.push(d);
+        counts.push(0);
+        numbers.push(scratch.slice());
+        known.push(c);
+        byHash.set(hash, known);
+      }
+      classOf[d] = c;
+      counts[c]!++;
+    }
+    this.classes = { classOf, reps: Int32Array.from(reps), counts: Int32Array.from(counts) };
+    return this.classes;
   }
 
   /** Each collective's rings, from one evaluation per die of each way collectives group the dies. */
@@ -286,4 +328,71 @@ function addCost(t: ProgramTotals, n: SNode, die: Die, times: number): void {
     default:
       assertNever(f);
   }
+}
+
+/** How many numbers numbersOf writes for a node. */
+function numberCount(n: SNode): number {
+  switch (n.fixed.kind) {
+    case 'dram.read':
+    case 'dram.write':
+      return 1;
+    case 'gemm':
+      return 4;
+    case 'vector':
+      return 2;
+    case 'collective':
+      return 3;
+    case 'loop':
+      return 0;
+    default:
+      return assertNever(n.fixed);
+  }
+}
+
+/** The numbers of a varying instruction on `die` (what its cost depends on), written into `out` from `at`; returns where they end. */
+function numbersOf(n: SNode, die: Die, out: Float64Array, at: number): number {
+  const f = n.fixed;
+  switch (f.kind) {
+    case 'dram.read':
+    case 'dram.write':
+      out[at] = f.tile(die).bytes;
+      return at + 1;
+    case 'gemm': {
+      const d = f.dims(die);
+      out[at] = d.batch;
+      out[at + 1] = d.m;
+      out[at + 2] = d.n;
+      out[at + 3] = d.k;
+      return at + 4;
+    }
+    case 'vector': {
+      const w = f.work(die);
+      out[at] = w.elements;
+      out[at + 1] = w.flops;
+      return at + 2;
+    }
+    case 'collective': {
+      const z = f.sized ? f.sized(die) : f;
+      out[at] = z.sentBytes;
+      out[at + 1] = z.linkBytes;
+      out[at + 2] = z.steps;
+      return at + 3;
+    }
+    case 'loop':
+      return at;
+    default:
+      return assertNever(f);
+  }
+}
+
+function hashWords(w: Int32Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < w.length; i++) h = Math.imul(h ^ w[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+function sameNumbers(a: Float64Array, b: Float64Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !(Number.isNaN(a[i]!) && Number.isNaN(b[i]!))) return false;
+  return true;
 }
