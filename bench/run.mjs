@@ -29,7 +29,7 @@ const CASES = [
   { name: 'llama2-70b@1024', model: 'models/llama2-70b.gy', hw: 'hecaton-32x32-standard' },
   // GPT-3's vocabulary padded as Megatron-LM pads it for training (50257 → 50304, a multiple of
   // 128): the LM head then splits evenly over 64 columns of dies, as the experiments pad theirs.
-  // Unpadded, the head's two tile widths make 64 classes of dies to simulate (about 11 s).
+  // Unpadded, the head's two tile widths make 64 classes of dies to simulate (about 10 s).
   { name: 'gpt3-175b@4096', model: 'models/gpt3-175b.gy', hw: 'hecaton-64x64-standard', opts: { set: { vocab: 50304 } } },
   { name: 'llama3-405b@4096', model: 'models/llama3-405b.gy', hw: 'hecaton-64x64-standard' },
 ];
