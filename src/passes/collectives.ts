@@ -560,10 +560,11 @@ export interface BlockTraffic {
    */
   headLinkBytes: number;
   /**
-   * Set when some of those are score all-reduces of heads dealt unevenly (granules): dies share
-   * a head in runs of different lengths, and `headLinkBytes` counts the longest run's.
+   * Set when heads are dealt unevenly (granules) in the block: dies of rows with fewer heads
+   * move less than the numbers here, which count the busiest die (its score all-reduces run
+   * on the longest runs, its layout collectives carry the most heads).
    */
-  headsUneven?: boolean;
+  uneven?: boolean;
 }
 
 /**
@@ -586,8 +587,10 @@ export function trafficByBlock(m: Module): Map<string, BlockTraffic> {
     }
     if (typeof head === 'number') {
       t.headLinkBytes += head * headReductions(op);
-      if (op.notes?.['attention.heads_dealt'] === true) t.headsUneven = true;
+      if (op.notes?.['attention.heads_dealt'] === true) t.uneven = true;
     }
+    const from = op.notes?.['tile2d.in'];
+    if (typeof link === 'number' && typeof from === 'string' && /\d/.test(from.replace(/:kv\d+\/\d+/, ''))) t.uneven = true;
     const norm = op.notes?.['norm.link_bytes'];
     if (typeof norm === 'number') t.headLinkBytes += norm;
     out.set(key, t);

@@ -14,6 +14,7 @@ import { programsOf } from '../../src/passes/schedule/index.js';
 import { executePrograms } from '../../src/backend/timing/execute.js';
 import { sourceOfSet } from '../../src/backend/timing/source.js';
 import { expectSameTiming } from '../support/expect-timing.js';
+import { forEachInstr } from '../../src/backend/program.js';
 
 const GRID: Grid = { rows: 4, cols: 4 };
 const DEALT = { h: 96, heads: 6 };
@@ -103,6 +104,23 @@ describe('programs with dealt heads', () => {
       expect(r.compared.grad).toBeGreaterThan(0);
     });
   }
+
+  it("move each row's own heads along the row", () => {
+    const c = compile('models/tiny-gpt.gy', { hw: 'hecaton-4x4-standard', set: DEALT });
+    const set = programsOf(c.module)!;
+    // The query projection's partial sums, reduce-scattered along each row into its heads:
+    // a row of one head sends half what a row of two does.
+    const sent = (i: number) => {
+      const found: number[] = [];
+      forEachInstr(set.programFor({ i, j: 0 }).instructions, (ins) => {
+        if (ins.kind === 'collective' && ins.op === 'reduce_scatter' && ins.axis === 'c' && ins.phase === 'fwd' && ins.block === 'attention' && ins.layer === 0) found.push(ins.sentBytes);
+      });
+      return found;
+    };
+    expect(sent(0).length).toBeGreaterThan(0);
+    expect(sent(1)).toEqual(sent(0).map((x) => 2 * x));
+    expect(sent(2)).toEqual(sent(0));
+  });
 
   it('time alike with one die per class as with every die', () => {
     const c = compile('models/tiny-gpt.gy', { hw: 'hecaton-4x4-standard', set: DEALT });

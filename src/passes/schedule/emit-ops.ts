@@ -7,13 +7,15 @@ import type { Op, Value } from '../../ir/module.js';
 import { opDef } from '../../ir/ops.js';
 import { numel, type TensorType } from '../../ir/types.js';
 import { assertNever } from '../../diagnostics/diagnostic.js';
-import { evenSplit, gridFor, groupOf, maxBlock, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
+import { evenSplit, gridFor, groupOf, maxBlock, span, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
 import type { CollectiveOp, Range } from '../../backend/program.js';
 import { contraction, dieTileElems, elemBytes, even, len, runMembers, tileElems } from './geometry.js';
-import { originOf, type Buf, type GemmFields, type GroupFields, type Origin, type Static, type VectorFields } from './skeleton.js';
+import { originOf, type Buf, type CollectiveSize, type GemmFields, type GroupFields, type Origin, type Static, type VectorFields } from './skeleton.js';
 import { isShapeOnly, isView, unique, type ChunkPlan, type Operands, type Part, type Place } from './emit.js';
 import { AttentionEmitter } from './emit-attention.js';
 import { algorithmFor } from '../collectives.js';
+import { collectiveCost, type CollectiveKind } from '../collective-cost.js';
+import type { CollectiveAlgo } from '../../ir/collective-ops.js';
 
 /** Emits one op's instructions (see ValueEmitter for the stage's state). */
 export class OpEmitter extends AttentionEmitter {
@@ -62,6 +64,22 @@ export class OpEmitter extends AttentionEmitter {
     const axes = [...(op.attrs.axis as string)] as Axis[];
     // Grouped-query steps run among runs of consecutive dies (collectives' runLength).
     const run = op.attrs.block as number | undefined;
+    // Heads dealt unevenly: a collective along the other axis moves each die's own share (its
+    // group's dies hold as many heads as it does); along the dealt axis, the largest (notes).
+    const from = a.specs.in(op)[0];
+    const g = from?.granules;
+    const own = g !== undefined && !axes.includes(g.axis) && !from!.kv;
+    const sizes = new Map<number, CollectiveSize>();
+    const sized = (die: Die): CollectiveSize => {
+      const tile = dieTileElems(op.operands[0]!.type, from, a.grid, die) * elemBytes(op.operands[0]!.type);
+      let z = sizes.get(tile);
+      if (z === undefined) {
+        const c = collectiveCost(op.kind as CollectiveKind, op.attrs.algo as CollectiveAlgo, tile, run ?? span(axes, a.grid), a.grid);
+        z = { sentBytes: c.sentBytes * scale, linkBytes: c.linkBytes * scale, steps: c.steps };
+        sizes.set(tile, z);
+      }
+      return z;
+    };
     const fixed: Static = {
       kind: 'collective',
       op: op.kind as CollectiveOp,
@@ -74,8 +92,9 @@ export class OpEmitter extends AttentionEmitter {
       partOf: (notes['collective.part_of'] as string | undefined) ?? null,
       ring: `axes ${axes.join('')}${run ? ` run ${run}` : ''}`,
       members: (die) => (run ? runMembers(`${r.name} run`, axes, run, a.grid, die) : ringMembers(r.name, axes, a.grid, die)),
+      ...(own ? { sized } : {}),
     };
-    this.b.node(place, originOf(op), fixed, input, [out], true, this.isAccumulator(r, place));
+    this.b.node(place, originOf(op), fixed, input, [out], !own, this.isAccumulator(r, place));
   }
 
   /** y = x·w (+ b), or a batched matmul: per die, the output tile times this die's block of the contraction. */
