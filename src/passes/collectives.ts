@@ -20,7 +20,7 @@ import { collectiveCost, type CollectiveCost, type CollectiveKind } from './coll
 import { activationValues } from './activations.js';
 import { resolvePartial, weightSpec } from './tile2d.js';
 import { placementKey } from './units.js';
-import { evenTiles, formatSharding, granuleUnits, gridFor, reshard, withGranules, groupedHeads, kvSharding, parseSharding, REPLICATED, runLength, sameSharding, maxBlock, sharding, span, tileBytes, tilesWithin, type Axis, type Grid, type Sharding } from './sharding.js';
+import { evenTiles, formatSharding, gridFor, tileOf, reshard, withGranules, groupedHeads, kvSharding, parseSharding, REPLICATED, runLength, sameSharding, maxBlock, sharding, span, tileBytes, tilesWithin, type Axis, type Grid, type Sharding } from './sharding.js';
 import { gridOf } from './balance.js';
 
 interface Step {
@@ -471,10 +471,18 @@ export function noteHeadSlices(m: Module, grid: Grid, strategy: Strategy): Colle
  */
 export function headDies(op: Op, heads: Sharding, grid: Grid): number {
   const count = op.attrs.heads as number;
-  const g = heads.granules;
-  if (g === undefined) return Math.ceil(span(heads.cols, grid) / count);
-  const inner = span(heads.cols, grid) / span([g.axis], grid);
-  return Math.max(1, ...granuleUnits(g.count, span([g.axis], grid)).map((u) => inner / u));
+  if (heads.granules === undefined) return Math.ceil(span(heads.cols, grid) / count);
+  // Dealt heads: as many dies share a head as the narrowest slice of one is narrower than it.
+  const q = op.operands[0]!.type;
+  const width = q.shape.at(-1)! / count;
+  let most = 1;
+  for (let i = 0; i < grid.rows; i++) {
+    for (let j = 0; j < grid.cols; j++) {
+      const [a, b] = tileOf(q, heads, grid, { i, j }).cols;
+      if (b > a && b - a < width) most = Math.max(most, width / (b - a));
+    }
+  }
+  return most;
 }
 
 /** One all-reduce of a die's partial scores among the `perHead` dies sharing its head. */

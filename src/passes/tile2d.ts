@@ -22,7 +22,7 @@ import type { Module, Op, Value } from '../ir/module.js';
 import { opDef } from '../ir/ops.js';
 import type { Target } from '../target/target.js';
 import type { Pass, Strategy } from './pass.js';
-import { formatSharding, granuleUnits, gridFor, groupedHeads, kvSharding, matrixView, REPLICATED, reshard, sharding, span, transposeMapping, units, weighted, withGranules, type Axis, type Grid, type Sharding } from './sharding.js';
+import { formatSharding, granuleUnits, gridFor, groupedHeads, kvSharding, matrixView, otherAxis, REPLICATED, reshard, sharding, span, transposeMapping, units, weighted, withGranules, type Axis, type Grid, type Sharding } from './sharding.js';
 import { error, errorAt } from '../diagnostics/diagnostic.js';
 import { isForward, placementKey } from './units.js';
 import { activationValues } from './activations.js';
@@ -311,7 +311,7 @@ function headSpec(q: Sharding | undefined): Sharding {
   if (q && q.rows.length === 0 && q.cols.length + q.partial.length === 2) return reshard(q, [], [...q.cols, ...q.partial]);
   // Whole heads split along one axis already (rotary embeddings' layout): split them further
   // along the other, a local slice.
-  if (q && q.rows.length === 0 && q.partial.length === 0 && q.cols.length === 1) return sharding([], [q.cols[0]!, q.cols[0] === 'r' ? 'c' : 'r']);
+  if (q && q.rows.length === 0 && q.partial.length === 0 && q.cols.length === 1) return reshard(q, [], [q.cols[0]!, otherAxis(q.cols[0]!)]);
   return sharding([], ['r', 'c']);
 }
 
@@ -351,10 +351,16 @@ function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding 
  * attention core is replicated over the rest (4 heads on a 3×3 grid run on every die).
  */
 function evenHeads(s: Sharding, op: Op, grid: Grid): Sharding {
-  // Heads dealt unevenly over the first axis were checked to split evenly within each block (dealtHeads).
-  if (s.granules && s.granules.axis === s.cols[0] && s.granules.count === op.attrs.heads) return s;
+  // Heads dealt out whole were checked when dealt (dealtHeads).
+  if (s.granules) return s;
   const heads = op.attrs.heads as number;
   const d = op.operands[0]!.type.shape.at(-1)! / heads;
+  // Plain multi-head attention over both axes of an even grid: dealt rather than replicated.
+  const plainHeads = ((op.attrs.kv_heads as number | undefined) ?? heads) === heads;
+  if (plainHeads && s.cols.length === 2 && !weighted(s.cols, grid) && !splitsEvenly(heads, d, span(s.cols, grid))) {
+    const g = dealtHeads(s.cols[0]!, heads, d, grid);
+    if (g) return withGranules(s, g);
+  }
   // On a weighted axis a die holds several units: they must be whole heads, not slices.
   const even = (axes: readonly Axis[]) => {
     const p = units(axes, grid);
@@ -394,7 +400,7 @@ export class HeadWeights {
       const heads = op.attrs.heads as number;
       if (((op.attrs.kv_heads as number | undefined) ?? heads) !== heads) continue;
       const width = op.operands[0]!.type.shape.at(-1)! / heads;
-      if (heads % dies === 0 || (dies % heads === 0 && width % (dies / heads) === 0)) continue;
+      if (splitsEvenly(heads, width, dies)) continue;
       const weights = op.operands.slice(0, 3).map(projectionWeight);
       if (!weights.every((w) => w !== undefined)) continue;
       for (const w of weights) this.projections.set(w!.weight, { heads, width });
@@ -414,7 +420,15 @@ export class HeadWeights {
     const h = new HeadWeights(m, strategy, grid);
     const out = new Map<Value, number>();
     for (const [w, { heads, width }] of [...h.projections, ...h.outputs]) {
-      const worst = Math.max(1, ...(['r', 'c'] as const).filter((a) => dealtHeads([a], heads, width, grid)).map((a) => (Math.ceil(heads / span([a], grid)) * span([a], grid)) / heads));
+      // The heads a weight's largest tile holds over an even share, for each orientation's layout.
+      const factor = (o: Orientation) => {
+        const axes = weightSpec(strategy, o).cols;
+        const g = axes[0] === undefined ? undefined : dealtHeads(axes[0], heads, width, grid);
+        if (g === undefined || !axes.includes(g.axis)) return 1;
+        const n = span([g.axis], grid);
+        return (Math.ceil(g.count / n) * n) / g.count;
+      };
+      const worst = Math.max(factor('N'), factor('T'));
       if (worst > 1) out.set(w, worst);
     }
     return out;
@@ -425,42 +439,54 @@ export class HeadWeights {
     const weight = op.operands[1]!;
     const proj = this.projections.get(weight);
     let out = w;
-    if (proj) out = withGranules(w, dealtHeads(w.cols, proj.heads, proj.width, grid));
-    else {
-      // The output projection: its input's columns are heads dealt over the weight's row axis.
-      const g = outOf(op.operands[0]!)?.granules;
-      if (g && w.rows[0] === g.axis && outOf(op.operands[0]!)!.cols[0] === g.axis) out = withGranules(w, g);
+    // Dealt over an axis the weight's columns do not use (hecaton's inner axis), the
+    // attention core deals them itself and the weight keeps an even split.
+    if (proj && w.cols[0] !== undefined) out = withGranules(w, dealtHeads(w.cols[0], proj.heads, proj.width, grid));
+    else if (!proj) {
+      // The output projection: its input's columns are heads dealt over axes its weight's
+      // rows split alike (the input's leading column axes).
+      const x = outOf(op.operands[0]!);
+      const g = x?.granules;
+      if (g && w.rows.includes(g.axis) && w.rows.every((a, k) => x!.cols[k] === a)) out = withGranules(w, g);
     }
     if (out.granules) this.decided.set(weight, out);
     return out;
   }
 }
 
-/** The weight (and bias) a projection reads: q, k or v straight from a Linear, through last-axis splits. */
+/** The weight (and bias) a projection reads: q, k or v straight from a Linear, through last-axis splits and rotary embeddings. */
 function projectionWeight(v: Value): { weight: Value; bias: Value | undefined } | undefined {
   let x: Value = v;
   for (;;) {
     const op = x.def;
     if (!op) return undefined;
     if (op.kind === 'linear') return { weight: op.operands[1]!, bias: op.operands[2] };
-    if (op.kind !== 'split' || !isLastAxis(op)) return undefined;
+    if (op.kind !== 'rope' && (op.kind !== 'split' || !isLastAxis(op))) return undefined;
     x = op.operands[0]!;
   }
 }
 
 /**
- * Granules for `heads` heads of width `width` dealt over the first of `axes`, the rest of the
- * grid splitting each block's heads: undefined unless every block splits evenly (whole heads
- * per die, or equal slices of one head whose width they divide) and no block is empty.
+ * How `heads` heads of width `width` whose head axes start with `first` (the other axis
+ * splitting what it leaves) are dealt out whole when no even split exists: over `first`, as
+ * evenly as whole heads allow, each block split evenly along the other axis (96 heads on 64
+ * rows: 1 or 2 per row, its 64 dies sharing them); or, when `first` splits them evenly, over
+ * the other axis within each block (20 heads on 4×4: 5 per row, 1, 1, 1 and 2 per die).
+ * Undefined when neither leaves every die whole heads or an equal slice of one.
  */
-function dealtHeads(axes: readonly Axis[], heads: number, width: number, grid: Grid): Sharding['granules'] {
-  const a = axes[0];
-  if (a === undefined) return undefined;
-  const n = span([a], grid);
+function dealtHeads(first: Axis, heads: number, width: number, grid: Grid): Sharding['granules'] {
+  const n = span([first], grid);
   const inner = (grid.rows * grid.cols) / n;
   const even = (u: number) => u % inner === 0 || (inner % u === 0 && width % (inner / u) === 0);
-  if (heads < n || !granuleUnits(heads, n).every(even)) return undefined;
-  return { axis: a, count: heads };
+  if (heads >= n && granuleUnits(heads, n).every(even)) return { axis: first, count: heads };
+  const perBlock = heads / n;
+  if (heads % n === 0 && perBlock > inner) return { axis: otherAxis(first), count: perBlock };
+  return undefined;
+}
+
+/** Whether `heads` heads of width `width` split evenly over `dies` dies: whole heads, or equal slices of one. */
+function splitsEvenly(heads: number, width: number, dies: number): boolean {
+  return heads % dies === 0 || (dies % heads === 0 && width % (dies / heads) === 0);
 }
 
 /**
@@ -469,9 +495,11 @@ function dealtHeads(axes: readonly Axis[], heads: number, width: number, grid: G
  * attention core then takes its slice of a head locally).
  */
 function wholeHeads(s: Sharding, heads: number, grid: Grid): Sharding {
+  // Dealt heads (granules) count as units: whole heads per block by construction.
+  const g = gridFor(s, grid);
   let n = s.cols.length;
-  while (n > 0 && heads % units(s.cols.slice(0, n), grid) !== 0) n--;
-  return sharding(s.rows, s.cols.slice(0, n));
+  while (n > 0 && heads % units(s.cols.slice(0, n), g) !== 0) n--;
+  return reshard(s, s.rows, s.cols.slice(0, n));
 }
 
 /**
@@ -643,12 +671,19 @@ function dealtAttention(plan: TilingPlan, grid: Grid): string | null {
   const cores = [...plan].filter(([op, t]) => op.kind === 'attention' && t.in[0]?.granules);
   if (cores.length === 0) return null;
   const [op, t] = cores[0]!;
-  const g = t.in[0]!.granules!;
+  const q = t.in[0]!;
+  const g = q.granules!;
   const n = span([g.axis], grid);
   const units = granuleUnits(g.count, n);
   const [few, most] = [Math.min(...units), Math.max(...units)];
-  const what = g.axis === 'r' ? 'row' : 'column';
-  return `${cores.length} attention cores (${g.count} heads, as '${op.results[0]!.name}') deal whole heads over the ${n} ${what}s of dies, ${few} or ${most} per ${what}, each split evenly along its ${what}: the busiest dies do ${(most / (g.count / n)).toFixed(2)}x an even share of attention and of its projections`;
+  const name = (a: Axis) => (a === 'r' ? 'row' : 'column');
+  const what = name(g.axis);
+  const heads = op.attrs.heads as number;
+  const busiest = `the busiest dies do ${(most / (g.count / n)).toFixed(2)}x an even share of attention`;
+  const start = `${cores.length} attention cores (${heads} heads, as '${op.results[0]!.name}') deal whole heads`;
+  if (q.cols[0] === g.axis) return `${start} over the ${n} ${what}s of dies, ${few} or ${most} per ${what}, each split evenly along its ${what}: ${busiest} and of its projections`;
+  const block = name(q.cols[0]!);
+  return `${start} within each ${block} of dies, ${g.count} per ${block}, ${few} or ${most} per die: ${busiest}`;
 }
 
 export const tile2d: Pass = {

@@ -1,6 +1,7 @@
 // Heads that split over the grid neither whole nor in equal slices (6 heads on 4x4, 96 on
 // 64x64) are dealt out whole over one grid axis, as evenly as whole heads allow, and split
-// evenly along the other (tile2d's HeadWeights, sharding's granules). These tests pin the
+// evenly along the other; or, when the rows split them evenly (20 heads on 4x4), dealt over
+// the dies of each row (tile2d's HeadWeights and dealtHeads, sharding's granules). These tests pin the
 // layout arithmetic, the conversions between such layouts, the compile report, and that
 // the dies' programs still compute the model (verify) and time alike with and without classes.
 
@@ -80,6 +81,18 @@ describe('tile2d deals heads that split over no axis evenly', () => {
     }
   });
 
+  it('deals within each row when the rows split the heads evenly but their dies do not', () => {
+    // 20 heads on 4x4: 5 per row, dealt 1, 1, 1 and 2 over its 4 dies (granules on c).
+    expect(attentionLines('hecaton-4x4-standard', 'hecaton', { h: 80, heads: 20 })).toEqual([
+      "2 attention cores (20 heads, as 'layer.0.a') deal whole heads within each row of dies, 5 per row, 1 or 2 per die: the busiest dies do 1.60x an even share of attention",
+    ]);
+    const c = compile('models/tiny-gpt.gy', { hw: 'hecaton-4x4-standard', set: { h: 80, heads: 20 } });
+    const core = c.module.ops().find((o) => o.kind === 'attention')!;
+    expect(core.notes?.['tile2d.in']).toBe('[-, rc5]; [-, rc5]; [-, rc5]');
+    // Whole heads on every die: no score all-reduces.
+    expect(core.notes?.['attention.head_dies']).toBeUndefined();
+  });
+
   it('keeps the even split where there is one, and replication where dealing cannot split a row evenly', () => {
     expect(attentionLines('hecaton-4x4-standard', 'hecaton', { h: 64, heads: 4 })).toEqual([]);
     // 4 heads of 16 columns on 3 rows: a row of one head cannot split 16 columns over 3 dies.
@@ -104,6 +117,28 @@ describe('programs with dealt heads', () => {
       expect(r.compared.grad).toBeGreaterThan(0);
     });
   }
+
+  // Rotary embeddings need whole heads per die: they run on the dealt rows (or dies) too.
+  for (const [hw, set] of [
+    ['hecaton-4x4-standard', { h: 96, heads: 6, kv_heads: 6 }],
+    ['hecaton-2x4-standard', { h: 160, heads: 20, kv_heads: 20 }],
+  ] as const) {
+    it(`compute a model with rotary embeddings (verify), ${set.heads} heads on ${hw}`, async () => {
+      for (const strategy of ['hecaton', 'megatron'] as const) {
+        const c = compile('models/tiny-llama.gy', { hw, strategy, set });
+        expect(c.passes.find((p) => p.pass === 'tile2d')!.reports.some((l) => l.includes('deal whole heads'))).toBe(true);
+        const r = await verify('models/tiny-llama.gy', { hw, strategy, batch: 2, seq: 8, set });
+        expect(r.ok, r.fault ?? JSON.stringify(r.failures.slice(0, 3))).toBe(true);
+      }
+    });
+  }
+
+  it('compute the model when heads are dealt within rows (verify), every strategy but optimus', async () => {
+    for (const strategy of ['hecaton', 'megatron', 'torus'] as const) {
+      const r = await verify('models/tiny-gpt.gy', { hw: 'hecaton-4x4-standard', strategy, batch: 2, seq: 8, set: { h: 80, heads: 20 } });
+      expect(r.ok, `${strategy}: ${r.fault ?? JSON.stringify(r.failures.slice(0, 3))}`).toBe(true);
+    }
+  });
 
   it("move each row's own heads along the row", () => {
     const c = compile('models/tiny-gpt.gy', { hw: 'hecaton-4x4-standard', set: DEALT });
