@@ -22,6 +22,9 @@
 //              dimension into 96 granules (heads), block i getting ⌊96(i+1)/R⌋ − ⌊96i/R⌋ of them
 //              (1 or 2 on 64 rows), and c splits each row's heads evenly; likewise [r96, c]
 //              (a weight whose rows are heads) and [-, c]~r96 (a sum over heads split so)
+//   [-, rc5]   the inner axis deals granules instead: r splits 20 heads evenly, 5 per row, and
+//              c deals each row's 5 over its 4 dies, 1, 1, 1 and 2 (a granular axis is a
+//              weighted one whose units are the granules: gridFor)
 //
 // The text form above is what tile2d writes into notes and what collectives reads back.
 
@@ -38,8 +41,9 @@ export interface Sharding {
   readonly kv?: { readonly heads: number; readonly kvHeads: number };
   /**
    * Whole heads over an axis they do not divide: wherever `axis` appears in the spec (rows,
-   * columns or partial), it splits that dimension into `count` equal granules dealt out as
-   * evenly as whole granules allow (granuleUnits). The dimension is a head dimension there.
+   * columns or partial), it splits that dimension (or, after an outer axis, each outer block
+   * of it) into `count` equal granules dealt out as evenly as whole granules allow
+   * (granuleUnits). The dimension is a head dimension there.
    */
   readonly granules?: { readonly axis: Axis; readonly count: number };
 }
@@ -477,10 +481,6 @@ const RANGES = new WeakMap<Grid, Map<number, Float64Array>>();
 /** The rows and columns of a tensor's 2-D view that die `die` holds under `s`. */
 export function tileOf(t: TensorType, s: Sharding, grid: Grid, die: Die): { rows: readonly [number, number]; cols: readonly [number, number] } {
   const { rows, cols } = matrixView(t);
-  return tileAt(s, grid, rows, cols, die);
-}
-
-function tileAt(s: Sharding, grid: Grid, rows: number, cols: number, die: Die): { rows: readonly [number, number]; cols: readonly [number, number] } {
   if (s.kv) return { rows: axisRange(rows, s.rows, grid, die), cols: kvColumns(cols, s.kv, axisRange(queryWidth(cols, s.kv), s.cols, grid, die)) };
   const g = gridFor(s, grid);
   return { rows: axisRange(rows, s.rows, g, die), cols: axisRange(cols, s.cols, g, die) };

@@ -13,7 +13,8 @@
 // mapping" and Megatron's column/row pairs both fall out. Hecaton restarts the alternation
 // at every fusion group (its inputs come from DRAM in any layout) and picks the start that
 // moves fewer bytes on a non-square grid (Fig. 11). Attention cores keep whole heads on a
-// die: heads are split over all dies, in the order the producing reduce-scatter leaves them.
+// die: heads are split over all dies, in the order the producing reduce-scatter leaves them,
+// and dealt out whole where they split evenly over none (HeadWeights).
 // Elementwise ops follow their first operand; data movement other than a last-axis split runs
 // on replicated data. Ops that only touch weights in DRAM (embedding lookups, weight views)
 // run beside DRAM and are marked `tile2d.dram`.
@@ -347,8 +348,10 @@ function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding 
 /**
  * Heads split over dies must split evenly: whole heads per die, or equal slices of one head
  * per die, so that no die's columns straddle two heads and the dies sharing a head form the
- * groups its score all-reduce runs on. The longest prefix of the head axes that does; the
- * attention core is replicated over the rest (4 heads on a 3×3 grid run on every die).
+ * groups its score all-reduce runs on. Heads already dealt (granules) are kept; plain
+ * multi-head attention that splits evenly over no prefix of the axes is dealt (dealtHeads);
+ * otherwise the longest prefix of the head axes that splits evenly, the attention core
+ * replicated over the rest (4 heads on a 3×3 grid run on every die).
  */
 function evenHeads(s: Sharding, op: Op, grid: Grid): Sharding {
   // Heads dealt out whole were checked when dealt (dealtHeads).
@@ -373,16 +376,20 @@ function evenHeads(s: Sharding, op: Op, grid: Grid): Sharding {
 
 /**
  * Heads that split over the grid neither into whole heads per die nor into equal slices of
- * one (96 heads on 64×64 dies) would leave the attention core computed alike on many dies
- * (evenHeads). Instead the projections deal them out whole over their first head axis, as
- * evenly as whole heads allow — 1 or 2 per row of 64 — and the other axis splits each
- * block's heads evenly (granules, sharding.ts). The query, key and value projections'
- * weights take granules on their columns, the output projection's on its rows (its input
- * arrives so), and their gradients follow; the attention core then runs on every die.
+ * one (96 heads on 64×64 dies) would leave the attention core computed alike on many dies.
+ * Instead they are dealt out whole (dealtHeads, granules in sharding.ts): over the first
+ * head axis, as evenly as whole heads allow — 1 or 2 per row of 64 — the other axis splitting
+ * each block's heads evenly; or, when the first axis splits them evenly, within each block
+ * over the other axis (20 heads on 4×4: 5 per row, 1, 1, 1 and 2 per die). Where the
+ * projections' weight columns split the dealt axis, the query, key and value projections'
+ * weights take the granules on their columns and the output projection's on its rows (its
+ * input arrives so), and their gradients follow; otherwise (hecaton dealing over the inner
+ * axis) the weights stay even and the attention core deals the heads itself (evenHeads).
  *
  * Only plain multi-head attention whose q, k and v come straight from Linears (through
- * last-axis splits) is dealt so, on packages of one die type, and only when the heads of
- * every block split evenly over the other axis; anything else keeps evenHeads' layout.
+ * last-axis splits and rotary embeddings) is dealt so, on packages of one die type, and only
+ * when every die gets whole heads or an equal slice of one; anything else keeps evenHeads'
+ * layout, replicated over the axes that would split heads unevenly.
  */
 export class HeadWeights {
   /** Query, key and value projection weights: their attention's heads and head width. */
@@ -439,10 +446,12 @@ export class HeadWeights {
     const weight = op.operands[1]!;
     const proj = this.projections.get(weight);
     let out = w;
-    // Dealt over an axis the weight's columns do not use (hecaton's inner axis), the
-    // attention core deals them itself and the weight keeps an even split.
-    if (proj && w.cols[0] !== undefined) out = withGranules(w, dealtHeads(w.cols[0], proj.heads, proj.width, grid));
-    else if (!proj) {
+    if (proj) {
+      // Dealt over an axis the weight's columns do not use (hecaton's inner axis, which splits
+      // the weight's rows), the attention core deals them itself and the weight stays even.
+      const g = w.cols[0] === undefined ? undefined : dealtHeads(w.cols[0], proj.heads, proj.width, grid);
+      if (g && w.cols.includes(g.axis)) out = withGranules(w, g);
+    } else {
       // The output projection: its input's columns are heads dealt over axes its weight's
       // rows split alike (the input's leading column axes).
       const x = outOf(op.operands[0]!);
