@@ -598,7 +598,7 @@ export function trafficByBlock(m: Module): Map<string, BlockTraffic> {
       if (op.notes?.['attention.heads_dealt'] === true) t.uneven = true;
     }
     const from = op.notes?.['tile2d.in'];
-    if (typeof link === 'number' && typeof from === 'string' && /\d/.test(from.replace(/:kv\d+\/\d+/, ''))) t.uneven = true;
+    if (typeof link === 'number' && typeof from === 'string' && parseSharding(from).granules !== undefined) t.uneven = true;
     const norm = op.notes?.['norm.link_bytes'];
     if (typeof norm === 'number') t.headLinkBytes += norm;
     out.set(key, t);
