@@ -194,12 +194,7 @@ function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>
     case 'attention_grad': {
       if (strategy === 'optimus') return summaAttention(op, grid);
       const s = evenHeads(headSpec(outOf(op.operands[0]!)), op, grid);
-      const maskAt = op.operands.length === (op.kind === 'attention' ? 4 : 5) ? 3 : -1;
-      const kv = keysAndValues(op, s);
-      const ins = op.operands.map((_, i) => (i === maskAt ? REPLICATED : i === 1 || i === 2 ? kv.in : s));
-      if (op.kind === 'attention') return { in: ins, out: [s] };
-      const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
-      return { in: ins, out: wrt.map((i) => (i === 0 ? s : kv.grad)) };
+      return attentionTiling(op, s, queryAxes(op, s, [], grid));
     }
     default:
       break;
@@ -255,13 +250,41 @@ function summaTiling(op: Op): OpTiling {
  */
 function summaAttention(op: Op, grid: Grid): OpTiling {
   const heads = evenHeads(sharding([], ['c']), op, grid);
-  const blocks = sharding(['r'], heads.cols);
-  const kv = keysAndValues(op, heads, ['r']);
+  return attentionTiling(op, heads, queryAxes(op, heads, ['r'], grid));
+}
+
+/**
+ * An attention core with its heads split by `heads` and its query rows by `over`: each die
+ * reads the keys and values of its heads whole (gathered along `over`), and backward its dk
+ * and dv are sums over the query blocks (keysAndValues).
+ */
+function attentionTiling(op: Op, heads: Sharding, over: readonly Axis[]): OpTiling {
+  const blocks = over.length ? reshard(heads, over, heads.cols) : heads;
+  const kv = keysAndValues(op, heads, over);
   const maskAt = op.operands.length === (op.kind === 'attention' ? 4 : 5) ? 3 : -1;
   const ins = op.operands.map((_, i) => (i === maskAt ? REPLICATED : i === 1 || i === 2 ? kv.in : blocks));
   if (op.kind === 'attention') return { in: ins, out: [blocks] };
   const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
   return { in: ins, out: wrt.map((i) => (i === 0 ? blocks : kv.grad)) };
+}
+
+/**
+ * The axes that split an attention core's query rows: `given` (optimus's r), then the grid
+ * axes its heads leave unused — a core whose heads split over fewer axes than the grid has
+ * (4 heads on 3×3, 12 on 4×4) splits its queries over the rest rather than compute every head
+ * alike on their dies. Only axes that split each sample's sequence evenly on an even grid,
+ * and only for plain multi-head attention; the others stay replicated.
+ */
+function queryAxes(op: Op, heads: Sharding, given: readonly Axis[], grid: Grid): Axis[] {
+  // Grouped-query keys and values reduce their gradients over the query blocks too: that
+  // reduction into key/value tiles is exact only for the layouts evenHeads makes (not yet for
+  // query blocks over the spare axes), so grouped-query cores keep the replicated layout.
+  if (((op.attrs.kv_heads as number | undefined) ?? (op.attrs.heads as number)) !== op.attrs.heads) return [...given];
+  const seq = op.operands[0]!.type.shape.at(-2)!;
+  const spare = (['r', 'c'] as const).filter((a) => !heads.cols.includes(a) && !given.includes(a));
+  const over = [...given, ...spare];
+  if (spare.length && !weighted(over, grid) && seq % span(over, grid) === 0) return over;
+  return [...given];
 }
 
 /**
@@ -657,6 +680,15 @@ export function writeTiling(plan: TilingPlan): void {
  * split of their heads over some grid axes): how many, and on how many dies each share
  * repeats. Null when every core splits over all the dies.
  */
+function splitQueries(plan: TilingPlan, strategy: Strategy): string | null {
+  const cores = [...plan].filter(([op, t]) => op.kind === 'attention' && t.in[0]!.rows.length > (strategy === 'optimus' ? 1 : 0));
+  if (cores.length === 0) return null;
+  const [op, t] = cores[0]!;
+  const q = t.in[0]!;
+  const axes = (a: readonly Axis[]) => (a.length ? `${a.map((x) => (x === 'r' ? 'rows' : 'columns')).join(' and ')} of dies` : 'no axis');
+  return `${cores.length} attention cores (${op.attrs.heads as number} heads, as '${op.results[0]!.name}') split their heads over ${axes(q.cols)} and their queries over ${axes(q.rows)}: the heads do not split evenly over every die, so each die reads its heads' keys and values whole`;
+}
+
 function replicatedAttention(plan: TilingPlan, grid: Grid): string | null {
   const dies = grid.rows * grid.cols;
   const cores = [...plan].filter(([op]) => op.kind === 'attention');
@@ -713,6 +745,8 @@ export const tile2d: Pass = {
     if (repeated !== null) ctx.report('tile2d', repeated);
     const dealt = dealtAttention(plan, gridOf(ctx.target, m));
     if (dealt !== null) ctx.report('tile2d', dealt);
+    const queries = splitQueries(plan, ctx.strategy);
+    if (queries !== null) ctx.report('tile2d', queries);
     const balance = balanceOf(ctx.target, m).note;
     if (balance !== null) ctx.report('tile2d', balance);
   },

@@ -109,6 +109,34 @@ describe('tile2d deals heads that split over no axis evenly', () => {
   });
 });
 
+describe('heads over fewer axes than the grid has: queries split over the rest', () => {
+  // 12 heads on 4x4 split over the 4 rows (3 each) but not over a row's 4 dies, and dealing
+  // would leave a die without a head: each die takes its row's 3 heads for a quarter of the
+  // queries (sequence 8 splits over 4 columns) instead of computing them alike on 4 dies.
+  const set = { h: 96, heads: 12 };
+  it('says so, and lays the core out so', () => {
+    const c = compile('models/tiny-gpt.gy', { hw: 'hecaton-4x4-standard', set, seq: 8 });
+    const lines = c.passes.find((p) => p.pass === 'tile2d')!.reports.filter((l) => l.includes('attention cores'));
+    expect(lines).toEqual([
+      "2 attention cores (12 heads, as 'layer.0.a') split their heads over rows of dies and their queries over columns of dies: the heads do not split evenly over every die, so each die reads its heads' keys and values whole",
+    ]);
+    const core = c.module.ops().find((o) => o.kind === 'attention')!;
+    expect(core.notes?.['tile2d.in']).toBe('[c, r]; [-, r]; [-, r]');
+  });
+
+  it('computes the model (verify), hecaton, megatron and torus', async () => {
+    for (const strategy of ['hecaton', 'megatron', 'torus'] as const) {
+      const r = await verify('models/tiny-gpt.gy', { hw: 'hecaton-4x4-standard', strategy, batch: 2, seq: 8, set });
+      expect(r.ok, `${strategy}: ${r.fault ?? JSON.stringify(r.failures.slice(0, 3))}`).toBe(true);
+    }
+  });
+
+  it('keeps replication where the sequence does not split over the spare axis', () => {
+    const c = compile('models/tiny-gpt.gy', { hw: 'hecaton-3x3-standard', set: { h: 64, heads: 4 }, seq: 8 });
+    expect(c.passes.find((p) => p.pass === 'tile2d')!.reports.some((l) => l.includes('computed alike on 9 dies'))).toBe(true);
+  });
+});
+
 describe('programs with dealt heads', () => {
   for (const strategy of ['hecaton', 'megatron', 'torus'] as const) {
     it(`compute the model (verify), ${strategy} on 4x4`, async () => {
