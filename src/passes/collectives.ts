@@ -20,7 +20,7 @@ import { collectiveCost, type CollectiveCost, type CollectiveKind } from './coll
 import { activationValues } from './activations.js';
 import { resolvePartial, weightSpec } from './tile2d.js';
 import { placementKey } from './units.js';
-import { evenTiles, formatSharding, gridFor, tileOf, reshard, withGranules, groupedHeads, kvSharding, parseSharding, REPLICATED, runLength, sameSharding, maxBlock, sharding, span, tileBytes, tilesWithin, type Axis, type Grid, type Sharding } from './sharding.js';
+import { blockIndex, evenTiles, formatSharding, gridFor, tileOf, type Die, reshard, withGranules, groupedHeads, kvSharding, parseSharding, REPLICATED, runLength, sameSharding, maxBlock, sharding, span, tileBytes, tilesWithin, type Axis, type Grid, type Sharding } from './sharding.js';
 import { gridOf } from './balance.js';
 
 interface Step {
@@ -146,8 +146,13 @@ function groupedSteps(from: Sharding, to: Sharding, strategy: Strategy, geo: Geo
     const into = candidates.find((c) => c.rows.every((a) => !cur.partial.includes(a)) && (c === to || tilesWithin(t, plainTo, c, grid))) ?? REPLICATED;
     const pending = [...cur.partial];
     const withPartial = (rest: readonly Axis[]) => (into.kv ? kvSharding(sharding(into.rows, into.cols), into.kv.heads, into.kv.kvHeads, rest) : sharding(into.rows, into.cols, rest));
-    // One axis at a time, the inner first, as hecaton reduces on its row and column rings.
-    while (pending.length) {
+    // One axis at a time, the inner first, as hecaton reduces on its row and column rings;
+    // over both at once when a key/value head's contributors straddle rows and columns so
+    // that the first step would narrow some of them away (reducedAxisByAxis).
+    if (pending.length === 2 && !reducedAxisByAxis(t, cur, withPartial([pending[0]!]), withPartial([]), pending[1]!, pending[0]!, grid)) {
+      push('all_reduce', [...cur.cols.filter((a) => pending.includes(a)), ...pending.filter((a) => !cur.cols.includes(a))], withPartial([]));
+    }
+    while (pending.length && cur.partial.length) {
       const a = pending.pop()!;
       push('all_reduce', [a], withPartial(pending));
     }
@@ -165,6 +170,57 @@ function groupedSteps(from: Sharding, to: Sharding, strategy: Strategy, geo: Geo
   if (!tilesWithin(t, to, cur, grid)) push(gather, home.cols, to, 'cols');
   return steps;
 }
+
+/**
+ * Whether summing grouped-query contributions (`from`, partial over two axes) into `final`
+ * tiles one axis at a time — over `first` into `mid`, then over `second` — is exact: each
+ * die's contribution to each die's final tile must reach it, through the die on its `first`
+ * line that holds (in `mid`) all it needs of it, inside both steps' runs. It is not when a
+ * key/value head's dies straddle a row of dies (6 query heads over 2×3 sharing 3 key/value
+ * heads: dies [0, 2] and [1, 0] share one), or when queries split over one axis read key/value
+ * tiles that the first step narrows. Remembered per layout and grid.
+ */
+function reducedAxisByAxis(t: TensorType, from: Sharding, mid: Sharding, final: Sharding, first: Axis, second: Axis, grid: Grid): boolean {
+  const key = `${t.shape.join('x')}|${formatSharding(from)}|${formatSharding(mid)}|${formatSharding(final)}|${first}${second}|${grid.rows}x${grid.cols}`;
+  const known = AXIS_BY_AXIS.get(key);
+  if (known !== undefined) return known;
+  const run1 = runLength(t, from, mid, [first], true, grid);
+  const run2 = runLength(t, mid, final, [second], true, grid);
+  const dies: Die[] = [];
+  for (let i = 0; i < grid.rows; i++) for (let j = 0; j < grid.cols; j++) dies.push({ i, j });
+  // Dies by the tile their contributions cover.
+  const byTile = new Map<string, { rows: readonly [number, number]; cols: readonly [number, number]; dies: Die[] }>();
+  for (const e of dies) {
+    const tile = tileOf(t, from, grid, e);
+    const k = `${tile.rows.join(',')}|${tile.cols.join(',')}`;
+    const entry = byTile.get(k) ?? { ...tile, dies: [] };
+    entry.dies.push(e);
+    byTile.set(k, entry);
+  }
+  const cut = (a: readonly [number, number], b: readonly [number, number]): [number, number] => [Math.max(a[0], b[0]), Math.min(a[1], b[1])];
+  const within = (a: [number, number], b: readonly [number, number]) => a[1] <= a[0] || (b[0] <= a[0] && a[1] <= b[1]);
+  const block = (axes: Axis, run: number, d: Die) => Math.floor(blockIndex([axes], grid, d) / run);
+  const exact = dies.every((d) => {
+    const want = tileOf(t, final, grid, d);
+    for (const tile of byTile.values()) {
+      const rows = cut(want.rows, tile.rows);
+      const cols = cut(want.cols, tile.cols);
+      if (rows[1] <= rows[0] || cols[1] <= cols[0]) continue;
+      for (const e of tile.dies) {
+        // After the first step the contribution sits on the die of e's `first` line at d's coordinate there.
+        const x = first === 'r' ? { i: d.i, j: e.j } : { i: e.i, j: d.j };
+        if (block(first, run1, x) !== block(first, run1, e) || block(second, run2, d) !== block(second, run2, x)) return false;
+        const held = tileOf(t, mid, grid, x);
+        if (!within(rows, held.rows) || !within(cols, held.cols)) return false;
+      }
+    }
+    return true;
+  });
+  AXIS_BY_AXIS.set(key, exact);
+  return exact;
+}
+
+const AXIS_BY_AXIS = new Map<string, boolean>();
 
 /** The plain layout key/value tiles are gathered from: split by the queries' outer axis only. */
 export function kvHome(to: Sharding): Sharding {
@@ -393,11 +449,13 @@ function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], inside:
   const chain: Value[] = [];
   for (const [i, s] of steps.entries()) {
     const axis = s.axes.join('');
-    const algo = algorithmFor(strategy, s.kind, s.axes);
-    const attrs: Record<string, string | number> = s.kind === 'all_reduce' ? { axis, algo } : { axis, dim: s.dim!, algo };
-    // Grouped-query steps run among the dies holding what each needs (runLength).
+    // Grouped-query steps run among the dies holding what each needs (runLength), on a ring
+    // through the run (a 2-D torus algorithm needs the whole grid).
     const run = runLength(v.type, s.from, s.to, s.axes, s.kind === 'all_reduce' || s.kind === 'reduce_scatter', grid);
-    if (run < span(s.axes, grid)) attrs.block = run;
+    const whole = run === span(s.axes, grid);
+    const algo = whole ? algorithmFor(strategy, s.kind, s.axes) : s.kind === 'broadcast' || strategy === 'optimus' ? algorithmFor(strategy, s.kind, s.axes) : 'ring';
+    const attrs: Record<string, string | number> = s.kind === 'all_reduce' ? { axis, algo } : { axis, dim: s.dim!, algo };
+    if (!whole) attrs.block = run;
     const op = m.addOp(s.kind, [cur], attrs, { names: [`${v.name}@${formatSharding(s.to)}`], loc: consumer.loc, layer: consumer.layer });
     // A gradient's key/value contributions are summed into the (wider) tiles they become.
     const tile = s.from.kv && s.from.partial.length ? tileBytes(v.type, s.to, grid) : tileBytes(v.type, s.from, grid);
