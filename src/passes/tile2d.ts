@@ -272,14 +272,10 @@ function attentionTiling(op: Op, heads: Sharding, over: readonly Axis[]): OpTili
  * The axes that split an attention core's query rows: `given` (optimus's r), then the grid
  * axes its heads leave unused — a core whose heads split over fewer axes than the grid has
  * (4 heads on 3×3, 12 on 4×4) splits its queries over the rest rather than compute every head
- * alike on their dies. Only axes that split each sample's sequence evenly on an even grid,
- * and only for plain multi-head attention; the others stay replicated.
+ * alike on their dies. Only axes that split each sample's sequence evenly on an even grid;
+ * the others stay replicated.
  */
 function queryAxes(op: Op, heads: Sharding, given: readonly Axis[], grid: Grid): Axis[] {
-  // Grouped-query keys and values reduce their gradients over the query blocks too: that
-  // reduction into key/value tiles is exact only for the layouts evenHeads makes (not yet for
-  // query blocks over the spare axes), so grouped-query cores keep the replicated layout.
-  if (((op.attrs.kv_heads as number | undefined) ?? (op.attrs.heads as number)) !== op.attrs.heads) return [...given];
   const seq = op.operands[0]!.type.shape.at(-2)!;
   const spare = (['r', 'c'] as const).filter((a) => !heads.cols.includes(a) && !given.includes(a));
   const over = [...given, ...spare];

@@ -131,6 +131,14 @@ describe('heads over fewer axes than the grid has: queries split over the rest',
     }
   });
 
+  it('computes grouped-query attention so too (verify): dk and dv summed over the query blocks', async () => {
+    // 12 query heads sharing 4 key/value heads, on 2x4: heads over the 2 rows, queries over the 4 columns.
+    for (const strategy of ['hecaton', 'megatron'] as const) {
+      const r = await verify('models/tiny-llama.gy', { hw: 'hecaton-2x4-standard', strategy, batch: 2, seq: 8, set: { h: 96, heads: 12, kv_heads: 4 } });
+      expect(r.ok, `${strategy}: ${r.fault ?? JSON.stringify(r.failures.slice(0, 3))}`).toBe(true);
+    }
+  });
+
   it('keeps replication where the sequence does not split over the spare axis', () => {
     const c = compile('models/tiny-gpt.gy', { hw: 'hecaton-3x3-standard', set: { h: 64, heads: 4 }, seq: 8 });
     expect(c.passes.find((p) => p.pass === 'tile2d')!.reports.some((l) => l.includes('computed alike on 9 dies'))).toBe(true);
@@ -195,4 +203,16 @@ describe('programs with dealt heads', () => {
     expect(fromShared).toEqual(fromPrograms);
     expectSameTiming(fromShared, plain);
   });
+});
+
+describe('grouped-query gradients whose key/value heads straddle a row of dies', () => {
+  // 6 query heads, one per die of 2x3, share 3 key/value heads in pairs: dies [0, 2] and
+  // [1, 0] share one. Summed over the row and then the column, [0, 2] never met [1, 0]'s
+  // contribution (dv off by 100% under megatron and torus); now they are summed over both axes at once.
+  for (const strategy of ['megatron', 'torus', 'hecaton'] as const) {
+    it(`computes the model (verify), ${strategy}`, async () => {
+      const r = await verify('models/tiny-llama.gy', { hw: 'hecaton-2x3-standard', strategy, batch: 2, seq: 8, set: { h: 48, heads: 6, kv_heads: 3 } });
+      expect(r.ok, r.fault ?? JSON.stringify(r.failures.slice(0, 3))).toBe(true);
+    });
+  }
 });
