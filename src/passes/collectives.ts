@@ -197,21 +197,25 @@ function reducedAxisByAxis(t: TensorType, from: Sharding, mid: Sharding, final: 
     entry.dies.push(e);
     byTile.set(k, entry);
   }
-  const cut = (a: readonly [number, number], b: readonly [number, number]): [number, number] => [Math.max(a[0], b[0]), Math.min(a[1], b[1])];
-  const within = (a: [number, number], b: readonly [number, number]) => a[1] <= a[0] || (b[0] <= a[0] && a[1] <= b[1]);
-  const block = (axes: Axis, run: number, d: Die) => Math.floor(blockIndex([axes], grid, d) / run);
+  // Every die's tile after each step and its run along each axis, worked out once.
+  const index = (d: Die) => d.i * grid.cols + d.j;
+  const held = dies.map((x) => tileOf(t, mid, grid, x));
+  const run1Of = dies.map((d) => Math.floor(blockIndex([first], grid, d) / run1));
+  const run2Of = dies.map((d) => Math.floor(blockIndex([second], grid, d) / run2));
   const exact = dies.every((d) => {
     const want = tileOf(t, final, grid, d);
     for (const tile of byTile.values()) {
-      const rows = cut(want.rows, tile.rows);
-      const cols = cut(want.cols, tile.cols);
-      if (rows[1] <= rows[0] || cols[1] <= cols[0]) continue;
+      const r0 = Math.max(want.rows[0], tile.rows[0]);
+      const r1 = Math.min(want.rows[1], tile.rows[1]);
+      const c0 = Math.max(want.cols[0], tile.cols[0]);
+      const c1 = Math.min(want.cols[1], tile.cols[1]);
+      if (r1 <= r0 || c1 <= c0) continue;
       for (const e of tile.dies) {
         // After the first step the contribution sits on the die of e's `first` line at d's coordinate there.
-        const x = first === 'r' ? { i: d.i, j: e.j } : { i: e.i, j: d.j };
-        if (block(first, run1, x) !== block(first, run1, e) || block(second, run2, d) !== block(second, run2, x)) return false;
-        const held = tileOf(t, mid, grid, x);
-        if (!within(rows, held.rows) || !within(cols, held.cols)) return false;
+        const x = first === 'r' ? d.i * grid.cols + e.j : e.i * grid.cols + d.j;
+        if (run1Of[x] !== run1Of[index(e)] || run2Of[x] !== run2Of[index(d)]) return false;
+        const h = held[x]!;
+        if (r0 < h.rows[0] || r1 > h.rows[1] || c0 < h.cols[0] || c1 > h.cols[1]) return false;
       }
     }
     return true;
