@@ -151,10 +151,11 @@ function groupedSteps(from: Sharding, to: Sharding, strategy: Strategy, geo: Geo
     // that the first step would narrow some of them away (reducedAxisByAxis).
     if (pending.length === 2 && !reducedAxisByAxis(t, cur, withPartial([pending[0]!]), withPartial([]), pending[1]!, pending[0]!, grid)) {
       push('all_reduce', [...cur.cols.filter((a) => pending.includes(a)), ...pending.filter((a) => !cur.cols.includes(a))], withPartial([]));
-    }
-    while (pending.length && cur.partial.length) {
-      const a = pending.pop()!;
-      push('all_reduce', [a], withPartial(pending));
+    } else {
+      while (pending.length) {
+        const a = pending.pop()!;
+        push('all_reduce', [a], withPartial(pending));
+      }
     }
   }
   if (cur.partial.length === 0 && tilesWithin(t, to, cur, grid)) return steps;
@@ -457,7 +458,7 @@ function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], inside:
     // through the run (a 2-D torus algorithm needs the whole grid).
     const run = runLength(v.type, s.from, s.to, s.axes, s.kind === 'all_reduce' || s.kind === 'reduce_scatter', grid);
     const whole = run === span(s.axes, grid);
-    const algo = whole ? algorithmFor(strategy, s.kind, s.axes) : s.kind === 'broadcast' || strategy === 'optimus' ? algorithmFor(strategy, s.kind, s.axes) : 'ring';
+    const algo = whole || s.kind === 'broadcast' || strategy === 'optimus' ? algorithmFor(strategy, s.kind, s.axes) : 'ring';
     const attrs: Record<string, string | number> = s.kind === 'all_reduce' ? { axis, algo } : { axis, dim: s.dim!, algo };
     if (!whole) attrs.block = run;
     const op = m.addOp(s.kind, [cur], attrs, { names: [`${v.name}@${formatSharding(s.to)}`], loc: consumer.loc, layer: consumer.layer });
