@@ -20,7 +20,7 @@ import { collectiveCost, type CollectiveCost, type CollectiveKind } from './coll
 import { activationValues } from './activations.js';
 import { resolvePartial, weightSpec } from './tile2d.js';
 import { placementKey } from './units.js';
-import { blockIndex, evenTiles, formatSharding, gridFor, tileOf, type Die, reshard, withGranules, groupedHeads, kvSharding, parseSharding, REPLICATED, runLength, sameSharding, maxBlock, sharding, span, tileBytes, tilesWithin, type Axis, type Grid, type Sharding } from './sharding.js';
+import { blockIndex, diesOf, evenTiles, formatSharding, gridFor, tileOf, type Die, reshard, withGranules, groupedHeads, kvSharding, parseSharding, REPLICATED, runLength, sameSharding, maxBlock, sharding, span, tileBytes, tilesWithin, type Axis, type Grid, type Sharding } from './sharding.js';
 import { gridOf } from './balance.js';
 
 interface Step {
@@ -187,8 +187,7 @@ function reducedAxisByAxis(t: TensorType, from: Sharding, mid: Sharding, final: 
   if (known !== undefined) return known;
   const run1 = runLength(t, from, mid, [first], true, grid);
   const run2 = runLength(t, mid, final, [second], true, grid);
-  const dies: Die[] = [];
-  for (let i = 0; i < grid.rows; i++) for (let j = 0; j < grid.cols; j++) dies.push({ i, j });
+  const dies = diesOf(grid);
   // Dies by the tile their contributions cover.
   const byTile = new Map<string, { rows: readonly [number, number]; cols: readonly [number, number]; dies: Die[] }>();
   for (const e of dies) {
@@ -535,18 +534,24 @@ export function noteHeadSlices(m: Module, grid: Grid, strategy: Strategy): Colle
 export function headDies(op: Op, heads: Sharding, grid: Grid): number {
   const count = op.attrs.heads as number;
   if (heads.granules === undefined) return Math.ceil(span(heads.cols, grid) / count);
-  // Dealt heads: as many dies share a head as the narrowest slice of one is narrower than it.
+  // Dealt heads: as many dies share a head as the narrowest slice of one is narrower than it
+  // (the same few layouts come back for every layer's cores).
   const q = op.operands[0]!.type;
-  const width = q.shape.at(-1)! / count;
-  let most = 1;
-  for (let i = 0; i < grid.rows; i++) {
-    for (let j = 0; j < grid.cols; j++) {
-      const [a, b] = tileOf(q, heads, grid, { i, j }).cols;
+  const key = `${q.shape.join('x')}|${count}|${formatSharding(heads)}|${grid.rows}x${grid.cols}`;
+  let most = HEAD_DIES.get(key);
+  if (most === undefined) {
+    const width = q.shape.at(-1)! / count;
+    most = 1;
+    for (const d of diesOf(grid)) {
+      const [a, b] = tileOf(q, heads, grid, d).cols;
       if (b > a && b - a < width) most = Math.max(most, width / (b - a));
     }
+    HEAD_DIES.set(key, most);
   }
   return most;
 }
+
+const HEAD_DIES = new Map<string, number>();
 
 /** One all-reduce of a die's partial scores among the `perHead` dies sharing its head. */
 export function headReduceCost(op: Op, perHead: number, strategy: Strategy, grid: Grid): CollectiveCost {

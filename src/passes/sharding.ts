@@ -509,7 +509,7 @@ export function groupOf(axes: readonly Axis[], grid: Grid, die: Die): Die[] {
 // -- grouped-query layouts: where tiles lie relative to each other ----------------------------
 
 /** Every die of `grid` (row-major). */
-function diesOf(grid: Grid): Die[] {
+export function diesOf(grid: Grid): Die[] {
   const out: Die[] = [];
   for (let i = 0; i < grid.rows; i++) for (let j = 0; j < grid.cols; j++) out.push({ i, j });
   return out;
