@@ -20,7 +20,7 @@ import { collectiveCost, type CollectiveCost, type CollectiveKind } from './coll
 import { activationValues } from './activations.js';
 import { resolvePartial, weightSpec } from './tile2d.js';
 import { placementKey } from './units.js';
-import { blockIndex, diesOf, evenTiles, formatSharding, gridFor, tileOf, type Die, reshard, withGranules, groupedHeads, kvSharding, parseSharding, REPLICATED, runLength, sameSharding, maxBlock, sharding, span, tileBytes, tilesWithin, type Axis, type Grid, type Sharding } from './sharding.js';
+import { blockIndex, diesOf, evenTiles, formatSharding, groupedHeads, kvSharding, parseSharding, REPLICATED, reshard, runLength, sameSharding, sharding, span, specMaxBlock, tileBytes, tileOf, tilesWithin, withGranules, type Axis, type Die, type Grid, type Sharding } from './sharding.js';
 import { gridOf } from './balance.js';
 
 interface Step {
@@ -613,7 +613,7 @@ export function noteRowStatistics(m: Module, grid: Grid, strategy: Strategy): Co
     const x = specsOf(op, 'tile2d.in')[0];
     if (!x || x.cols.length === 0) continue;
     const t = op.operands[0]!.type;
-    const rows = maxBlock(numel(t) / t.shape[t.shape.length - 1]!, x.rows, gridFor(x, grid));
+    const rows = specMaxBlock(numel(t) / t.shape[t.shape.length - 1]!, x, 'rows', grid);
     const tile = rows * sums * DTYPES[t.dtype].bytes;
     const cost = collectiveCost('all_reduce', algorithmFor(strategy, 'all_reduce', x.cols), tile, span(x.cols, grid), grid);
     op.notes = { ...op.notes, 'norm.sums': sums, 'norm.sent_bytes': cost.sentBytes, 'norm.link_bytes': cost.linkBytes, 'norm.steps': cost.steps };

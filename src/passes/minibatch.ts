@@ -18,7 +18,7 @@ import { bufferCapacity, type Target } from '../target/target.js';
 import { bytes } from '../util/format.js';
 import { error } from '../diagnostics/diagnostic.js';
 import type { Pass, Strategy } from './pass.js';
-import { gridFor, maxBlock, sameSharding, tileBytes, units, type Grid, type Sharding } from './sharding.js';
+import { sameSharding, specMaxBlock, specUnits, tileBytes, type Grid, type Sharding } from './sharding.js';
 import { planTiling, type OpTiling, type TilingPlan } from './tile2d.js';
 import { gridOf } from './balance.js';
 
@@ -85,7 +85,7 @@ function chunkOversizeLinears(sizes: ReadonlyMap<Op, { fixed: number; streamed: 
     if (f.streamed <= half) continue;
     const t = plan.get(op)!;
     const spec = op.kind === 'linear' ? t.out[0]! : t.in[t.in.length - 1]!;
-    const maxChunks = Math.max(1, Math.floor(op.results[0]!.type.shape.at(-1)! / units(spec.cols, gridFor(spec, grid))));
+    const maxChunks = Math.max(1, Math.floor(op.results[0]!.type.shape.at(-1)! / specUnits(spec, 'cols', grid)));
     const chunks = Math.min(maxChunks, Math.max(chunksOf(op), Math.ceil(f.streamed / (half / 2))));
     const w = op.operands[1]!;
     perWeight.set(w, Math.max(perWeight.get(w) ?? 1, chunks));
@@ -100,7 +100,7 @@ function chunkOversizeLinears(sizes: ReadonlyMap<Op, { fixed: number; streamed: 
 function scoreBytes(op: Op, heads: Sharding, grid: Grid): number {
   const [b, s] = op.operands[0]!.type.shape as [number, number];
   const t = op.operands[1]!.type.shape[1]!;
-  const perDie = Math.max(1, maxBlock(op.attrs.heads as number, heads.cols, gridFor(heads, grid)));
+  const perDie = Math.max(1, specMaxBlock(op.attrs.heads as number, heads, 'cols', grid));
   return b * perDie * s * t * DTYPES[op.operands[0]!.type.dtype].bytes;
 }
 

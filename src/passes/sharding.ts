@@ -174,6 +174,37 @@ export function gridFor(s: Sharding, grid: Grid): Grid {
 }
 
 const GRANULE_GRIDS = new Map<string, Grid>();
+
+/** One dimension of a spec: the rows, the columns, or the contraction its partial sum splits. */
+export type SpecDim = 'rows' | 'cols' | 'partial';
+
+// Per-die geometry of one dimension of a spec, through the grid the spec sees (gridFor), so
+// that heads dealt out whole (granules) are dealt wherever the spec is read.
+
+/** The most items any die holds of `n` split as `s` splits `dim`. */
+export function specMaxBlock(n: number, s: Sharding, dim: SpecDim, grid: Grid): number {
+  return maxBlock(n, s[dim], gridFor(s, grid));
+}
+
+/** Whether every die holds as many of `n` split as `s` splits `dim`. */
+export function specEvenSplit(n: number, s: Sharding, dim: SpecDim, grid: Grid): boolean {
+  return evenSplit(n, s[dim], gridFor(s, grid));
+}
+
+/** The range of `n` items die `die` holds split as `s` splits `dim`. */
+export function specRange(n: number, s: Sharding, dim: SpecDim, grid: Grid, die: Die): readonly [number, number] {
+  return axisRange(n, s[dim], gridFor(s, grid), die);
+}
+
+/** How each axis of `dim` splits under `s`, outermost first. */
+export function specSplits(s: Sharding, dim: SpecDim, grid: Grid): Split[] {
+  return splitsOf(s[dim], gridFor(s, grid));
+}
+
+/** The equal blocks `s` cuts `dim` into before dies take their share. */
+export function specUnits(s: Sharding, dim: SpecDim, grid: Grid): number {
+  return units(s[dim], gridFor(s, grid));
+}
 /** The grid each granular spec was last seen with, and what it sees (most calls repeat it). */
 const LAST_GRID = new WeakMap<Sharding, { readonly grid: Grid; readonly out: Grid }>();
 
@@ -301,20 +332,20 @@ export function matrixView(t: TensorType): { rows: number; cols: number } {
 export function tileBytes(t: TensorType, s: Sharding, grid: Grid): number {
   const { rows, cols } = matrixView(t);
   const elemBytes = byteSize(t) / Math.max(1, numel(t));
-  return maxBlock(rows, s.rows, gridFor(s, grid)) * maxTileCols(cols, s, grid) * elemBytes;
+  return specMaxBlock(rows, s, 'rows', grid) * maxTileCols(cols, s, grid) * elemBytes;
 }
 
 /** Columns of the widest tile. */
 export function maxTileCols(cols: number, s: Sharding, grid: Grid): number {
-  if (!s.kv) return maxBlock(cols, s.cols, gridFor(s, grid));
+  if (!s.kv) return specMaxBlock(cols, s, 'cols', grid);
   return kvWidths(cols, s.kv, s.cols, grid).most;
 }
 
 /** Whether every tile has the same size (the dimensions divide by the axis spans). */
 export function evenTiles(t: TensorType, s: Sharding, grid: Grid): boolean {
   const { rows, cols } = matrixView(t);
-  if (!evenSplit(rows, s.rows, gridFor(s, grid))) return false;
-  if (!s.kv) return evenSplit(cols, s.cols, gridFor(s, grid));
+  if (!specEvenSplit(rows, s, 'rows', grid)) return false;
+  if (!s.kv) return specEvenSplit(cols, s, 'cols', grid);
   return kvWidths(cols, s.kv, s.cols, grid).even;
 }
 
@@ -482,8 +513,7 @@ const RANGES = new WeakMap<Grid, Map<number, Float64Array>>();
 export function tileOf(t: TensorType, s: Sharding, grid: Grid, die: Die): { rows: readonly [number, number]; cols: readonly [number, number] } {
   const { rows, cols } = matrixView(t);
   if (s.kv) return { rows: axisRange(rows, s.rows, grid, die), cols: kvColumns(cols, s.kv, axisRange(queryWidth(cols, s.kv), s.cols, grid, die)) };
-  const g = gridFor(s, grid);
-  return { rows: axisRange(rows, s.rows, g, die), cols: axisRange(cols, s.cols, g, die) };
+  return { rows: specRange(rows, s, 'rows', grid, die), cols: specRange(cols, s, 'cols', grid, die) };
 }
 
 /**

@@ -23,7 +23,7 @@ import { assert, GygesError } from '../../diagnostics/diagnostic.js';
 import type { Module, Op, Value } from '../../ir/module.js';
 import { isFloat, numel, type TensorType } from '../../ir/types.js';
 import { opDef } from '../../ir/ops.js';
-import { blockIndex, blockRange, gridFor, gridOfHeader, parseSharding, splitParts, splitsOf, tileOf, type Die, type Grid } from '../../passes/sharding.js';
+import { blockIndex, blockRange, gridOfHeader, parseSharding, specSplits, splitParts, tileOf, type Die, type Grid } from '../../passes/sharding.js';
 import { partColumns } from '../../passes/schedule/parts.js';
 import type { BufferDecl, BufferView, CollectiveInstr, DramInstr, DramLayout, GemmInstr, Instruction, Program, VectorInstr } from '../program.js';
 import { evaluateOp, type Feed } from './reference.js';
@@ -167,7 +167,7 @@ class Executor {
     const die = this.dies[d]!;
     const t = tileOf({ dtype: 'f32', shape: view.shape }, spec, this.grid, die);
     let cols: number[];
-    if (view.parts) cols = partColumns(view.parts, splitsOf(spec.cols, gridFor(spec, this.grid)), blockIndex(spec.cols, this.grid, die));
+    if (view.parts) cols = partColumns(view.parts, specSplits(spec, 'cols', this.grid), blockIndex(spec.cols, this.grid, die));
     else cols = range(t.cols[0], t.cols[1]);
     if (view.chunks > 1) {
       const [a, b] = blockRange(cols.length, view.chunks, it.chunks === view.chunks ? it.chunk : 0);

@@ -3,7 +3,7 @@
 // A layer of the stage emitter between emit-values.ts and emit-ops.ts.
 
 import type { Op } from '../../ir/module.js';
-import { formatSharding, gridFor, maxBlock, tileOf, type Die, type Sharding } from '../sharding.js';
+import { formatSharding, specMaxBlock, tileOf, type Die, type Sharding } from '../sharding.js';
 import { headReduceCost } from '../collectives.js';
 import { elemBytes, even, len, runMembers } from './geometry.js';
 import { originOf, type Buf, type CollectiveSize, type GemmFields, type Origin, type Static, type VectorFields } from './skeleton.js';
@@ -91,8 +91,7 @@ export class AttentionEmitter extends ValueEmitter {
       const qc = len(tile.cols);
       return { rows: len(tile.rows) * rs, qc, hd: qc >= d ? qc / d : 1, kd: Math.min(qc, d) };
     };
-    const qg = gridFor(qs, a.grid);
-    const most = { rows: maxBlock(b * s, qs.rows, qg) * rs, heads: Math.max(1, maxBlock(hq, qs.cols, qg) / d) };
+    const most = { rows: specMaxBlock(b * s, qs, 'rows', a.grid) * rs, heads: Math.max(1, specMaxBlock(hq, qs, 'cols', a.grid) / d) };
     const scores = this.scoreBuffer(op, 'scores', most, t);
     const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
     const needsDs = wrt.includes(0) || wrt.includes(1);

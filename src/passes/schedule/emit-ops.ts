@@ -7,9 +7,9 @@ import type { Op, Value } from '../../ir/module.js';
 import { opDef } from '../../ir/ops.js';
 import { numel, type TensorType } from '../../ir/types.js';
 import { assertNever } from '../../diagnostics/diagnostic.js';
-import { evenSplit, gridFor, groupOf, maxBlock, span, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
+import { groupOf, span, specEvenSplit, specMaxBlock, specRange, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
 import type { CollectiveOp, Range } from '../../backend/program.js';
-import { contraction, dieTileElems, elemBytes, even, len, runMembers, tileElems } from './geometry.js';
+import { dieTileElems, elemBytes, even, len, runMembers, tileElems } from './geometry.js';
 import { originOf, type Buf, type CollectiveSize, type GemmFields, type GroupFields, type Origin, type Static, type VectorFields } from './skeleton.js';
 import { isShapeOnly, isView, unique, type ChunkPlan, type Operands, type Part, type Place } from './emit.js';
 import { AttentionEmitter } from './emit-attention.js';
@@ -107,9 +107,9 @@ export class OpEmitter extends AttentionEmitter {
     const rs = a.batched.has(y) ? place.rowScale : 1;
     const dims = (die: Die): GemmFields => {
       const t = tileOf(y.type, ys, a.grid, die);
-      return { batch: 1, m: len(t.rows) * rs, n: len(t.cols) / place.chunks, k: contraction(contract, ys.partial, gridFor(ys, a.grid), die) };
+      return { batch: 1, m: len(t.rows) * rs, n: len(t.cols) / place.chunks, k: len(specRange(contract, ys, 'partial', a.grid, die)) };
     };
-    const uniform = even(y.type, ys, a.grid) && evenSplit(contract, ys.partial, gridFor(ys, a.grid));
+    const uniform = even(y.type, ys, a.grid) && specEvenSplit(contract, ys, 'partial', a.grid);
     const acc = this.isAccumulator(y, place);
     this.b.node(place, originOf(op), { kind: 'gemm', op: op.kind, accumulate: acc, dims, ir: this.irOf(op) }, reads, [out], uniform, acc);
   }
@@ -132,7 +132,7 @@ export class OpEmitter extends AttentionEmitter {
     const origin = originOf(op);
     const grad = (which: string, acc: boolean, reads: Buf[], out: Buf, spec: Sharding, type: TensorType, contract: number, dims: (t: { rows: Range; cols: Range }, die: Die) => GemmFields) => {
       const fixed: Static = { kind: 'gemm', op: `linear_grad:${which}`, accumulate: acc, dims: (die) => dims(tileOf(type, spec, a.grid, die), die), ir: this.irOf(op) };
-      this.b.node(place, origin, fixed, reads, [out], even(type, spec, a.grid) && evenSplit(contract, spec.partial, gridFor(spec, a.grid)), acc);
+      this.b.node(place, origin, fixed, reads, [out], even(type, spec, a.grid) && specEvenSplit(contract, spec, 'partial', a.grid), acc);
     };
     (op.attrs.wrt as readonly number[]).forEach((which, i) => {
       if (part && (part === 'dw') !== (which === 1)) return;
@@ -142,13 +142,13 @@ export class OpEmitter extends AttentionEmitter {
         const pre = this.local.get(r)?.[0];
         const out = pre ?? this.result(op, i, place, chunk);
         grad('dx', pre !== undefined, [...ins(dyAt), ...ins(1)], out, s, r.type, nOut, (t, die) => ({
-          batch: 1, m: len(t.rows) * rs, n: len(t.cols), k: contraction(nOut, s.partial, gridFor(s, a.grid), die) / c,
+          batch: 1, m: len(t.rows) * rs, n: len(t.cols), k: len(specRange(nOut, s, 'partial', a.grid, die)) / c,
         }));
       } else if (which === 1) {
         const streamed = chunk?.streamWeights === true && c > 1;
         const out = streamed ? this.streamedGradient(r, s, place, origin) : this.result(op, i, place, chunk);
         grad('dw', true, [...ins(0), ...ins(dyAt)], out, s, r.type, rows, (t, die) => ({
-          batch: 1, m: len(t.rows), n: len(t.cols) / c, k: contraction(rows, s.partial, gridFor(s, a.grid), die) * rs,
+          batch: 1, m: len(t.rows), n: len(t.cols) / c, k: len(specRange(rows, s, 'partial', a.grid, die)) * rs,
         }));
         if (streamed) this.b.dramWriters.set(r, this.b.dramNode(place, origin, 'dram.write', r, s, 1 / c, [out]));
       } else {
@@ -177,7 +177,7 @@ export class OpEmitter extends AttentionEmitter {
     const xs = a.specs.in(op)[0]!;
     const rs = a.batched.has(x) ? place.rowScale : 1;
     const rowsOf = (die: Die) => len(tileOf(x.type, xs, a.grid, die).rows) * rs;
-    const most = maxBlock(numel(x.type) / x.type.shape.at(-1)!, xs.rows, gridFor(xs, a.grid)) * rs;
+    const most = specMaxBlock(numel(x.type) / x.type.shape.at(-1)!, xs, 'rows', a.grid) * rs;
     const name = `${op.results[0]!.name}.stats`;
     const stats = this.b.buffer(name, 'activation', most * sums * elemBytes(x.type), name, false, null);
     const origin = originOf(op);

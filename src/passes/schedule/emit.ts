@@ -9,7 +9,7 @@ import { opDef } from '../../ir/ops.js';
 import { assert } from '../../diagnostics/diagnostic.js';
 import type { Target } from '../../target/target.js';
 import type { Strategy } from '../pass.js';
-import { blockIndex, blockRange, formatSharding, gridFor, nestedRange, REPLICATED, span, splitsOf, tileOf, type Die, type Grid, type Sharding } from '../sharding.js';
+import { blockIndex, blockRange, formatSharding, nestedRange, REPLICATED, span, specSplits, tileOf, type Die, type Grid, type Sharding } from '../sharding.js';
 import type { BufferKind, BufferView, DramLayout, LoopOver, Phase, Range } from '../../backend/program.js';
 import type { TensorType } from '../../ir/types.js';
 import { findParts, type Parts } from './parts.js';
@@ -139,7 +139,7 @@ export class Builder {
     const rowsType = batched ? minibatchType(type, size) : type;
     const s = spec ?? REPLICATED;
     const parts = this.parts.get(tensor);
-    if (parts && span(s.cols, grid) > 1 && !this.layouts.has(tensor.name)) this.layouts.set(tensor.name, { tensor: tensor.name, parts: parts.map((p) => p.size), splits: splitsOf(s.cols, gridFor(s, grid)) });
+    if (parts && span(s.cols, grid) > 1 && !this.layouts.has(tensor.name)) this.layouts.set(tensor.name, { tensor: tensor.name, parts: parts.map((p) => p.size), splits: specSplits(s, 'cols', grid) });
     // The dies holding replicas of what is written share the write: each writes its block of
     // the tile's rows (k replicas, block q of k), so no die carries the whole DRAM traffic of a
     // tensor every die holds (1-D TP's replicated activations).

@@ -2,7 +2,7 @@
 // largest tile (identical on every die); instruction counts use this die's own tile.
 
 import { DTYPES, type TensorType } from '../../ir/types.js';
-import { axisRange, blockIndex, gridFor, dieAtBlock, evenTiles, maxBlock, maxTileCols, matrixView, REPLICATED, span, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
+import { blockIndex, dieAtBlock, evenTiles, matrixView, maxTileCols, REPLICATED, span, specMaxBlock, tileOf, type Axis, type Die, type Grid, type Sharding } from '../sharding.js';
 import type { Range } from '../../backend/program.js';
 import type { GroupFields } from './skeleton.js';
 
@@ -14,7 +14,7 @@ export function len(r: Range): number {
 export function tileElems(t: TensorType, s: Sharding | undefined, grid: Grid): number {
   const { rows, cols } = matrixView(t);
   const sp = s ?? REPLICATED;
-  return maxBlock(rows, sp.rows, gridFor(sp, grid)) * maxTileCols(cols, sp, grid);
+  return specMaxBlock(rows, sp, 'rows', grid) * maxTileCols(cols, sp, grid);
 }
 
 export function dieTileElems(t: TensorType, s: Sharding | undefined, grid: Grid, die: Die): number {
@@ -24,11 +24,6 @@ export function dieTileElems(t: TensorType, s: Sharding | undefined, grid: Grid,
 
 export function even(t: TensorType, s: Sharding | undefined, grid: Grid): boolean {
   return s === undefined || evenTiles(t, s, grid);
-}
-
-/** This die's block of a contraction of length `n` split over `axes` (a partial sum's axes). */
-export function contraction(n: number, axes: readonly Axis[], grid: Grid, die: Die): number {
-  return len(axisRange(n, axes, grid, die));
 }
 
 export function elemBytes(t: TensorType): number {
