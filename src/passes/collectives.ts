@@ -386,7 +386,8 @@ function stepsFor(v: Value, op: Op, k: number, want: Sharding, strategy: Strateg
   const producer = v.def;
   // Optimus keeps each weight as 2-D blocks and broadcasts them to the dies that need them.
   if (strategy === 'optimus' && k === 1 && (op.kind === 'linear' || op.kind === 'linear_grad')) {
-    return { from: v, steps: conversionSteps(weightSpec('optimus', 'N'), want, strategy) };
+    // (in 2-D blocks of whole heads when its columns deal them: HeadWeights).
+    return { from: v, steps: conversionSteps(withGranules(weightSpec('optimus', 'N'), want.granules), want, strategy) };
   }
   const besideDram = producer?.notes?.['tile2d.dram'] === true;
   const have = producer && !besideDram ? specsOf(producer, 'tile2d.out')[producer.results.indexOf(v)]! : undefined;

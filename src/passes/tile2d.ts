@@ -192,7 +192,7 @@ function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>
     }
     case 'attention':
     case 'attention_grad': {
-      if (strategy === 'optimus') return summaAttention(op, grid);
+      if (strategy === 'optimus') return summaAttention(op, outOf(op.operands[0]!), grid);
       const s = evenHeads(headSpec(outOf(op.operands[0]!)), op, grid);
       return attentionTiling(op, s, queryAxes(op, s, [], grid));
     }
@@ -233,12 +233,14 @@ function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>
  * dy along the rows instead would move the QKV projection's 3h-wide gradient, and dx[i, j]
  * would need w's row block j, which die [i, j] does not gather.)
  */
-function summaTiling(op: Op): OpTiling {
+function summaTiling(op: Op, heads?: Sharding['granules']): OpTiling {
+  // Heads dealt over the columns (summaHeads): every spec whose c splits the weight's columns.
+  const dealt = (s: Sharding) => withGranules(s, heads);
   const xRow = sharding(['r'], []);
-  const wCol = sharding([], ['c']);
-  const blocks = sharding(['r'], ['c']);
+  const wCol = dealt(sharding([], ['c']));
+  const blocks = dealt(sharding(['r'], ['c']));
   if (op.kind === 'linear') return { in: [xRow, wCol, ...(op.operands[2] ? [wCol] : [])], out: [blocks], orient: 'N' };
-  const grads = [sharding(['r'], [], ['c']), sharding([], ['c'], ['r']), sharding([], ['c'], ['r'])];
+  const grads = [dealt(sharding(['r'], [], ['c'])), dealt(sharding([], ['c'], ['r'])), dealt(sharding([], ['c'], ['r']))];
   const wrt = (op.attrs.wrt as readonly number[] | undefined) ?? [];
   return { in: [xRow, wCol, ...(op.operands.length === 4 ? [wCol] : []), blocks], out: wrt.map((i) => grads[Math.min(i, 2)]!), orient: 'N' };
 }
@@ -248,8 +250,10 @@ function summaTiling(op: Op): OpTiling {
  * over c; each die gathers the keys and values of its heads along its column (a row block of
  * queries attends to the whole sequence). Backward, dk and dv sum over the query blocks.
  */
-function summaAttention(op: Op, grid: Grid): OpTiling {
-  const heads = evenHeads(sharding([], ['c']), op, grid);
+function summaAttention(op: Op, q: Sharding | undefined, grid: Grid): OpTiling {
+  // Queries from projections that dealt the heads over the columns keep them so.
+  const g = q?.granules;
+  const heads = g?.axis === 'c' && g.count === op.attrs.heads ? withGranules(sharding([], ['c']), g) : evenHeads(sharding([], ['c']), op, grid);
   return attentionTiling(op, heads, queryAxes(op, heads, ['r'], grid));
 }
 
@@ -300,7 +304,7 @@ function keysAndValues(op: Op, heads: Sharding, over: readonly Axis[] = []): { i
 
 /** `w` is the weight's spec (weightSpec, with granules when its rows or columns are heads dealt unevenly). */
 function linearTiling(op: Op, strategy: Strategy, o: Orientation, w: Sharding): OpTiling {
-  if (strategy === 'optimus') return summaTiling(op);
+  if (strategy === 'optimus') return summaTiling(op, w.granules);
   const x = reshard(w, [], w.rows);
   const y = reshard(w, [], w.cols, w.rows);
   // A bias is added once per reduction group (by the die at index 0 of it), so it joins the partial sum.
@@ -308,7 +312,7 @@ function linearTiling(op: Op, strategy: Strategy, o: Orientation, w: Sharding): 
 }
 
 function linearGradTiling(op: Op, strategy: Strategy, o: Orientation, decided: Sharding | undefined): OpTiling {
-  if (strategy === 'optimus') return summaTiling(op);
+  if (strategy === 'optimus') return summaTiling(op, decided?.granules);
   const w = decided ?? weightSpec(strategy, o);
   const x = reshard(w, [], w.rows);
   const dy = reshard(w, [], w.cols);
@@ -417,9 +421,12 @@ export class HeadWeights {
   private readonly outputs = new Map<Value, { readonly heads: number; readonly width: number }>();
   /** The spec each granular weight was given in forward (its gradients use the same). */
   readonly decided = new Map<Value, Sharding>();
+  /** Optimus splits heads over the columns of dies only (its rows split the queries). */
+  private readonly optimus: boolean;
 
   constructor(m: Module, strategy: Strategy, grid: Grid) {
-    if (strategy === 'optimus' || grid.rowUnits || grid.colUnits) return;
+    this.optimus = strategy === 'optimus';
+    if (grid.rowUnits || grid.colUnits) return;
     const dies = grid.rows * grid.cols;
     for (const op of m.ops()) {
       if (op.kind !== 'attention') continue;
@@ -448,6 +455,10 @@ export class HeadWeights {
     for (const [w, { heads, width }] of [...h.projections, ...h.outputs]) {
       // The heads a weight's largest tile holds over an even share, for each orientation's layout.
       const factor = (o: Orientation) => {
+        if (strategy === 'optimus') {
+          const g = h.projections.has(w) ? summaHeads(heads, grid) : undefined;
+          return g ? (Math.ceil(heads / grid.cols) * grid.cols) / heads : 1;
+        }
         const axes = weightSpec(strategy, o).cols;
         const g = axes[0] === undefined ? undefined : dealtHeads(axes[0], heads, width, grid);
         if (g === undefined || !axes.includes(g.axis)) return 1;
@@ -465,7 +476,11 @@ export class HeadWeights {
     const weight = op.operands[1]!;
     const proj = this.projections.get(weight);
     let out = w;
-    if (proj) {
+    if (this.optimus) {
+      // SUMMA's weight columns split over c, as its attention splits heads: whole heads per column.
+      const g = proj ? summaHeads(proj.heads, grid) : undefined;
+      if (g) out = withGranules(sharding([], ['c']), g);
+    } else if (proj) {
       // Dealt over an axis the weight's columns do not use (hecaton's inner axis, which splits
       // the weight's rows), the attention core deals them itself and the weight stays even.
       const g = w.cols[0] === undefined ? undefined : dealtHeads(w.cols[0], proj.heads, proj.width, grid);
@@ -510,6 +525,11 @@ function dealtHeads(first: Axis, heads: number, width: number, grid: Grid): Shar
   const perBlock = heads / n;
   if (heads % n === 0 && perBlock > inner) return { axis: otherAxis(first), count: perBlock };
   return undefined;
+}
+
+/** Optimus's heads over the columns of dies when they do not divide them: whole heads dealt over the columns. */
+function summaHeads(heads: number, grid: Grid): Sharding['granules'] {
+  return heads % grid.cols !== 0 && heads > grid.cols ? { axis: 'c', count: heads } : undefined;
 }
 
 /** Whether `heads` heads of width `width` split evenly over `dies` dies: whole heads, or equal slices of one. */
@@ -718,7 +738,8 @@ function dealtAttention(plan: TilingPlan, grid: Grid): string | null {
   const heads = op.attrs.heads as number;
   const busiest = `the busiest dies do ${(most / (g.count / n)).toFixed(2)}x an even share of attention`;
   const start = `${cores.length} attention cores (${heads} heads, as '${op.results[0]!.name}') deal whole heads`;
-  if (q.cols[0] === g.axis) return `${start} over the ${n} ${what}s of dies, ${few} or ${most} per ${what}, each split evenly along its ${what}: ${busiest} and of its projections`;
+  const along = q.rows.length ? `the queries split over each ${what}'s dies` : `each split evenly along its ${what}`;
+  if (q.cols[0] === g.axis) return `${start} over the ${n} ${what}s of dies, ${few} or ${most} per ${what}, ${along}: ${busiest} and of its projections`;
   const block = name(q.cols[0]!);
   return `${start} within each ${block} of dies, ${g.count} per ${block}, ${few} or ${most} per die: ${busiest}`;
 }

@@ -176,6 +176,18 @@ describe('programs with dealt heads', () => {
     }
   });
 
+  it('compute the model under optimus, heads dealt over its columns (verify)', async () => {
+    for (const [hw, set] of [
+      ['hecaton-4x4-standard', DEALT],
+      ['hecaton-3x3-standard', { h: 64, heads: 8 }],
+    ] as const) {
+      const lines = compile('models/tiny-gpt.gy', { hw, strategy: 'optimus', set }).passes.find((p) => p.pass === 'tile2d')!.reports;
+      expect(lines.some((l) => l.includes('deal whole heads over the'))).toBe(true);
+      const r = await verify('models/tiny-gpt.gy', { hw, strategy: 'optimus', batch: 2, seq: 8, set });
+      expect(r.ok, `${hw}: ${r.fault ?? JSON.stringify(r.failures.slice(0, 3))}`).toBe(true);
+    }
+  });
+
   it("move each row's own heads along the row", () => {
     const c = compile('models/tiny-gpt.gy', { hw: 'hecaton-4x4-standard', set: DEALT });
     const set = programsOf(c.module)!;

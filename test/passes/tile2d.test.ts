@@ -16,8 +16,8 @@ describe('tile2d report on attention heads', () => {
     expect(tileLines('hecaton-3x3-standard')).toEqual([
       "2 of 2 attention cores (4 heads, as 'layer.0.a') do not split evenly over the 3x3 dies: every part of such a core is computed alike on 9 dies (heads split only into whole heads, or equal slices of one, per die)",
     ]);
-    // Optimus splits queries by rows over r and heads over c: only the 3 columns repeat.
-    expect(tileLines('hecaton-3x3-standard', 'optimus')[0]).toContain('computed alike on 3 dies');
+    // Optimus splits queries by rows over r and deals the heads over the 3 columns (1, 1, 2).
+    expect(tileLines('hecaton-3x3-standard', 'optimus')[0]).toContain('deal whole heads over the 3 columns of dies, 1 or 2 per column');
   });
 
   it('is silent when every core splits over all the dies', () => {

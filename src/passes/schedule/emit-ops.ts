@@ -64,19 +64,23 @@ export class OpEmitter extends AttentionEmitter {
     const axes = [...(op.attrs.axis as string)] as Axis[];
     // Grouped-query steps run among runs of consecutive dies (collectives' runLength).
     const run = op.attrs.block as number | undefined;
-    // Heads dealt unevenly: a collective along the other axis moves each die's own share (its
-    // group's dies hold as many heads as it does); along the dealt axis, the largest (notes).
+    // Heads dealt unevenly: a collective along the other axis moves its own group's share
+    // (the group's dies hold as many heads; its largest tile, as the notes take the grid's);
+    // along the dealt axis, the grid's largest (notes).
     const from = a.specs.in(op)[0];
     const g = from?.granules;
     const own = g !== undefined && !axes.includes(g.axis) && !from!.kv;
-    const sizes = new Map<number, CollectiveSize>();
+    const members = (die: Die) => (run ? runMembers(`${r.name} run`, axes, run, a.grid, die) : ringMembers(r.name, axes, a.grid, die));
+    // Member lists are shared by the dies of a group (ringOf, runMembers): one size per list.
+    const sizes = new Map<readonly Range[], CollectiveSize>();
     const sized = (die: Die): CollectiveSize => {
-      const tile = dieTileElems(op.operands[0]!.type, from, a.grid, die) * elemBytes(op.operands[0]!.type);
-      let z = sizes.get(tile);
+      const group = members(die).group;
+      let z = sizes.get(group);
       if (z === undefined) {
+        const tile = Math.max(...group.map(([i, j]) => dieTileElems(op.operands[0]!.type, from, a.grid, { i, j }))) * elemBytes(op.operands[0]!.type);
         const c = collectiveCost(op.kind as CollectiveKind, op.attrs.algo as CollectiveAlgo, tile, run ?? span(axes, a.grid), a.grid);
         z = { sentBytes: c.sentBytes * scale, linkBytes: c.linkBytes * scale, steps: c.steps };
-        sizes.set(tile, z);
+        sizes.set(group, z);
       }
       return z;
     };
@@ -91,7 +95,7 @@ export class OpEmitter extends AttentionEmitter {
       // A step of an attention core (collectives' attentionSteps) is reported as part of it.
       partOf: (notes['collective.part_of'] as string | undefined) ?? null,
       ring: `axes ${axes.join('')}${run ? ` run ${run}` : ''}`,
-      members: (die) => (run ? runMembers(`${r.name} run`, axes, run, a.grid, die) : ringMembers(r.name, axes, a.grid, die)),
+      members,
       ...(own ? { sized } : {}),
     };
     this.b.node(place, originOf(op), fixed, input, [out], !own, this.isAccumulator(r, place));
