@@ -408,6 +408,8 @@ function evenHeads(s: Sharding, op: Op, grid: Grid): Sharding {
  * weights take the granules on their columns and the output projection's on its rows (its
  * input arrives so), and their gradients follow; otherwise (hecaton dealing over the inner
  * axis) the weights stay even and the attention core deals the heads itself (evenHeads).
+ * Optimus, whose columns split heads and rows queries, deals them over the columns only
+ * (summaHeads): its q/k/v weight columns take the granules, its output projection does not.
  *
  * Only plain multi-head attention whose q, k and v come straight from Linears (through
  * last-axis splits and rotary embeddings) is dealt so, on packages of one die type, and only
