@@ -559,7 +559,8 @@ function wholeHeads(s: Sharding, heads: number, grid: Grid): Sharding {
  * that head (groupedHeads), and the attention core reads its columns from there.
  */
 function ropeHeads(from: Sharding, heads: number, grid: Grid): Sharding {
-  const base = from.kv ? sharding(from.rows, from.cols) : headSpec(from);
+  // Optimus's blocks with heads dealt over the columns hold whole heads already: kept.
+  const base = from.kv ? sharding(from.rows, from.cols) : from.granules && from.rows.length ? from : headSpec(from);
   const whole = wholeHeads(base, heads, grid);
   if (whole.cols.length > 0) return whole;
   for (let n = 1; n <= base.cols.length; n++) {

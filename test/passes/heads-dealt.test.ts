@@ -186,6 +186,12 @@ describe('programs with dealt heads', () => {
       const r = await verify('models/tiny-gpt.gy', { hw, strategy: 'optimus', batch: 2, seq: 8, set });
       expect(r.ok, `${hw}: ${r.fault ?? JSON.stringify(r.failures.slice(0, 3))}`).toBe(true);
     }
+    // Rotary embeddings keep optimus's dealt blocks (whole heads per die).
+    const set = { h: 80, heads: 10, kv_heads: 10 };
+    const lines = compile('models/tiny-llama.gy', { hw: 'hecaton-3x3-standard', strategy: 'optimus', set }).passes.find((p) => p.pass === 'tile2d')!.reports;
+    expect(lines.some((l) => l.includes('deal whole heads over the 3 columns of dies, 3 or 4 per column'))).toBe(true);
+    const r = await verify('models/tiny-llama.gy', { hw: 'hecaton-3x3-standard', strategy: 'optimus', batch: 2, seq: 8, set });
+    expect(r.ok, r.fault ?? JSON.stringify(r.failures.slice(0, 3))).toBe(true);
   });
 
   it("move each row's own heads along the row", () => {
