@@ -96,12 +96,16 @@ function chunkOversizeLinears(sizes: ReadonlyMap<Op, { fixed: number; streamed: 
   }
 }
 
-/** The per-die softmax(q·kᵀ) matrix: b × (heads on this die, at least a share of one) × s × t. */
+/**
+ * The per-die softmax(q·kᵀ) matrix: (heads on this die, at least a share of one) × (its query
+ * rows, of all b·s when the queries are not split) × t.
+ */
 function scoreBytes(op: Op, heads: Sharding, grid: Grid): number {
   const [b, s] = op.operands[0]!.type.shape as [number, number];
   const t = op.operands[1]!.type.shape[1]!;
   const perDie = Math.max(1, specMaxBlock(op.attrs.heads as number, heads, 'cols', grid));
-  return b * perDie * s * t * DTYPES[op.operands[0]!.type.dtype].bytes;
+  const rows = specMaxBlock(b * s, heads, 'rows', grid);
+  return perDie * rows * t * DTYPES[op.operands[0]!.type.dtype].bytes;
 }
 
 export function planMinibatch(m: Module, target: Target, strategy: Strategy, forced = 0): MinibatchPlan {
