@@ -18,7 +18,10 @@
 
 import { assertNever } from '../diagnostics/diagnostic.js';
 import type { CollectiveAlgo } from '../ir/collective-ops.js';
-import type { Grid } from './sharding.js';
+import type { Op } from '../ir/module.js';
+import { DTYPES } from '../ir/types.js';
+import type { Strategy } from './pass.js';
+import type { Axis, Grid } from './sharding.js';
 
 export type CollectiveKind = 'all_gather' | 'reduce_scatter' | 'all_reduce' | 'broadcast';
 
@@ -99,4 +102,19 @@ function doublingCost(kind: CollectiveKind, tile: number, g: number): Collective
 
 function same(bytes: number, steps: number): CollectiveCost {
   return { sentBytes: bytes, linkBytes: bytes, steps };
+}
+
+/** The algorithm each strategy uses for a collective over `axes`. */
+export function algorithmFor(strategy: Strategy, kind: CollectiveKind, axes: readonly Axis[]): CollectiveAlgo {
+  if (kind === 'broadcast' || strategy === 'optimus') return 'recursive_doubling';
+  if (axes.length === 2) return strategy === 'torus' ? 'torus2d' : 'ring';
+  return 'ring';
+}
+
+/** One all-reduce of a die's partial scores among the `perHead` dies sharing its head. */
+export function headReduceCost(op: Op, perHead: number, strategy: Strategy, grid: Grid): CollectiveCost {
+  const [b, s] = op.operands[0]!.type.shape as [number, number];
+  const t = op.operands[1]!.type.shape[1]!;
+  const scores = b * s * t * DTYPES[op.operands[0]!.type.dtype].bytes;
+  return collectiveCost('all_reduce', algorithmFor(strategy, 'all_reduce', ['c']), scores, perHead, grid);
 }

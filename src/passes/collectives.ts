@@ -11,12 +11,11 @@
 // reduced alike after it (hoistReductions): the bytes are the same, the link latency is paid once.
 
 import type { Module, Op, Value } from '../ir/module.js';
-import type { CollectiveAlgo } from '../ir/collective-ops.js';
 import { assert } from '../diagnostics/diagnostic.js';
 import { bytes } from '../util/format.js';
 import { DTYPES, numel, tensor, type TensorType } from '../ir/types.js';
 import type { Pass, Strategy } from './pass.js';
-import { collectiveCost, type CollectiveCost, type CollectiveKind } from './collective-cost.js';
+import { algorithmFor, collectiveCost, headReduceCost, type CollectiveKind } from './collective-cost.js';
 import { activationValues } from './activations.js';
 import { resolvePartial, weightSpec } from './tile2d.js';
 import { placementKey } from './units.js';
@@ -31,13 +30,6 @@ interface Step {
   readonly to: Sharding;
   /** Spreads one DRAM read over the dies that would otherwise each read a copy (stepsFor). */
   readonly read?: true;
-}
-
-/** The algorithm each strategy uses for a collective over `axes` (see collective-cost.ts). */
-export function algorithmFor(strategy: Strategy, kind: CollectiveKind, axes: readonly Axis[]): CollectiveAlgo {
-  if (kind === 'broadcast' || strategy === 'optimus') return 'recursive_doubling';
-  if (axes.length === 2) return strategy === 'torus' ? 'torus2d' : 'ring';
-  return 'ring';
 }
 
 /** The tensor a conversion moves, and the grid: grouped-query layouts need them to place tiles. */
@@ -138,6 +130,12 @@ function groupedSteps(from: Sharding, to: Sharding, strategy: Strategy, geo: Geo
     cur = next;
   };
   const gather = strategy === 'optimus' ? 'broadcast' : 'all_gather';
+  const scattered = cur.kv && cur.partial.length ? scatteredSum(cur, to, geo) : undefined;
+  if (scattered) {
+    for (const a of scattered.first) push('all_reduce', [a], scattered.mid(scattered.first.slice(scattered.first.indexOf(a) + 1)));
+    push('reduce_scatter', scattered.onto, to, 'rows');
+    return steps;
+  }
   if (cur.kv && cur.partial.length) {
     const kvHeads = cur.kv.kvHeads;
     const plainTo = sharding(to.rows, to.cols);
@@ -159,6 +157,15 @@ function groupedSteps(from: Sharding, to: Sharding, strategy: Strategy, geo: Geo
     }
   }
   if (cur.partial.length === 0 && tilesWithin(t, to, cur, grid)) return steps;
+  if (cur.kv && cur.partial.length === 0) {
+    // Key/value tiles split by query rows (split queries): gather the rows, keeping the columns.
+    const keep = cur.rows.filter((a) => to.rows.includes(a));
+    const whole = kvSharding(sharding(keep, cur.cols), cur.kv.heads, cur.kv.kvHeads);
+    if (keep.length < cur.rows.length && tilesWithin(t, to, whole, grid)) {
+      push(gather, cur.rows.filter((a) => !keep.includes(a)), whole, 'rows');
+      return steps;
+    }
+  }
   if (cur.kv) {
     // Key/value tiles on to a layout they do not hold: gather whole columns first.
     push(gather, cur.cols, sharding(cur.rows, []), 'cols');
@@ -170,6 +177,25 @@ function groupedSteps(from: Sharding, to: Sharding, strategy: Strategy, geo: Geo
   cur = home;
   if (!tilesWithin(t, to, cur, grid)) push(gather, home.cols, to, 'cols');
   return steps;
+}
+
+/**
+ * Grouped-query contributions summed into key/value tiles whose rows split over some of the
+ * partial axes (dk and dv of split queries, into a rotary embedding's gradient): the other
+ * axes all-reduced one at a time into the wanted columns (`mid` of the axes still pending
+ * besides `onto`), then a reduce-scatter over `onto` onto the rows. Undefined when `to` is
+ * no such layout, or when summing axis by axis would lose contributions (reducedAxisByAxis).
+ */
+function scatteredSum(from: Sharding, to: Sharding, geo: Geometry): { first: Axis[]; onto: Axis[]; mid: (pending: readonly Axis[]) => Sharding } | undefined {
+  if (!to.kv || to.partial.length) return undefined;
+  const onto = to.rows.filter((a) => from.partial.includes(a));
+  if (onto.length === 0 || to.rows.some((a) => !onto.includes(a) && !from.rows.includes(a))) return undefined;
+  const rows = to.rows.filter((a) => !onto.includes(a));
+  const first = from.partial.filter((a) => !onto.includes(a)).reverse();
+  const mid = (pending: readonly Axis[]) => kvSharding(sharding(rows, to.cols), to.kv!.heads, to.kv!.kvHeads, [...pending, ...onto]);
+  if (first.length > 1) return undefined;
+  if (first.length === 1 && !reducedAxisByAxis(geo.t, from, mid([]), to, first[0]!, onto[0]!, geo.grid)) return undefined;
+  return { first, onto, mid };
 }
 
 /**
@@ -299,12 +325,14 @@ export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): In
     op.operands.forEach((v, k) => {
       const want = wants[k];
       if (!want) return;
-      const { from, steps } = stepsFor(v, op, k, want, strategy, grid, samples, acts, whole.get(v));
+      const route = stepsFor(v, op, k, want, strategy, grid, samples, acts, whole.get(v));
+      const from = route.from;
+      const steps = viaQueryRows(route.steps, coreQuery(v, op, k, wants[0], strategy), strategy, { t: v.type, grid });
       if (steps.length === 0) {
         if (from !== v) m.setOperand(op, k, from);
         return;
       }
-      const inside = attentionSteps(v, op, k, wants[0], steps);
+      const inside = attentionSteps(v, op, k, wants[0], steps, strategy);
       const key = `${from.id}|${formatSharding(want)}|${placementKey(op)}|${steps.map((s, i) => s.kind + s.axes.join('') + (inside[i] ? `:${inside[i]!.kind}` : s.read ? ':read' : '')).join(',')}`;
       let out = made.get(key);
       if (!out) {
@@ -356,10 +384,11 @@ function hoistReductions(m: Module, grid: Grid, samples: number, strategy: Strat
         user.operands.forEach((v, k) => {
           if (v !== piece || !agree) return;
           const want = wants[k];
-          const route = want ? stepsFor(v, user, k, want, strategy, grid, samples, acts, undefined) : undefined;
+          const found = want ? stepsFor(v, user, k, want, strategy, grid, samples, acts, undefined) : undefined;
+          const route = found && { from: found.from, steps: viaQueryRows(found.steps, coreQuery(v, user, k, wants[0], strategy), strategy, { t: v.type, grid }) };
           const step = route?.from === v ? route.steps[0] : undefined;
           const reduces = step && step.to.partial.length === 0 && (step.kind === 'reduce_scatter' || step.kind === 'all_reduce');
-          if (!reduces || attentionSteps(v, user, k, wants[0], route!.steps)[0]) agree = false;
+          if (!reduces || attentionSteps(v, user, k, wants[0], route!.steps, strategy)[0]) agree = false;
           else if (!first) first = step;
           else if (first.kind !== step.kind || first.axes.join('') !== step.axes.join('') || !sameSharding(first.to, step.to)) agree = false;
         });
@@ -428,24 +457,73 @@ function stepsFor(v: Value, op: Op, k: number, want: Sharding, strategy: Strateg
  * layout traffic. Strategies whose cores read keys and values as they read queries (whole
  * heads per die) have no such steps. `query` is the spec the consumer reads operand 0 in.
  */
-function attentionSteps(v: Value, op: Op, k: number, query: Sharding | undefined, steps: readonly Step[]): (Op | undefined)[] {
+function attentionSteps(v: Value, op: Op, k: number, query: Sharding | undefined, steps: readonly Step[], strategy: Strategy): (Op | undefined)[] {
   const marks: (Op | undefined)[] = steps.map(() => undefined);
-  const isCore = (o: Op | undefined): o is Op => o?.kind === 'attention' || o?.kind === 'attention_grad';
-  // Keys and values into a core: the steps from the queries' layout on.
+  const likeQueries = (s: Sharding, q: Sharding) => sameSharding(s, q) || (strategy === 'hecaton' && splitLike(s, q));
+  // Keys and values into a core: the steps from the queries' layout on (or, queries split by
+  // rows, from the keys' or values' tiles split alike: grouped-query tiles differ in columns).
   if (isCore(op) && (k === 1 || k === 2) && query) {
-    const start = steps.findIndex((s) => sameSharding(s.from, query));
+    const start = steps.findIndex((s) => likeQueries(s.from, query));
     if (start >= 0) for (let i = start; i < steps.length; i++) marks[i] = op;
   }
   // A core's result in a layout other than its queries' (dk, dv): the steps back to that layout.
   const producer = v.def;
   if (isCore(producer)) {
     const q = specsOf(producer, 'tile2d.in')[0]!;
-    const end = steps.findIndex((s) => sameSharding(s.to, q));
-    if (end >= 0 && !steps.slice(0, end + 1).some((s) => sameSharding(s.from, q))) {
+    const end = steps.findIndex((s) => likeQueries(s.to, q));
+    if (end >= 0 && !steps.slice(0, end + 1).some((s) => likeQueries(s.from, q))) {
       for (let i = 0; i <= end; i++) marks[i] = producer;
     }
   }
   return marks;
+}
+
+function isCore(o: Op | undefined): o is Op {
+  return o?.kind === 'attention' || o?.kind === 'attention_grad';
+}
+
+/** Whole tiles with their rows split as a core's split queries are (grouped-query tiles differ in columns). */
+function splitLike(s: Sharding, query: Sharding): boolean {
+  return query.rows.length > 0 && s.partial.length === 0 && s.rows.join('') === query.rows.join('');
+}
+
+/**
+ * The queries' layout of the core a value goes into as its keys or values, or comes out of
+ * as their gradient, when the core splits its queries by rows; else undefined.
+ */
+function coreQuery(v: Value, op: Op, k: number, query: Sharding | undefined, strategy: Strategy): Sharding | undefined {
+  // Optimus's cores split queries too, with their own steps (summaAttention).
+  if (strategy !== 'hecaton') return undefined;
+  if (isCore(op) && (k === 1 || k === 2)) return query?.rows.length ? query : undefined;
+  const producer = v.def;
+  if (!isCore(producer) || producer.results.indexOf(v) === 0) return undefined;
+  const q = specsOf(producer, 'tile2d.in')[0];
+  return q?.rows.length ? q : undefined;
+}
+
+/**
+ * Keys and values of a core that splits its queries over some axes, and their gradients: an
+ * all-reduce over those axes is a reduce-scatter onto the rows (as the queries lie) and an
+ * all-gather of them, and taken so, the part that is the core's own (the gather of whole keys
+ * and values, the sum of dk's and dv's query blocks) is told apart from the layout traffic
+ * Table III counts (attentionSteps). The same bytes either way.
+ */
+function viaQueryRows(steps: readonly Step[], query: Sharding | undefined, strategy: Strategy, geo: Geometry): Step[] {
+  if (!query) return [...steps];
+  const out: Step[] = [];
+  for (const s of steps) {
+    const whole = s.kind === 'all_reduce' && s.to.partial.length === 0 && s.to.rows.length === 0 && s.axes.join('') === query.rows.join('');
+    if (!whole || s.to.granules || s.from.granules) {
+      out.push(s);
+      continue;
+    }
+    const mid = s.to.kv ? kvSharding(sharding(query.rows, s.to.cols), s.to.kv.heads, s.to.kv.kvHeads) : sharding(query.rows, s.to.cols);
+    const there = conversionSteps(s.from, mid, strategy, geo);
+    const back = conversionSteps(mid, s.to, strategy, geo);
+    if (there.length === 1 && there[0]!.kind === 'reduce_scatter' && back.length === 1 && back[0]!.kind === 'all_gather') out.push(there[0]!, back[0]!);
+    else out.push(s);
+  }
+  return out;
 }
 
 /** Emit `steps` as collective ops reading `v`; returns each step's result. */
@@ -462,8 +540,9 @@ function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], inside:
     const attrs: Record<string, string | number> = s.kind === 'all_reduce' ? { axis, algo } : { axis, dim: s.dim!, algo };
     if (!whole) attrs.block = run;
     const op = m.addOp(s.kind, [cur], attrs, { names: [`${v.name}@${formatSharding(s.to)}`], loc: consumer.loc, layer: consumer.layer });
-    // A gradient's key/value contributions are summed into the (wider) tiles they become.
-    const tile = s.from.kv && s.from.partial.length ? tileBytes(v.type, s.to, grid) : tileBytes(v.type, s.from, grid);
+    // A gradient's key/value contributions are summed into the (wider) tiles they become;
+    // a reduce-scatter sums the tiles it starts from.
+    const tile = s.from.kv && s.from.partial.length && s.kind !== 'reduce_scatter' ? tileBytes(v.type, s.to, grid) : tileBytes(v.type, s.from, grid);
     const cost = collectiveCost(s.kind, algo, tile, run, grid);
     op.notes = {
       ...pick(consumer.notes, ['train.phase', 'fuse.group', 'fuse.block']),
@@ -553,14 +632,6 @@ export function headDies(op: Op, heads: Sharding, grid: Grid): number {
 }
 
 const HEAD_DIES = new Map<string, number>();
-
-/** One all-reduce of a die's partial scores among the `perHead` dies sharing its head. */
-export function headReduceCost(op: Op, perHead: number, strategy: Strategy, grid: Grid): CollectiveCost {
-  const [b, s] = op.operands[0]!.type.shape as [number, number];
-  const t = op.operands[1]!.type.shape[1]!;
-  const scores = b * s * t * DTYPES[op.operands[0]!.type.dtype].bytes;
-  return collectiveCost('all_reduce', algorithmFor(strategy, 'all_reduce', ['c']), scores, perHead, grid);
-}
 
 /** Score all-reduces of an attention core whose heads span dies: backward recomputes the scores, and reduces dP too for dq or dk. */
 function headReductions(op: Op): number {

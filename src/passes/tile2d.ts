@@ -27,6 +27,8 @@ import { formatSharding, granuleUnits, gridFor, groupedHeads, kvSharding, matrix
 import { error, errorAt } from '../diagnostics/diagnostic.js';
 import { isForward, placementKey } from './units.js';
 import { activationValues } from './activations.js';
+import { bytes } from '../util/format.js';
+import { QuerySplits, ropeLayout, type Candidates, type QuerySplitChoice } from './query-split.js';
 import { balanceOf, gridOf } from './balance.js';
 
 export type Orientation = 'N' | 'T';
@@ -38,6 +40,8 @@ export interface OpTiling {
   readonly orient?: Orientation;
   /** Runs beside DRAM, not on the dies' buffers (embedding lookups, weight views). */
   readonly dram?: boolean;
+  /** An attention core that split its queries rather than slice its heads, and why (QuerySplits). */
+  readonly queries?: QuerySplitChoice;
 }
 
 export type TilingPlan = Map<Op, OpTiling>;
@@ -119,6 +123,7 @@ export function planTiling(m: Module, target: Target, strategy: Strategy): Tilin
   const orient = orientations(m, strategy, grid);
   const home = homeOfGroups(orient, strategy);
   const heads = new HeadWeights(m, strategy, grid);
+  const splits = new QuerySplits(m, target, strategy, grid);
   const acts = activationValues(m);
   // Values made beside DRAM are read into whatever tiles their consumer wants.
   const outOf = (v: Value): Sharding | undefined => {
@@ -129,7 +134,7 @@ export function planTiling(m: Module, target: Target, strategy: Strategy): Tilin
   const dramSide = (v: Value): boolean => (v.def ? plan.get(v.def)?.dram === true : true);
   for (const op of m.ops()) {
     const dram = runsBesideDram(op, (v) => acts.has(v), dramSide);
-    const t = dram ? { in: op.operands.map(() => undefined), out: op.results.map(() => REPLICATED), dram } : tileOp(op, strategy, orient, outOf, home(op), grid, heads);
+    const t = dram ? { in: op.operands.map(() => undefined), out: op.results.map(() => REPLICATED), dram } : tileOp(op, strategy, orient, outOf, home(op), grid, heads, splits);
     // An operand read for its shape only is read by no die: no tile, so no collective brings it.
     const specs = opDef(op.kind).operands;
     const shapeOnly = (k: number) => specs[Math.min(k, specs.length - 1)]?.shapeOnly === true;
@@ -179,7 +184,7 @@ function homeOfGroups(orient: ReadonlyMap<Op, Orientation>, strategy: Strategy):
   };
 }
 
-function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>, outOf: (v: Value) => Sharding | undefined, home: Sharding, grid: Grid, heads: HeadWeights): OpTiling {
+function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>, outOf: (v: Value) => Sharding | undefined, home: Sharding, grid: Grid, heads: HeadWeights, splits: QuerySplits): OpTiling {
   const weightStage = (w: Value | undefined) => (w ? orient.get(stageOfWeight(op, w, orient)!) : undefined);
   switch (op.kind) {
     case 'linear': {
@@ -194,6 +199,9 @@ function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>
     case 'attention_grad': {
       if (strategy === 'optimus') return summaAttention(op, outOf(op.operands[0]!), grid);
       const s = evenHeads(headSpec(outOf(op.operands[0]!)), op, grid);
+      const c = s.cols.length === 2 ? candidates(op, s.cols[0]!, grid) : undefined;
+      const choice = c && splits.choice(op, c);
+      if (choice?.splits) return { ...attentionTiling(op, c!.heads, c!.over), queries: choice };
       return attentionTiling(op, s, queryAxes(op, s, [], grid));
     }
     default:
@@ -213,7 +221,7 @@ function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>
     const x = outOf(op.operands[0]!);
     return { in: [undefined, REPLICATED], out: [x ? resolvePartial(x, strategy) : home] };
   }
-  if (opDef(op.kind).category === 'vector' || op.kind === 'sgd' || op.kind === 'adam') return vectorTiling(op, strategy, outOf, home, grid);
+  if (opDef(op.kind).category === 'vector' || op.kind === 'sgd' || op.kind === 'adam') return vectorTiling(op, strategy, outOf, home, grid, splits);
   // Generic data movement on replicated data.
   return { in: op.operands.map(() => REPLICATED), out: op.results.map(() => REPLICATED) };
 }
@@ -333,6 +341,8 @@ function linearGradTiling(op: Op, strategy: Strategy, o: Orientation, decided: S
  */
 function headSpec(q: Sharding | undefined): Sharding {
   if (q && q.rows.length === 0 && q.cols.length + q.partial.length === 2) return reshard(q, [], [...q.cols, ...q.partial]);
+  // Queries split by rows and whole heads (a rotary embedding under split queries): the head axis first.
+  if (q && !q.kv && !q.granules && q.rows.length === 1 && q.cols.length === 1 && q.partial.length === 0) return sharding([], [q.cols[0]!, q.rows[0]!]);
   // Whole heads split along one axis already (rotary embeddings' layout): split them further
   // along the other, a local slice.
   if (q && q.rows.length === 0 && q.partial.length === 0 && q.cols.length === 1) return reshard(q, [], [q.cols[0]!, otherAxis(q.cols[0]!)]);
@@ -346,7 +356,7 @@ function headSpec(q: Sharding | undefined): Sharding {
  * split one: cutting a replicated operand down to a tile is a local slice, while the
  * reverse would need an all-gather.
  */
-function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding | undefined, home: Sharding, grid: Grid): OpTiling {
+function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding | undefined, home: Sharding, grid: Grid, splits: QuerySplits): OpTiling {
   const rank = Math.max(...op.results.map((r) => r.type.shape.length));
   const tiled = op.operands.filter((v) => v.type.shape.length === rank && outOf(v));
   const local = tiled.filter((v) => samePlacement(v.def!, op));
@@ -359,7 +369,7 @@ function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding 
   const from = lead && split(lead) > 0 ? outOf(lead)! : home;
   // Rotary embeddings sit between the Q/K projections and attention: reduce their partial
   // sums straight into attention's head layout rather than onto the rows.
-  const s = op.kind === 'rope' || op.kind === 'rope_grad' ? ropeHeads(from, op.attrs.heads as number, grid) : resolvePartial(from, strategy, rank);
+  const s = op.kind === 'rope' || op.kind === 'rope_grad' ? ropeTiling(op, from, grid, splits) : resolvePartial(from, strategy, rank);
   const lower = (t: Value) => reshard(s, [], t.type.shape.length >= 1 ? s.cols : []);
   return {
     in: op.operands.map((v) => (v.type.shape.length === rank ? s : lower(v))),
@@ -553,6 +563,31 @@ function wholeHeads(s: Sharding, heads: number, grid: Grid): Sharding {
 }
 
 /**
+ * The two layouts an attention core chooses between (QuerySplits) when its heads, split over
+ * both axes starting with `first`, would fall into slices of one head per die, and whole heads
+ * split evenly over `first` alone while the queries split over the other.
+ */
+function candidates(op: Op, first: Axis, grid: Grid): Candidates | undefined {
+  const slices = evenHeads(sharding([], [first, otherAxis(first)]), op, grid);
+  const heads = op.attrs.heads as number;
+  if (slices.granules || slices.cols.length !== 2 || weighted(slices.cols, grid) || heads % span(slices.cols, grid) === 0) return undefined;
+  if (heads % span([first], grid) !== 0) return undefined;
+  const whole = sharding([], [first]);
+  const over = queryAxes(op, whole, [], grid);
+  return over.length ? { slices, heads: whole, over } : undefined;
+}
+
+/** A rotary embedding takes its attention core's choice (QuerySplits), else whole heads (ropeHeads). */
+function ropeTiling(op: Op, from: Sharding, grid: Grid, splits: QuerySplits): Sharding {
+  const heads = op.attrs.heads as number;
+  const core = splits.attentionOf(op);
+  const first = headSpec(from.kv ? sharding(from.rows, from.cols) : from).cols[0]!;
+  const c = core && !from.granules ? candidates(core, first, grid) : undefined;
+  const split = c && splits.splitsQueries(core!, c) ? ropeLayout(heads, first, grid) : undefined;
+  return split ?? ropeHeads(from, heads, grid);
+}
+
+/**
  * Rotary embeddings' layout: whole heads per die (wholeHeads). A tensor with fewer heads than
  * the first axis has blocks (grouped-query keys: 8 heads, 32 columns of dies) would otherwise
  * be replicated on every die; instead each run of dies whose blocks fall in one head holds
@@ -690,6 +725,7 @@ export function writeTiling(plan: TilingPlan): void {
     };
     if (t.orient) notes['tile2d.orient'] = t.orient;
     if (t.dram) notes['tile2d.dram'] = true;
+    if (t.queries) notes['tile2d.queries'] = `split: ${bytes(t.queries.queryBytes)} per sample on the busiest link, against ${bytes(t.queries.sliceBytes)} for heads sliced over ${t.queries.perHead} dies`;
     op.notes = { ...op.notes, ...notes };
   }
 }
@@ -699,13 +735,23 @@ export function writeTiling(plan: TilingPlan): void {
  * split of their heads over some grid axes): how many, and on how many dies each share
  * repeats. Null when every core splits over all the dies.
  */
-function splitQueries(plan: TilingPlan, strategy: Strategy): string | null {
+function splitQueries(plan: TilingPlan, strategy: Strategy): string[] {
   const cores = [...plan].filter(([op, t]) => op.kind === 'attention' && t.in[0]!.rows.length > (strategy === 'optimus' ? 1 : 0));
-  if (cores.length === 0) return null;
-  const [op, t] = cores[0]!;
-  const q = t.in[0]!;
   const axes = (a: readonly Axis[]) => (a.length ? `${a.map((x) => (x === 'r' ? 'rows' : 'columns')).join(' and ')} of dies` : 'no axis');
-  return `${cores.length} attention cores (${op.attrs.heads as number} heads, as '${op.results[0]!.name}') split their heads over ${axes(q.cols)} and their queries over ${axes(q.rows)}: the heads do not split evenly over every die, so each die reads its heads' keys and values whole`;
+  const line = (group: typeof cores, why: string) => {
+    const [op, t] = group[0]!;
+    const q = t.in[0]!;
+    return `${group.length} attention cores (${op.attrs.heads as number} heads, as '${op.results[0]!.name}') split their heads over ${axes(q.cols)} and their queries over ${axes(q.rows)}: ${why}`;
+  };
+  const chosen = cores.filter(([, t]) => t.queries);
+  const forced = cores.filter(([, t]) => !t.queries);
+  const lines: string[] = [];
+  if (chosen.length) {
+    const c = chosen[0]![1].queries!;
+    lines.push(line(chosen, `gathering their keys and values moves ${bytes(c.queryBytes)} per sample on a die's busiest link, slicing each head over ${c.perHead} dies and all-reducing its scores ${bytes(c.sliceBytes)}`));
+  }
+  if (forced.length) lines.push(line(forced, "the heads do not split evenly over every die, so each die reads its heads' keys and values whole"));
+  return lines;
 }
 
 function replicatedAttention(plan: TilingPlan, grid: Grid): string | null {
@@ -765,8 +811,7 @@ export const tile2d: Pass = {
     if (repeated !== null) ctx.report('tile2d', repeated);
     const dealt = dealtAttention(plan, gridOf(ctx.target, m));
     if (dealt !== null) ctx.report('tile2d', dealt);
-    const queries = splitQueries(plan, ctx.strategy);
-    if (queries !== null) ctx.report('tile2d', queries);
+    for (const line of splitQueries(plan, ctx.strategy)) ctx.report('tile2d', line);
     const balance = balanceOf(ctx.target, m).note;
     if (balance !== null) ctx.report('tile2d', balance);
   },

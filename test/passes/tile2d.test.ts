@@ -20,8 +20,11 @@ describe('tile2d report on attention heads', () => {
     expect(tileLines('hecaton-3x3-standard', 'optimus')[0]).toContain('deal whole heads over the 3 columns of dies, 1 or 2 per column');
   });
 
-  it('is silent when every core splits over all the dies', () => {
+  it('is silent when every core splits over all the dies in whole heads, and says why it split queries instead of slicing heads', () => {
     expect(tileLines('hecaton-2x2-standard')).toEqual([]);
-    expect(tileLines('hecaton-4x4-standard')).toEqual([]);
+    // 4 heads on 16 dies would be quarter heads: the core splits its queries (query-split.ts).
+    expect(tileLines('hecaton-4x4-standard')).toEqual([
+      "2 attention cores (4 heads, as 'layer.0.a') split their heads over rows of dies and their queries over columns of dies: gathering their keys and values moves 9.00 KiB per sample on a die's busiest link, slicing each head over 4 dies and all-reducing its scores 18.00 KiB",
+    ]);
   });
 });

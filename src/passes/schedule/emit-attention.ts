@@ -4,7 +4,7 @@
 
 import type { Op } from '../../ir/module.js';
 import { formatSharding, specMaxBlock, tileOf, type Die, type Sharding } from '../sharding.js';
-import { headReduceCost } from '../collectives.js';
+import { headReduceCost } from '../collective-cost.js';
 import { elemBytes, even, len, runMembers } from './geometry.js';
 import { originOf, type Buf, type CollectiveSize, type GemmFields, type Origin, type Static, type VectorFields } from './skeleton.js';
 import type { ChunkPlan, Operands, Place } from './emit.js';

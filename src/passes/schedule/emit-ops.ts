@@ -13,7 +13,7 @@ import { dieTileElems, elemBytes, even, len, runMembers, tileElems } from './geo
 import { originOf, type Buf, type CollectiveSize, type GemmFields, type GroupFields, type Origin, type Static, type VectorFields } from './skeleton.js';
 import { isShapeOnly, isView, unique, type ChunkPlan, type Operands, type Part, type Place } from './emit.js';
 import { AttentionEmitter } from './emit-attention.js';
-import { algorithmFor } from '../collectives.js';
+import { algorithmFor } from '../collective-cost.js';
 import { collectiveCost, type CollectiveKind } from '../collective-cost.js';
 import type { CollectiveAlgo } from '../../ir/collective-ops.js';
 
