@@ -1,5 +1,6 @@
 // query-split: where dies outnumber the heads, an attention core can split its work in two
-// ways, and tile2d asks this file which one costs the network less.
+// ways, and tile2d asks this file which one costs the network less (hecaton only: the
+// baselines keep the sliced heads Table III assumes).
 //
 //   head slices   every die holds a slice of one head's width (the paper's §IV-B: "an
 //                 all-reduce operation is necessary"): q·kᵀ is a partial sum over the slices,
@@ -96,7 +97,7 @@ export class QuerySplits {
       const [query, slices] = [this.queryCosts(op, c), this.sliceCosts(op, c)];
       const perSample = (costs: readonly CollectiveCost[]) => costs.reduce((s, x) => s + x.linkBytes, 0) / q.type.shape[0]!;
       known = {
-        splits: this.seconds(query) < this.seconds(slices),
+        splits: this.seconds(query, q.type.shape[0]!) < this.seconds(slices, q.type.shape[0]!),
         perHead: span(c.slices.cols, this.grid) / heads,
         queryBytes: perSample(query),
         sliceBytes: perSample(slices),
@@ -106,11 +107,28 @@ export class QuerySplits {
     return known;
   }
 
-  /** The score all-reduces of head slices: one forward, two backward. */
+  /**
+   * The score all-reduces of head slices: one forward, two backward. And where a tensor needs
+   * whole heads before the core slices them — q or k through a rotary embedding, grouped-query
+   * k and v, whose dies share a head's columns — the projection's partial sum reaches them by
+   * an all-reduce over the second head axis rather than a reduce-scatter: a gather more of its
+   * whole-head tile, and again for its gradient. (Split queries reduce-scatter all of them.)
+   */
   private sliceCosts(op: Op, c: Candidates): CollectiveCost[] {
-    const perHead = span(c.slices.cols, this.grid) / (op.attrs.heads as number);
+    const heads = op.attrs.heads as number;
+    const kvHeads = (op.attrs.kv_heads as number | undefined) ?? heads;
+    const perHead = span(c.slices.cols, this.grid) / heads;
     const one = headReduceCost(op, perHead, this.strategy, this.grid);
-    return Array(this.trains ? 3 : 1).fill(one);
+    const out: CollectiveCost[] = Array(this.trains ? 3 : 1).fill(one);
+    const [first, second] = c.slices.cols as [Axis, Axis];
+    const g = span([second], this.grid);
+    op.operands.slice(0, 3).forEach((v, i) => {
+      if (v.def?.kind !== 'rope' && (i === 0 || kvHeads === heads)) return;
+      const whole = tileBytes(v.type, sharding([], [first]), this.grid);
+      const gather = collectiveCost('all_gather', algorithmFor(this.strategy, 'all_gather', [second]), whole / g, g, this.grid);
+      out.push(...Array(this.trains ? 2 : 1).fill(gather));
+    });
+    return out;
   }
 
   /**
@@ -134,8 +152,14 @@ export class QuerySplits {
     return out;
   }
 
-  private seconds(costs: readonly CollectiveCost[]): number {
-    return costs.reduce((s, x) => s + x.linkBytes / this.bytesPerS + x.steps * this.stepS, 0);
+  /**
+   * Time on the busiest link for one sample: its bytes at the link's bandwidth, and every
+   * collective's steps at a bypass step's latency. The mini-batch is chosen from this plan
+   * (minibatch.ts), so it is not known yet: one sample per mini-batch (what the large
+   * workloads get) weighs the steps at their heaviest.
+   */
+  private seconds(costs: readonly CollectiveCost[], samples: number): number {
+    return costs.reduce((s, x) => s + x.linkBytes / samples / this.bytesPerS + x.steps * this.stepS, 0);
   }
 }
 

@@ -748,7 +748,7 @@ function splitQueries(plan: TilingPlan, strategy: Strategy): string[] {
   const lines: string[] = [];
   if (chosen.length) {
     const c = chosen[0]![1].queries!;
-    lines.push(line(chosen, `gathering their keys and values moves ${bytes(c.queryBytes)} per sample on a die's busiest link, slicing each head over ${c.perHead} dies and all-reducing its scores ${bytes(c.sliceBytes)}`));
+    lines.push(line(chosen, `gathering their keys and values moves ${bytes(c.queryBytes)} per sample on a die's busiest link, where slicing each head over ${c.perHead} dies would move ${bytes(c.sliceBytes)}`));
   }
   if (forced.length) lines.push(line(forced, "the heads do not split evenly over every die, so each die reads its heads' keys and values whole"));
   return lines;

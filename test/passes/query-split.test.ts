@@ -51,6 +51,17 @@ describe('QuerySplits: slices of heads or split queries, by the bytes each moves
     expect(attention.notes?.['tile2d.in']).toBe('[-, rc]; [-, rc]; [-, rc]');
   });
 
+  it('counts what sliced heads cost rotary embeddings and grouped-query keys and values', () => {
+    // tiny-llama, 4 query heads of 16 sharing 2 key/value heads, sequence 32, on 4x4. Sliced
+    // heads need q, k and v whole per head first: an all-reduce of each projection over the
+    // columns of dies rather than a reduce-scatter, a gather more, forward and backward.
+    const { attention } = core('models/tiny-llama.gy', 'hecaton-4x4-standard', {}, 32);
+    const gather = (cols: number) => (3 / 4) * 32 * cols * 4;
+    const slices = expected(32, 16, 1, 4, 4).slices + 2 * (gather(64 / 4) + gather(32 / 4) + gather(32 / 4));
+    expect(slices).toBe(24576);
+    expect(attention.notes?.['tile2d.queries']).toBe('split: 9.00 KiB per sample on the busiest link, against 24.00 KiB for heads sliced over 4 dies');
+  });
+
   it('leaves the baselines their Table III layouts', () => {
     const { attention } = core('models/tiny-gpt.gy', 'hecaton-4x4-standard', {}, undefined, 'megatron');
     expect(attention.notes?.['tile2d.queries']).toBeUndefined();
