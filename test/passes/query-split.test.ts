@@ -65,22 +65,22 @@ describe('QuerySplits: slices of heads or split queries, by the bytes each moves
   it('leaves the baselines their Table III layouts', () => {
     const { attention } = core('models/tiny-gpt.gy', 'hecaton-4x4-standard', {}, undefined, 'megatron');
     expect(attention.notes?.['tile2d.queries']).toBeUndefined();
-    expect(attention.notes?.['tile2d.in']!.split('; ')[0]).not.toMatch(/^\[[rc]/);
+    expect(String(attention.notes?.['tile2d.in']).split('; ')[0]).not.toMatch(/^\[[rc]/);
   });
 
   it('is made once per shape: a core and its gradient agree on every layer', () => {
     const { c } = core('models/tiny-gpt.gy', 'hecaton-4x4-standard', { layers: 3 });
     const cores = c.module.ops().filter((o) => o.kind === 'attention' || o.kind === 'attention_grad');
     expect(cores).toHaveLength(6);
-    expect(new Set(cores.map((o) => o.notes?.['tile2d.in']!.split('; ')[0]))).toEqual(new Set(['[c, r]']));
+    expect(new Set(cores.map((o) => String(o.notes?.['tile2d.in']).split('; ')[0]))).toEqual(new Set(['[c, r]']));
   });
 });
 
 describe('the mini-batch estimate of split queries', () => {
   it("counts a die's score rows only: its heads × its query rows × the keys", () => {
     const { c, attention } = core('models/tiny-gpt.gy', 'hecaton-4x4-standard', {});
-    const spec = (i: number) => parseSharding(attention.notes!['tile2d.in']!.split('; ')[i]!);
-    const t = { in: [0, 1, 2].map(spec), out: [parseSharding(attention.notes!['tile2d.out']!)] };
+    const spec = (i: number) => parseSharding(String(attention.notes?.['tile2d.in']).split('; ')[i]!);
+    const t = { in: [0, 1, 2].map(spec), out: [parseSharding(String(attention.notes?.['tile2d.out']))] };
     const f = opFootprint(attention, t, { rows: 4, cols: 4 }, activationValues(c.module));
     // q and the output: 2·32/4 rows × 16 columns; k and v: 2·32 rows × 16; scores 1 head × 16 rows × 32 keys.
     const tiles = 2 * (16 * 16 * 4) + 2 * (64 * 16 * 4);
