@@ -132,7 +132,7 @@ function groupedSteps(from: Sharding, to: Sharding, strategy: Strategy, geo: Geo
   const gather = strategy === 'optimus' ? 'broadcast' : 'all_gather';
   const scattered = cur.kv && cur.partial.length ? scatteredSum(cur, to, geo) : undefined;
   if (scattered) {
-    for (const a of scattered.first) push('all_reduce', [a], scattered.mid(scattered.first.slice(scattered.first.indexOf(a) + 1)));
+    if (scattered.first) push('all_reduce', [scattered.first], scattered.mid);
     push('reduce_scatter', scattered.onto, to, 'rows');
     return steps;
   }
@@ -182,20 +182,20 @@ function groupedSteps(from: Sharding, to: Sharding, strategy: Strategy, geo: Geo
 /**
  * Grouped-query contributions summed into key/value tiles whose rows split over some of the
  * partial axes (dk and dv of split queries, into a rotary embedding's gradient): the other
- * axes all-reduced one at a time into the wanted columns (`mid` of the axes still pending
- * besides `onto`), then a reduce-scatter over `onto` onto the rows. Undefined when `to` is
- * no such layout, or when summing axis by axis would lose contributions (reducedAxisByAxis).
+ * partial axis, if any, all-reduced first into the wanted columns (`mid`, still partial over
+ * `onto`), then a reduce-scatter over `onto` onto the rows. Undefined when `to` is no such
+ * layout, or when summing axis by axis would lose contributions (reducedAxisByAxis).
  */
-function scatteredSum(from: Sharding, to: Sharding, geo: Geometry): { first: Axis[]; onto: Axis[]; mid: (pending: readonly Axis[]) => Sharding } | undefined {
+function scatteredSum(from: Sharding, to: Sharding, geo: Geometry): { first: Axis | undefined; mid: Sharding; onto: Axis[] } | undefined {
   if (!to.kv || to.partial.length) return undefined;
   const onto = to.rows.filter((a) => from.partial.includes(a));
   if (onto.length === 0 || to.rows.some((a) => !onto.includes(a) && !from.rows.includes(a))) return undefined;
-  const rows = to.rows.filter((a) => !onto.includes(a));
-  const first = from.partial.filter((a) => !onto.includes(a)).reverse();
-  const mid = (pending: readonly Axis[]) => kvSharding(sharding(rows, to.cols), to.kv!.heads, to.kv!.kvHeads, [...pending, ...onto]);
-  if (first.length > 1) return undefined;
-  if (first.length === 1 && !reducedAxisByAxis(geo.t, from, mid([]), to, first[0]!, onto[0]!, geo.grid)) return undefined;
-  return { first, onto, mid };
+  const others = from.partial.filter((a) => !onto.includes(a));
+  if (others.length > 1) return undefined;
+  const mid = kvSharding(sharding(to.rows.filter((a) => !onto.includes(a)), to.cols), to.kv.heads, to.kv.kvHeads, onto);
+  const first = others[0];
+  if (first && !reducedAxisByAxis(geo.t, from, mid, to, first, onto[0]!, geo.grid)) return undefined;
+  return { first, mid, onto };
 }
 
 /**

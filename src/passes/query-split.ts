@@ -2,7 +2,7 @@
 // ways, and tile2d asks this file which one costs the network less (hecaton only: the
 // baselines keep the sliced heads Table III assumes).
 //
-//   head slices   every die holds a slice of one head's width (the paper's §IV-B: "an
+//   head slices   every die holds a slice of one head's width (the paper's §IV-C: "an
 //                 all-reduce operation is necessary"): q·kᵀ is a partial sum over the slices,
 //                 so each forward all-reduces a b·s·t score matrix among the dies of a head,
 //                 and backward two (the recomputed scores and dP);
@@ -11,10 +11,12 @@
 //                 along the query axis, forward and again backward) and its dk and dv are
 //                 partial sums over that axis (reduce-scattered).
 //
-// The score matrix grows with the sequence and the keys and values with the head width, so
-// neither layout always wins: for 64 heads of 128 on 32×32 dies (s = 512) the slices move
-// 5.6 MiB per sample on a die's busiest link and the query rows 2.9 MiB. Rotary embeddings
-// between the projections and the core take whichever layout their core takes (ropeLayout).
+// The score matrix grows with the sequence and the keys and values with the head width, and
+// the query rows take more ring steps, so neither layout always wins: for classic-h8192's 64
+// heads of 128 on 32×32 dies (s = 512) the slices move 5.6 MiB per sample on a die's busiest
+// link and the query rows 2.9 MiB, but at α = 100 ns on the advanced package the slices' fewer
+// steps win. Rotary embeddings between the projections and the core take whichever layout
+// their core takes (ropeLayout).
 
 import type { Module, Op } from '../ir/module.js';
 import type { Target } from '../target/target.js';

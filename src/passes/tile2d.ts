@@ -14,7 +14,9 @@
 // at every fusion group (its inputs come from DRAM in any layout) and picks the start that
 // moves fewer bytes on a non-square grid (Fig. 11). Attention cores keep whole heads on a
 // die: heads are split over all dies, in the order the producing reduce-scatter leaves them,
-// and dealt out whole where they split evenly over none (HeadWeights).
+// and dealt out whole where they split evenly over none (HeadWeights). Where that would slice
+// each head over several dies, hecaton may instead keep whole heads on one axis and split the
+// queries over the other, whichever moves fewer bytes (query-split.ts).
 // Elementwise ops follow their first operand; data movement other than a last-axis split runs
 // on replicated data. Ops that only touch weights in DRAM (embedding lookups, weight views)
 // run beside DRAM and are marked `tile2d.dram`.
@@ -731,9 +733,9 @@ export function writeTiling(plan: TilingPlan): void {
 }
 
 /**
- * A line for the compile report when attention cores run replicated (evenHeads found no even
- * split of their heads over some grid axes): how many, and on how many dies each share
- * repeats. Null when every core splits over all the dies.
+ * Lines for the compile report on attention cores that split their query rows over an axis
+ * of dies: those hecaton chose so (QuerySplits: what each layout would move), and those whose
+ * heads split evenly over fewer axes than the grid has. None when no core does.
  */
 function splitQueries(plan: TilingPlan, strategy: Strategy): string[] {
   const cores = [...plan].filter(([op, t]) => op.kind === 'attention' && t.in[0]!.rows.length > (strategy === 'optimus' ? 1 : 0));

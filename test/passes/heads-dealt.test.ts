@@ -125,7 +125,8 @@ describe('heads over fewer axes than the grid has: queries split over the rest',
     expect(core.notes?.['tile2d.in']).toBe('[c, r]; [-, r]; [-, r]');
   });
 
-  it('computes the model (verify), hecaton, megatron and torus', async () => {
+  // Three verifies: more than vitest's 5 s default on a loaded 2-core machine.
+  it('computes the model (verify), hecaton, megatron and torus', { timeout: 30_000 }, async () => {
     for (const strategy of ['hecaton', 'megatron', 'torus'] as const) {
       const r = await verify('models/tiny-gpt.gy', { hw: 'hecaton-4x4-standard', strategy, batch: 2, seq: 8, set });
       expect(r.ok, `${strategy}: ${r.fault ?? JSON.stringify(r.failures.slice(0, 3))}`).toBe(true);
