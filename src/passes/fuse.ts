@@ -14,6 +14,8 @@ import { bytes } from '../util/format.js';
 import type { Pass, Strategy } from './pass.js';
 import { findUnits, isForward, linearName, type Unit } from './units.js';
 import { gridOf, sharingDies } from './balance.js';
+import { activationValues } from './activations.js';
+import type { Grid } from './sharding.js';
 import { HeadWeights } from './tile2d.js';
 
 export interface FusionGroup {
@@ -56,7 +58,16 @@ export type Fusion = (typeof FUSIONS)[number];
  * share of (balance.ts sharingDies; R·C on a homogeneous package); `uneven`: weights whose
  * largest tile is that many times such a share (heads dealt unevenly, HeadWeights.imbalance).
  */
-export function groupUnits(units: readonly Unit[], target: Target, training: boolean, strategy: Strategy, fusion: Fusion = 'greedy', dies = target.package.dies, uneven: ReadonlyMap<Value, number> = new Map()): FusionGroup[] {
+export function groupUnits(
+  units: readonly Unit[],
+  target: Target,
+  training: boolean,
+  strategy: Strategy,
+  fusion: Fusion = 'greedy',
+  dies = target.package.dies,
+  uneven: ReadonlyMap<Value, number> = new Map(),
+  besides: ReadonlyMap<Unit, number> = new Map(),
+): FusionGroup[] {
   const capacity = bufferCapacity(target).weight;
   const groups: FusionGroup[] = [];
   let current: Unit[] = [];
@@ -67,7 +78,7 @@ export function groupUnits(units: readonly Unit[], target: Target, training: boo
     used = 0;
   };
   for (const unit of units) {
-    const need = unitWeightBytesPerDie(unit, dies, training, strategy, uneven);
+    const need = unitWeightBytesPerDie(unit, dies, training, strategy, uneven) + (besides.get(unit) ?? 0);
     if (need > capacity) {
       close();
       groups.push({ units: [unit], bytesPerDie: need, chunks: chunksFor(unit, need, capacity, dies, training) });
@@ -99,7 +110,9 @@ export function fuseModule(m: Module, target: Target, strategy: Strategy, report
   const training = m.notes['train.mode'] === 'train';
   const dies = sharingDies(gridOf(target, m));
   const uneven = HeadWeights.imbalance(m, strategy, gridOf(target, m));
-  const groups = groupUnits(findUnits(m), target, training, strategy, fusion, dies, uneven);
+  const units = findUnits(m);
+  const besides = training ? otherGradients(m, units, gridOf(target, m)) : new Map<Unit, number>();
+  const groups = groupUnits(units, target, training, strategy, fusion, dies, uneven, besides);
   const groupOfLinear = new Map<Op, Placement>();
   groups.forEach((g, i) =>
     g.units.forEach((u) => u.linears.forEach((l) => groupOfLinear.set(l, { group: i, block: u.kind === 'attention' ? 'attention' : 'ffn' }))),
@@ -116,12 +129,42 @@ export function fuseModule(m: Module, target: Target, strategy: Strategy, report
     const why = next && fusion === 'none'
       ? '; fusion=none: every unit alone'
       : next
-      ? `; adding ${linearName(next.linears[0]!)} needs ${bytes(unitWeightBytesPerDie(next, dies, training, strategy, uneven))} more`
+      ? `; adding ${linearName(next.linears[0]!)} needs ${bytes(unitWeightBytesPerDie(next, dies, training, strategy, uneven) + (besides.get(next) ?? 0))} more`
       : '';
     const size = g.chunks > 1 ? `${bytes(g.bytesPerDie)} per die, streamed in ${g.chunks} column chunks through the ${bytes(capacity)} weight buffer` : `${bytes(g.bytesPerDie)} of ${bytes(capacity)} weight buffer per die`;
     report(`group ${i}: ${what.join(', ')} — ${size}${g.chunks > 1 ? '' : why}`);
   });
   return groups;
+}
+
+/**
+ * Weight-buffer bytes per die, by unit, of the gradients its backward computes from
+ * activations besides its Linears' weight gradients: a position table's (summed over the
+ * batch), a norm's scale and shift. Like weight gradients they accumulate across mini-batches
+ * in the weight buffers, so the unit that computes them counts them. Each is split over one
+ * axis of dies at least (tile2d's vector layouts), so this counts a share of the shorter
+ * axis. Ops that run beside DRAM (embedding and gather gradients) hold nothing on the dies.
+ * A backward op belongs to the unit of the last Linear gradient before it, as assignGroups
+ * places it.
+ */
+function otherGradients(m: Module, units: readonly Unit[], grid: Grid): Map<Unit, number> {
+  const unitOfWeight = new Map<Value, Unit>();
+  for (const u of units) for (const l of u.linears) unitOfWeight.set(l.operands[1]!, u);
+  const acts = activationValues(m);
+  const share = Math.max(grid.rows, grid.cols);
+  const out = new Map<Unit, number>();
+  let last: Unit | undefined = units[0];
+  for (const op of m.ops()) {
+    if (isForward(op) || op.kind === 'sgd' || op.kind === 'adam') continue;
+    if (op.kind === 'linear_grad') {
+      last = unitOfWeight.get(op.operands[1]!) ?? last;
+      continue;
+    }
+    if (op.kind === 'embedding_grad' || op.kind === 'gather_grad' || !op.operands.some((v) => acts.has(v)) || last === undefined) continue;
+    const bytesHere = op.results.filter((r) => !acts.has(r)).reduce((sum, r) => sum + Math.ceil(byteSize(r.type) / share), 0);
+    if (bytesHere > 0) out.set(last, (out.get(last) ?? 0) + bytesHere);
+  }
+  return out;
 }
 
 /** Where an op runs: its fusion group, and the Transformer block it belongs to (for reports). */
