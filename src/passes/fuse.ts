@@ -50,13 +50,19 @@ export const FUSIONS = ['greedy', 'none'] as const;
 export type Fusion = (typeof FUSIONS)[number];
 
 /**
- * Greedy grouping of consecutive units under the per-die weight-buffer capacity. A unit too
- * large for the buffers on its own gets a group to itself and streams its weight through them
- * in column chunks (the output columns of a Linear are independent, and its gathered input
- * stays resident, so only the weight reads are split); it is an error only when even a chunk
- * of one output column per die cannot fit. `dies`: what a weight's largest tile is a 1/dies
- * share of (balance.ts sharingDies; R·C on a homogeneous package); `uneven`: weights whose
- * largest tile is that many times such a share (heads dealt unevenly, HeadWeights.imbalance).
+ * Grouping of consecutive units under the per-die weight-buffer capacity. Every cut between
+ * two groups sends the activations that cross it through DRAM, and some cuts cost more than
+ * others (inside an FFN the 4h-wide intermediate crosses, between layers only the h-wide
+ * residual stream), so the groups are chosen to minimise the summed cost of their cuts
+ * (`cutCost(i)`: the cut after unit i), then the number of groups; among equal choices the
+ * earlier groups are the larger, which with no cut costs is greedy grouping. A unit too large
+ * for the buffers on its own gets a group to itself and streams its weight through them in
+ * column chunks (the output columns of a Linear are independent, and its gathered input stays
+ * resident, so only the weight reads are split); it is an error only when even a chunk of one
+ * output column per die cannot fit. `dies`: what a weight's largest tile is a 1/dies share of
+ * (balance.ts sharingDies; R·C on a homogeneous package); `uneven`: weights whose largest tile
+ * is that many times such a share (heads dealt unevenly, HeadWeights.imbalance); `besides`:
+ * other weight-buffer bytes per die a unit brings (otherGradients).
  */
 export function groupUnits(
   units: readonly Unit[],
@@ -67,28 +73,37 @@ export function groupUnits(
   dies = target.package.dies,
   uneven: ReadonlyMap<Value, number> = new Map(),
   besides: ReadonlyMap<Unit, number> = new Map(),
+  cutCost: (i: number) => number = () => 0,
 ): FusionGroup[] {
   const capacity = bufferCapacity(target).weight;
-  const groups: FusionGroup[] = [];
-  let current: Unit[] = [];
-  let used = 0;
-  const close = () => {
-    if (current.length) groups.push({ units: current, bytesPerDie: used, chunks: 1 });
-    current = [];
-    used = 0;
-  };
-  for (const unit of units) {
-    const need = unitWeightBytesPerDie(unit, dies, training, strategy, uneven) + (besides.get(unit) ?? 0);
-    if (need > capacity) {
-      close();
-      groups.push({ units: [unit], bytesPerDie: need, chunks: chunksFor(unit, need, capacity, dies, training) });
-      continue;
+  const need = units.map((u) => unitWeightBytesPerDie(u, dies, training, strategy, uneven) + (besides.get(u) ?? 0));
+  const n = units.length;
+  // best[i]: the least [cut cost, groups] for units i.., and where its first group ends.
+  const best: { cost: number; groups: number; end: number }[] = Array(n + 1);
+  best[n] = { cost: 0, groups: 0, end: n };
+  for (let i = n - 1; i >= 0; i--) {
+    let used = 0;
+    let pick: (typeof best)[number] | undefined;
+    for (let j = i + 1; j <= n; j++) {
+      used += need[j - 1]!;
+      // A unit alone may exceed the buffers (it streams); otherwise the group must fit.
+      if (j > i + 1 && (used > capacity || fusion === 'none')) break;
+      const rest = best[j]!;
+      const cost = rest.cost + (j < n ? cutCost(j - 1) : 0);
+      const groups = rest.groups + 1;
+      // Later j wins ties: the first group as large as it can be.
+      if (!pick || cost < pick.cost || (cost === pick.cost && groups <= pick.groups)) pick = { cost, groups, end: j };
+      if (need[i]! > capacity) break;
     }
-    if (used + need > capacity || fusion === 'none') close();
-    current.push(unit);
-    used += need;
+    best[i] = pick!;
   }
-  close();
+  const groups: FusionGroup[] = [];
+  for (let i = 0; i < n; i = best[i]!.end) {
+    const members = units.slice(i, best[i]!.end);
+    const bytesPerDie = need.slice(i, best[i]!.end).reduce((a, b) => a + b, 0);
+    const chunks = bytesPerDie > capacity ? chunksFor(members[0]!, bytesPerDie, capacity, dies, training) : 1;
+    groups.push({ units: members, bytesPerDie, chunks });
+  }
   return groups;
 }
 
@@ -112,7 +127,8 @@ export function fuseModule(m: Module, target: Target, strategy: Strategy, report
   const uneven = HeadWeights.imbalance(m, strategy, gridOf(target, m));
   const units = findUnits(m);
   const besides = training ? otherGradients(m, units, gridOf(target, m)) : new Map<Unit, number>();
-  const groups = groupUnits(units, target, training, strategy, fusion, dies, uneven, besides);
+  const crossing = crossingBytes(m, units);
+  const groups = groupUnits(units, target, training, strategy, fusion, dies, uneven, besides, (i) => crossing[i]!);
   const groupOfLinear = new Map<Op, Placement>();
   groups.forEach((g, i) =>
     g.units.forEach((u) => u.linears.forEach((l) => groupOfLinear.set(l, { group: i, block: u.kind === 'attention' ? 'attention' : 'ffn' }))),
@@ -126,15 +142,51 @@ export function fuseModule(m: Module, target: Target, strategy: Strategy, report
   groups.forEach((g, i) => {
     const what = g.units.map((u) => `${u.kind === 'attention' ? 'attention block' : 'linear'} ${u.linears.map(linearName).join('+')}`);
     const next = groups[i + 1]?.units[0];
+    const more = next ? unitWeightBytesPerDie(next, dies, training, strategy, uneven) + (besides.get(next) ?? 0) : 0;
+    const last = units.indexOf(g.units[g.units.length - 1]!);
     const why = next && fusion === 'none'
       ? '; fusion=none: every unit alone'
+      : next && g.bytesPerDie + more <= capacity
+      ? `; cut before ${linearName(next.linears[0]!)}, where the forward pass sends ${bytes(crossing[last]!)} of activations through DRAM, the cheapest cut for the groups after`
       : next
-      ? `; adding ${linearName(next.linears[0]!)} needs ${bytes(unitWeightBytesPerDie(next, dies, training, strategy, uneven) + (besides.get(next) ?? 0))} more`
+      ? `; adding ${linearName(next.linears[0]!)} needs ${bytes(more)} more`
       : '';
     const size = g.chunks > 1 ? `${bytes(g.bytesPerDie)} per die, streamed in ${g.chunks} column chunks through the ${bytes(capacity)} weight buffer` : `${bytes(g.bytesPerDie)} of ${bytes(capacity)} weight buffer per die`;
     report(`group ${i}: ${what.join(', ')} — ${size}${g.chunks > 1 ? '' : why}`);
   });
   return groups;
+}
+
+/**
+ * Bytes of forward activations that a cut after unit i would send through DRAM: those made
+ * at or before unit i (an op belongs to the unit of the last Linear before it) and read
+ * after it. Backward, their gradients cross the same cut, in proportion.
+ */
+function crossingBytes(m: Module, units: readonly Unit[]): number[] {
+  const unitOf = new Map<Op, number>();
+  units.forEach((u, i) => u.linears.forEach((l) => unitOf.set(l, i)));
+  const acts = activationValues(m);
+  const made = new Map<Value, number>();
+  const lastUse = new Map<Value, number>();
+  let at = 0;
+  for (const op of m.ops()) {
+    if (!isForward(op)) continue;
+    at = unitOf.get(op) ?? at;
+    for (const v of op.operands) if (made.has(v)) lastUse.set(v, Math.max(lastUse.get(v) ?? at, at));
+    for (const r of op.results) if (acts.has(r)) made.set(r, at);
+  }
+  // A difference array over the cuts after units 0 … n−2.
+  const delta = new Array<number>(units.length + 1).fill(0);
+  for (const [v, from] of made) {
+    const to = lastUse.get(v);
+    if (to === undefined || to <= from) continue;
+    delta[from]! += byteSize(v.type);
+    delta[to]! -= byteSize(v.type);
+  }
+  const out: number[] = [];
+  let sum = 0;
+  for (let i = 0; i < units.length; i++) out.push((sum += delta[i]!));
+  return out;
 }
 
 /**

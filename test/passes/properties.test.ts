@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/compile.js';
-import { groupUnits } from '../../src/passes/fuse.js';
+import { groupUnits, unitWeightBytesPerDie } from '../../src/passes/fuse.js';
 import { findUnits } from '../../src/passes/units.js';
 import { planMinibatch } from '../../src/passes/minibatch.js';
 import { STRATEGIES, type Strategy } from '../../src/passes/pass.js';
@@ -47,6 +47,47 @@ describe('fuse', () => {
         }
         for (const grp of groups) expect(grp.bytesPerDie / grp.chunks).toBeLessThanOrEqual(t.die.weightBufferBytes);
         expect(groups.flatMap((x) => x.units)).toEqual(findUnits(m));
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
+
+describe('fuse with no cut costs', () => {
+  it('groups as greedy filling does: each group as large as the buffers allow, in order', () => {
+    fc.assert(
+      fc.property(modelArb, gridArb, fc.integer({ min: 12, max: 22 }), fc.constantFrom(...STRATEGIES), (mdl, g, log2buf, strategy) => {
+        const { h, heads, layers, batch, seq } = mdl;
+        const m = loadModel('models/tiny-gpt.gy', { batch, seq, set: { h, heads, layers } });
+        deriveTraining(m, { mode: 'train', optimizer: 'sgd' });
+        const t = withBuffers(loadTarget(`hecaton-${g.rows}x${g.cols}-standard`), 2 ** log2buf, 2 ** 22);
+        const units = findUnits(m);
+        let groups;
+        try {
+          groups = groupUnits(units, t, true, strategy as Strategy);
+        } catch {
+          return;
+        }
+        // The reference: close a group when the next unit would overflow it; an oversize unit alone.
+        const capacity = t.die.weightBufferBytes;
+        const need = (u: (typeof units)[number]) => unitWeightBytesPerDie(u, t.package.dies, true, strategy as Strategy);
+        const greedy: number[] = [];
+        let used = 0;
+        let count = 0;
+        for (const u of units) {
+          if (need(u) > capacity || (count > 0 && used + need(u) > capacity)) {
+            if (count) greedy.push(count);
+            [used, count] = [0, 0];
+          }
+          if (need(u) > capacity) {
+            greedy.push(1);
+            continue;
+          }
+          used += need(u);
+          count++;
+        }
+        if (count) greedy.push(count);
+        expect(groups.map((x) => x.units.length)).toEqual(greedy);
       }),
       { numRuns: 60 },
     );
