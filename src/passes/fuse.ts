@@ -123,11 +123,13 @@ function chunksFor(unit: Unit, need: number, capacity: number, dies: number, tra
 
 export function fuseModule(m: Module, target: Target, strategy: Strategy, report: (line: string) => void, fusion: Fusion = 'greedy'): FusionGroup[] {
   const training = m.notes['train.mode'] === 'train';
-  const dies = sharingDies(gridOf(target, m));
-  const uneven = HeadWeights.imbalance(m, strategy, gridOf(target, m));
+  const grid = gridOf(target, m);
+  const dies = sharingDies(grid);
+  const uneven = HeadWeights.imbalance(m, strategy, grid);
   const units = findUnits(m);
-  const besides = training ? otherGradients(m, units, gridOf(target, m)) : new Map<Unit, number>();
-  const crossing = crossingBytes(m, units);
+  const acts = activationValues(m);
+  const besides = training ? otherGradients(m, units, grid, acts) : new Map<Unit, number>();
+  const crossing = crossingBytes(m, units, acts);
   const groups = groupUnits(units, target, training, strategy, fusion, dies, uneven, besides, (i) => crossing[i]!);
   const groupOfLinear = new Map<Op, Placement>();
   groups.forEach((g, i) =>
@@ -162,10 +164,9 @@ export function fuseModule(m: Module, target: Target, strategy: Strategy, report
  * at or before unit i (an op belongs to the unit of the last Linear before it) and read
  * after it. Backward, their gradients cross the same cut, in proportion.
  */
-function crossingBytes(m: Module, units: readonly Unit[]): number[] {
+function crossingBytes(m: Module, units: readonly Unit[], acts: ReadonlySet<Value>): number[] {
   const unitOf = new Map<Op, number>();
   units.forEach((u, i) => u.linears.forEach((l) => unitOf.set(l, i)));
-  const acts = activationValues(m);
   const made = new Map<Value, number>();
   const lastUse = new Map<Value, number>();
   let at = 0;
@@ -194,15 +195,15 @@ function crossingBytes(m: Module, units: readonly Unit[]): number[] {
  * activations besides its Linears' weight gradients: a position table's (summed over the
  * batch), a norm's scale and shift. Like weight gradients they accumulate across mini-batches
  * in the weight buffers, so the unit that computes them counts them. Each is split over one
- * axis of dies at least (tile2d's vector layouts), so this counts a share of the shorter
- * axis. Ops that run beside DRAM (embedding and gather gradients) hold nothing on the dies.
+ * axis of dies at least (tile2d's vector layouts, chosen later): this counts a share of the
+ * longer axis, exact on square grids (a position gradient of [512, 12288] on 64×64: 384 KiB
+ * per die). Ops that run beside DRAM (embedding and gather gradients) hold nothing on the dies.
  * A backward op belongs to the unit of the last Linear gradient before it, as assignGroups
  * places it.
  */
-function otherGradients(m: Module, units: readonly Unit[], grid: Grid): Map<Unit, number> {
+function otherGradients(m: Module, units: readonly Unit[], grid: Grid, acts: ReadonlySet<Value>): Map<Unit, number> {
   const unitOfWeight = new Map<Value, Unit>();
   for (const u of units) for (const l of u.linears) unitOfWeight.set(l.operands[1]!, u);
-  const acts = activationValues(m);
   const share = Math.max(grid.rows, grid.cols);
   const out = new Map<Unit, number>();
   let last: Unit | undefined = units[0];
