@@ -43,7 +43,8 @@ export function unitWeightBytesPerDie(unit: Unit, dies: number, training: boolea
 
 /**
  * How deep units fuse: `greedy` (the paper's layer fusion, §III-B b) as deep as the buffers
- * allow; `none` gives every unit a group of its own, so every activation between units goes
+ * allow, its groups cut where the fewest activations cross (groupUnits; the name is kept for
+ * pipelines that spell it); `none` gives every unit a group of its own, so every activation between units goes
  * through DRAM (the ablation of Fig. 8; an attention block stays one unit, its core needs it).
  */
 export const FUSIONS = ['greedy', 'none'] as const;
@@ -255,7 +256,7 @@ export const fuse: Pass = {
   name: 'fuse',
   summary: 'group consecutive linear layers whose weights (and weight gradients) fit the weight buffers',
   options: {
-    fusion: { kind: 'string', default: 'greedy', oneOf: FUSIONS, doc: 'greedy: units fuse while the weight buffers hold them; none: every unit its own group (no layer fusion)' },
+    fusion: { kind: 'string', default: 'greedy', oneOf: FUSIONS, doc: 'greedy: units fuse while the weight buffers hold them, groups cut where the fewest activations cross to DRAM; none: every unit its own group (no layer fusion)' },
   },
   requires: ['train.mode'],
   establishes: ['fuse.groups'],
