@@ -8,6 +8,11 @@
 //     all-gather     g−1 steps, each sending one tile:           (g−1)·tile
 //     reduce-scatter g−1 steps, each sending 1/g of the partial: (g−1)·tile/g   (§II-C, Fig. 3b)
 //     all-reduce     reduce-scatter then all-gather:             2(g−1)·tile/g  (eq. 1)
+//   exchange over g dies (all-reduce only; small ones, such as a norm's row statistics): every
+//     die sends its whole partial both ways round the group's ring and forwards what it
+//     receives, so after ⌈(g−1)/2⌉ steps it holds all g partials and adds them itself. Per
+//     link direction ⌈(g−1)/2⌉·tile, about g²/4 times the ring's bytes in a quarter of its
+//     steps: faster while the tile is small against α·β (fasterAllReduce picks).
 //   torus2d over an R×C grid (Mikami et al. / Ying et al. 2018, the paper's [33], [63]): the data
 //     is halved; one half goes row-wise first, the other column-wise, at the same time, so a
 //     die's horizontal and vertical links share the work. For an all-reduce of P bytes the
@@ -16,12 +21,14 @@
 //   recursive_doubling over g dies (Optimus's SUMMA broadcasts and reductions, the paper's
 //     [60]): see doublingCost.
 
-import { assertNever } from '../diagnostics/diagnostic.js';
+import { linkLatency } from '../backend/timing/engines.js';
+import { InternalError, assertNever } from '../diagnostics/diagnostic.js';
 import type { CollectiveAlgo } from '../ir/collective-ops.js';
 import type { Op } from '../ir/module.js';
 import { DTYPES } from '../ir/types.js';
+import type { Target } from '../target/target.js';
 import type { Strategy } from './pass.js';
-import type { Axis, Grid } from './sharding.js';
+import { span, type Axis, type Grid } from './sharding.js';
 
 export type CollectiveKind = 'all_gather' | 'reduce_scatter' | 'all_reduce' | 'broadcast';
 
@@ -43,9 +50,17 @@ export function collectiveCost(kind: CollectiveKind, algo: CollectiveAlgo, tile:
       return torusCost(kind, tile, grid);
     case 'recursive_doubling':
       return doublingCost(kind, tile, g);
+    case 'exchange':
+      return exchangeCost(kind, tile, g);
     default:
       return assertNever(algo);
   }
+}
+
+function exchangeCost(kind: CollectiveKind, tile: number, g: number): CollectiveCost {
+  if (kind !== 'all_reduce') throw new InternalError(`the exchange algorithm is an all-reduce; asked for a ${kind}`);
+  const steps = Math.ceil((g - 1) / 2);
+  return { sentBytes: (g - 1) * tile, linkBytes: steps * tile, steps };
 }
 
 function ringCost(kind: CollectiveKind, tile: number, g: number): CollectiveCost {
@@ -109,6 +124,22 @@ export function algorithmFor(strategy: Strategy, kind: CollectiveKind, axes: rea
   if (kind === 'broadcast' || strategy === 'optimus') return 'recursive_doubling';
   if (axes.length === 2) return strategy === 'torus' ? 'torus2d' : 'ring';
   return 'ring';
+}
+
+/**
+ * The algorithm that finishes one all-reduce of `tile` bytes per die among the dies of `axes`
+ * soonest on target `t`: the strategy's own, or the exchange round the same ring, timed as
+ * busiest-link bytes / β plus the steps' link latency (the timing backend's model,
+ * engines.ts). Ties keep the strategy's algorithm.
+ */
+export function fasterAllReduce(strategy: Strategy, axes: readonly Axis[], tile: number, grid: Grid, t: Target): CollectiveAlgo {
+  const own = algorithmFor(strategy, 'all_reduce', axes);
+  const g = span(axes, grid);
+  const time = (algo: CollectiveAlgo): number => {
+    const c = collectiveCost('all_reduce', algo, tile, g, grid);
+    return c.linkBytes / t.package.link.bandwidthBytesPerS + linkLatency(algo, 'all_reduce', axes.join(''), c.steps, g, t);
+  };
+  return time('exchange') < time(own) ? 'exchange' : own;
 }
 
 /** One all-reduce of a die's partial scores among the `perHead` dies sharing its head. */

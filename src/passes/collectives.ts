@@ -15,7 +15,8 @@ import { assert } from '../diagnostics/diagnostic.js';
 import { bytes } from '../util/format.js';
 import { DTYPES, numel, tensor, type TensorType } from '../ir/types.js';
 import type { Pass, Strategy } from './pass.js';
-import { algorithmFor, collectiveCost, headReduceCost, type CollectiveKind } from './collective-cost.js';
+import type { Target } from '../target/target.js';
+import { algorithmFor, collectiveCost, fasterAllReduce, headReduceCost, type CollectiveKind } from './collective-cost.js';
 import { activationValues } from './activations.js';
 import { resolvePartial, weightSpec } from './tile2d.js';
 import { placementKey } from './units.js';
@@ -660,9 +661,10 @@ export const collectives: Pass = {
     if (heads.count) {
       ctx.report('collectives', `${heads.count} attention cores split heads over several dies: their score all-reduces add ${bytes(heads.linkBytes)} per die on the busiest link (not in Table III)`);
     }
-    const norms = noteRowStatistics(m, grid, ctx.strategy);
+    const norms = noteRowStatistics(m, grid, ctx.strategy, ctx.target);
     if (norms.count) {
-      ctx.report('collectives', `${norms.count} normalizations see a row split over dies: their row-statistics all-reduces add ${bytes(norms.linkBytes)} per die on the busiest link (not in Table III)`);
+      const how = norms.exchanged === 0 ? '' : norms.exchanged === norms.count ? ', each exchanged both ways round its ring (fewer steps than a ring all-reduce)' : `, ${norms.exchanged} of them exchanged both ways round their rings (fewer steps than a ring all-reduce)`;
+      ctx.report('collectives', `${norms.count} normalizations see a row split over dies: their row-statistics all-reduces add ${bytes(norms.linkBytes)} per die on the busiest link (not in Table III)${how}`);
     }
   },
 };
@@ -675,10 +677,16 @@ export const NORM_SUMS: Readonly<Record<string, number>> = { layernorm: 2, rmsno
  * whole rows: each die sums its part of every row and the dies of the row all-reduce those
  * few numbers per row before normalizing (the mean and variance of LayerNorm, RMSNorm's mean
  * square; backward also the sums its gradient needs). Noted per op (`norm.*`), like the score
- * all-reduces, apart from Table III's traffic.
+ * all-reduces, apart from Table III's traffic. The all-reduce carries a few bytes per row, so
+ * its link latency dominates: it takes the faster of the ring and the exchange
+ * (fasterAllReduce) for the planned mini-batch's tile. The byte notes are for the whole batch,
+ * as every op's; a mini-batch moves its share.
  */
-export function noteRowStatistics(m: Module, grid: Grid, strategy: Strategy): CollectiveTotals {
-  const totals: CollectiveTotals = { count: 0, sentBytes: 0, linkBytes: 0 };
+export function noteRowStatistics(m: Module, grid: Grid, strategy: Strategy, target: Target): CollectiveTotals & { exchanged: number } {
+  const totals = { count: 0, sentBytes: 0, linkBytes: 0, exchanged: 0 };
+  const batch = m.notes['minibatch.batch'];
+  const size = m.notes['minibatch.size'];
+  const share = typeof batch === 'number' && typeof size === 'number' && batch > 0 ? Math.min(1, size / batch) : 1;
   for (const op of m.ops()) {
     const sums = NORM_SUMS[op.kind];
     if (sums === undefined || op.notes?.['tile2d.dram'] === true) continue;
@@ -687,9 +695,11 @@ export function noteRowStatistics(m: Module, grid: Grid, strategy: Strategy): Co
     const t = op.operands[0]!.type;
     const rows = specMaxBlock(numel(t) / t.shape[t.shape.length - 1]!, x, 'rows', grid);
     const tile = rows * sums * DTYPES[t.dtype].bytes;
-    const cost = collectiveCost('all_reduce', algorithmFor(strategy, 'all_reduce', x.cols), tile, span(x.cols, grid), grid);
-    op.notes = { ...op.notes, 'norm.sums': sums, 'norm.sent_bytes': cost.sentBytes, 'norm.link_bytes': cost.linkBytes, 'norm.steps': cost.steps };
+    const algo = fasterAllReduce(strategy, x.cols, tile * share, grid, target);
+    const cost = collectiveCost('all_reduce', algo, tile, span(x.cols, grid), grid);
+    op.notes = { ...op.notes, 'norm.sums': sums, 'norm.algo': algo, 'norm.sent_bytes': cost.sentBytes, 'norm.link_bytes': cost.linkBytes, 'norm.steps': cost.steps };
     totals.count++;
+    if (algo === 'exchange') totals.exchanged++;
     totals.sentBytes += cost.sentBytes;
     totals.linkBytes += cost.linkBytes;
   }

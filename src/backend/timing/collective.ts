@@ -16,6 +16,11 @@
 //     the same time. All-reduce per half: reduce-scatter (first dim), reduce-scatter (second),
 //     all-gather (second), all-gather (first). Reduce-scatter: the first two of those phases.
 //     All-gather: all-gather (first dim) of the half shard, then (second) of g₁ half shards.
+//   exchange (all-reduce only, `algorithm: 'exchange'`; the compiler's choice for small
+//     all-reduces, collective-cost.ts): on a ring every die sends its whole buffer to both
+//     neighbours and forwards what arrives, ⌈(n−1)/2⌉ steps one way and ⌊(n−1)/2⌋ the other,
+//     then adds the n buffers itself. On a torus it exchanges along its row, then the row's
+//     sum along its column.
 //   all-to-all (either topology): each die splits its buffer into one chunk per die and sends
 //     every other die its chunk at once along the shortest route (dimension-ordered on the
 //     torus: along the row first, then the column; ties go the positive way), so messages
@@ -41,13 +46,15 @@ export interface CollectiveSimInput {
   readonly alphaS: number;
   /** Bandwidth of every link, bytes per second. */
   readonly bandwidthBytesPerS: number;
+  /** All-reduce only: 'exchange' instead of the topology's own algorithm (see the header). */
+  readonly algorithm?: 'exchange';
 }
 
 export interface CollectiveSimResult {
   readonly kind: SimCollectiveKind;
   /** `ring:N` or `torus:RxC`, as on the command line. */
   readonly topology: string;
-  readonly algorithm: 'ring' | 'torus2d' | 'direct';
+  readonly algorithm: 'ring' | 'torus2d' | 'exchange' | 'direct';
   readonly dies: number;
   readonly bytes: number;
   readonly alpha_s: number;
@@ -119,6 +126,9 @@ function checkInput(input: CollectiveSimInput): void {
   checkNumber('bytes', input.bytes, false);
   checkNumber('link latency', input.alphaS, false);
   checkNumber('link bandwidth', input.bandwidthBytesPerS, true);
+  if (input.algorithm === 'exchange' && input.kind !== 'all_reduce') {
+    throw error('GY8001', `the exchange algorithm is an all-reduce; ${input.kind.replace('_', '-')} has no exchange`);
+  }
 }
 
 function checkNumber(what: string, x: number, positive: boolean): void {
@@ -145,8 +155,8 @@ interface Fabric {
   readonly dies: number;
   readonly engine: EventQueue;
   readonly net: Network;
-  /** Successor of a die on its ring ('ring' topology), row ring or column ring. */
-  readonly next: { readonly ring: (d: number) => number; readonly row: (d: number) => number; readonly col: (d: number) => number };
+  /** Successor of a die on its ring ('ring' topology), row ring or column ring, and predecessors (the `back` ones). */
+  readonly next: Readonly<Record<Phase['next'], (d: number) => number>>;
   /** Die positions visited by the shortest (dimension-ordered) route, excluding the source. */
   readonly path: (src: number, dst: number) => number[];
 }
@@ -175,7 +185,8 @@ function ringFabric(n: number, connect: (a: number, b: number) => void): Shape {
     connect((d + 1) % n, d);
   }
   const ring = (d: number): number => (d + 1) % n;
-  return { dies: n, next: { ring, row: ring, col: ring }, path: (src, dst) => ringWalk(src, dst, n) };
+  const back = (d: number): number => (d + n - 1) % n;
+  return { dies: n, next: { ring, row: ring, col: ring, ringBack: back, rowBack: back, colBack: back }, path: (src, dst) => ringWalk(src, dst, n) };
 }
 
 function torusFabric(rows: number, cols: number, connect: (a: number, b: number) => void): Shape {
@@ -190,13 +201,15 @@ function torusFabric(rows: number, cols: number, connect: (a: number, b: number)
   }
   const row = (d: number): number => id(Math.floor(d / cols), ((d % cols) + 1) % cols);
   const col = (d: number): number => id((Math.floor(d / cols) + 1) % rows, d % cols);
+  const rowBack = (d: number): number => id(Math.floor(d / cols), ((d % cols) + cols - 1) % cols);
+  const colBack = (d: number): number => id((Math.floor(d / cols) + rows - 1) % rows, d % cols);
   const path = (src: number, dst: number): number[] => {
     const [si, sj, di, dj] = [Math.floor(src / cols), src % cols, Math.floor(dst / cols), dst % cols];
     const alongRow = ringWalk(sj, dj, cols).map((j) => id(si, j));
     const alongCol = ringWalk(si, di, rows).map((i) => id(i, dj));
     return [...alongRow, ...alongCol];
   };
-  return { dies: rows * cols, next: { ring: row, row, col }, path };
+  return { dies: rows * cols, next: { ring: row, row, col, ringBack: rowBack, rowBack, colBack }, path };
 }
 
 /** Positions after each hop of the shorter way round a ring of n from `from` to `to`. */
@@ -215,22 +228,25 @@ function routeLinks(fabric: Fabric, src: number, dst: number): LinkId[] {
 // ---------------------------------------------------------------------------------------------
 // Ring and torus algorithms as per-die programs of ring phases
 
-/** One ring phase: `steps` sends of `chunkBytes` to the die's successor `next(d)`. */
+/** One ring phase: `steps` sends of `chunkBytes` to the die's successor `next(d)` (or predecessor, the `back` ones). */
 interface Phase {
-  readonly next: 'ring' | 'row' | 'col';
+  readonly next: 'ring' | 'row' | 'col' | 'ringBack' | 'rowBack' | 'colBack';
   readonly steps: number;
   readonly chunkBytes: number;
+  /** Start only once every program of the die has finished the phases before this one. */
+  readonly sync?: boolean;
 }
 
 /** Every die runs every program; programs run concurrently and independently. */
 interface Programs {
-  readonly algorithm: 'ring' | 'torus2d';
+  readonly algorithm: 'ring' | 'torus2d' | 'exchange';
   readonly programs: readonly (readonly Phase[])[];
 }
 
 function programsFor(input: CollectiveSimInput): Programs {
   const { topology: t, bytes } = input;
   const kind = input.kind as Exclude<SimCollectiveKind, 'all_to_all'>;
+  if (input.algorithm === 'exchange') return { algorithm: 'exchange', programs: exchangePrograms(t, bytes) };
   switch (t.kind) {
     case 'ring':
       return { algorithm: 'ring', programs: [ringPhases(kind, bytes, { next: 'ring', g: t.n })] };
@@ -238,6 +254,34 @@ function programsFor(input: CollectiveSimInput): Programs {
       const row = { next: 'row' as const, g: t.cols };
       const col = { next: 'col' as const, g: t.rows };
       return { algorithm: 'torus2d', programs: [torusHalf(kind, bytes / 2, row, col), torusHalf(kind, bytes / 2, col, row)] };
+    }
+    default:
+      return assertNever(t);
+  }
+}
+
+/**
+ * The exchange all-reduce: a forward and a backward program; every send is the whole buffer,
+ * forwarded a step later. On a torus a die's column exchange (of its row's sum) starts once
+ * both programs have finished the row's.
+ */
+function exchangePrograms(t: SimTopology, bytes: number): Phase[][] {
+  const both = (g: number, fwd: Phase['next'], back: Phase['next']): [Phase, Phase] => [
+    { next: fwd, steps: Math.ceil((g - 1) / 2), chunkBytes: bytes },
+    { next: back, steps: Math.floor((g - 1) / 2), chunkBytes: bytes },
+  ];
+  switch (t.kind) {
+    case 'ring': {
+      const [f, b] = both(t.n, 'ring', 'ringBack');
+      return [[f], [b]];
+    }
+    case 'torus': {
+      const [rf, rb] = both(t.cols, 'row', 'rowBack');
+      const [cf, cb] = both(t.rows, 'col', 'colBack').map((ph) => ({ ...ph, sync: true }));
+      return [
+        [rf, cf],
+        [rb, cb],
+      ];
     }
     default:
       return assertNever(t);
@@ -310,12 +354,16 @@ function runPrograms(fabric: Fabric, progs: Programs): RunState {
     const s = states[p]![d]!;
     while (s.phase < prog.length) {
       const ph = prog[s.phase]!;
-      if (s.next < ph.steps && (s.next === 0 || s.recv[s.phase]! >= s.next)) {
+      if (s.next === 0 && ph.sync && !states.every((dies) => dies[d]!.phase >= s.phase)) {
+        return;
+      } else if (s.next < ph.steps && (s.next === 0 || s.recv[s.phase]! >= s.next)) {
         sendStep(p, d, s.phase, ph);
         s.next++;
       } else if (s.next === ph.steps && s.recv[s.phase]! >= ph.steps) {
         s.phase++;
         s.next = 0;
+        // Programs of this die waiting for every one to reach this phase may go on.
+        for (let q = 0; q < progs.programs.length; q++) if (q !== p && progs.programs[q]![s.phase]?.sync) advance(q, d);
       } else {
         return;
       }

@@ -10,6 +10,9 @@
 //        lasts as long as its slowest link.
 //   ring over all dies ('rc', Megatron's flat ring): a Hamiltonian ring through neighbours
 //        (§V-c: it needs an even number of dies), α per step.
+//   exchange (small all-reduces, collective-cost.ts): the same ring as 'ring', used both ways at
+//        once (links carry each direction apart, target: "per direction"), so its steps cost
+//        what a ring step costs.
 //   torus2d (the Torus-ring baseline, [33], [63]): rings along rows and columns of the
 //        conventional 2-D torus, closed by wrap-around wires spanning the side: a phase along
 //        rows of C dies pays C·α per step, along columns R·α. All-reduce runs 2(C−1) row steps
@@ -64,26 +67,35 @@ export function engineOf(ins: Exclude<Instruction, LoopInstr>): EngineClass {
 
 /** Link latency of a whole collective (every step's slowest link), seconds. */
 export function collectiveLatency(ins: Pick<CollectiveInstr, 'algo' | 'axis' | 'op' | 'steps' | 'group'>, t: Target): number {
-  if (ins.steps === 0) return 0;
+  return linkLatency(ins.algo, ins.op, ins.axis, ins.steps, ins.group.length, t);
+}
+
+/**
+ * Link latency of `steps` steps of collective `op` by `algo` among `g` dies grouped along
+ * `axis` (r, c, or rc/cr for every die), seconds: see the header. The compiler asks it too,
+ * where it chooses between algorithms (collective-cost.ts, fasterAllReduce).
+ */
+export function linkLatency(algo: string, op: string, axis: string, steps: number, g: number, t: Target): number {
+  if (steps === 0) return 0;
   const link = t.package.link;
   const a = link.alphaS;
-  const g = ins.group.length;
-  switch (ins.algo) {
-    case 'ring': {
-      if (ins.axis === 'rc' || g <= 2) return ins.steps * a;
-      return ins.steps * (t.die.router.bypass ? link.bypassLatencyFactor * a : g * a);
+  switch (algo) {
+    case 'ring':
+    case 'exchange': {
+      if (axis.length === 2 || g <= 2) return steps * a;
+      return steps * (t.die.router.bypass ? link.bypassLatencyFactor * a : g * a);
     }
     case 'torus2d': {
       const { rows: R, cols: C } = t.package;
-      const phases = ins.op === 'all_reduce' ? 2 : 1;
+      const phases = op === 'all_reduce' ? 2 : 1;
       return phases * ((C - 1) * C * a + (R - 1) * R * a);
     }
     case 'recursive_doubling': {
-      const sets = ins.op === 'all_reduce' ? 2 : 1;
+      const sets = op === 'all_reduce' ? 2 : 1;
       return sets * g * (g - 1) * a;
     }
     default:
-      throw error('GY7003', `no link-latency model for collective algorithm '${ins.algo}' (ring, torus2d, recursive_doubling)`);
+      throw error('GY7003', `no link-latency model for collective algorithm '${algo}' (ring, exchange, torus2d, recursive_doubling)`);
   }
 }
 

@@ -191,7 +191,7 @@ export class OpEmitter extends AttentionEmitter {
     const fixed: Static = {
       kind: 'collective',
       op: 'all_reduce',
-      algo: algorithmFor(this.b.strategy, 'all_reduce', axes),
+      algo: (notes['norm.algo'] as string | undefined) ?? algorithmFor(this.b.strategy, 'all_reduce', axes),
       axis: axes.join(''),
       sentBytes: (notes['norm.sent_bytes'] as number) * rs,
       linkBytes: (notes['norm.link_bytes'] as number) * rs,

@@ -123,6 +123,54 @@ describe('all-to-all', () => {
   });
 });
 
+// The exchange all-reduce sends each die's whole buffer P both ways round the ring and forwards
+// what arrives: ⌈(n−1)/2⌉ steps of (α + P/β) one way, one fewer or as many the other way, on
+// links that carry each direction apart. On a torus the row's exchange, then the column's.
+describe('the exchange all-reduce matches its closed form', () => {
+  const steps = (g: number) => Math.ceil((g - 1) / 2);
+  for (const n of [2, 3, 4, 7, 16, 32]) {
+    for (const s of [64, 4096, MiB]) {
+      for (const alpha of [10e-9, 500e-9]) {
+        it(`ring:${n} ${s} B α=${alpha * 1e9} ns`, () => {
+          const r = simulateCollective({ kind: 'all_reduce', topology: { kind: 'ring', n }, bytes: s, alphaS: alpha, bandwidthBytesPerS: BETA, algorithm: 'exchange' });
+          expect(r.algorithm).toBe('exchange');
+          expect(relErr(r.time_s, steps(n) * (alpha + s / BETA))).toBeLessThan(0.01);
+          const cost = collectiveCost('all_reduce', 'exchange', s, n, { rows: 1, cols: n });
+          expect(r.steps).toBe(cost.steps);
+          expect(relErr(r.bytes_per_die_sent, cost.sentBytes)).toBeLessThan(1e-12);
+          expect(relErr(r.link_bytes_max, cost.linkBytes)).toBeLessThan(1e-12);
+        });
+      }
+    }
+  }
+  for (const [rows, cols] of [
+    [4, 4],
+    [8, 8],
+    [3, 6],
+  ] as const) {
+    it(`torus:${rows}x${cols}: the row's steps then the column's`, () => {
+      const s = 256;
+      const r = simulateCollective({ kind: 'all_reduce', topology: { kind: 'torus', rows, cols }, bytes: s, alphaS: 10e-9, bandwidthBytesPerS: BETA, algorithm: 'exchange' });
+      expect(r.steps).toBe(steps(cols) + steps(rows));
+      expect(relErr(r.time_s, (steps(cols) + steps(rows)) * (10e-9 + s / BETA))).toBeLessThan(0.01);
+      // Every die sends its own buffer to the rest of its row, then its row's sum to the rest of its column.
+      expect(r.bytes_per_die_sent).toBe((cols - 1 + rows - 1) * s);
+    });
+  }
+  it('takes fewer steps than the ring all-reduce, and is faster for small buffers only', () => {
+    const run = (bytes: number, algorithm?: 'exchange') =>
+      simulateCollective({ kind: 'all_reduce', topology: { kind: 'ring', n: 32 }, bytes, alphaS: 10e-9, bandwidthBytesPerS: BETA, ...(algorithm ? { algorithm } : {}) });
+    expect(run(128, 'exchange').time_s).toBeLessThan(run(128).time_s / 3);
+    expect(run(MiB, 'exchange').time_s).toBeGreaterThan(run(MiB).time_s * 5);
+  });
+  it('is an all-reduce only', () => {
+    for (const kind of ['all_gather', 'reduce_scatter', 'all_to_all'] as const) {
+      const f = () => simulateCollective({ kind, topology: { kind: 'ring', n: 4 }, bytes: 64, alphaS: 0, bandwidthBytesPerS: BETA, algorithm: 'exchange' });
+      expect(f).toThrow(/GY8001.*exchange/);
+    }
+  });
+});
+
 describe('edge cases and errors', () => {
   it('costs nothing on one die', () => {
     for (const kind of ['all_reduce', 'all_gather', 'reduce_scatter', 'all_to_all'] as const) {

@@ -1,0 +1,78 @@
+// A normalization whose rows span dies all-reduces a few numbers per row. Its link latency,
+// not its bytes, decides its time, so the collectives pass takes the faster of the strategy's
+// ring and the exchange (every die's partial sent both ways round the same ring). The choice
+// is checked here against the times written out by hand from the ring formulas, α and β.
+
+import { describe, expect, it } from 'vitest';
+import { compile } from '../../src/compile.js';
+import { programsOf } from '../../src/passes/schedule/index.js';
+import { forEachInstr, type CollectiveInstr } from '../../src/backend/program.js';
+import { collectiveCost, fasterAllReduce } from '../../src/passes/collective-cost.js';
+import { loadTarget } from '../../src/target/load.js';
+import { withAlpha } from '../../src/experiments/measure.js';
+import type { Target } from '../../src/target/target.js';
+
+/** Bytes per die at which the exchange and the ring take equally long on a bypass ring of g dies. */
+function crossover(t: Target, g: number): number {
+  const step = t.package.link.alphaS * t.package.link.bypassLatencyFactor;
+  const beta = t.package.link.bandwidthBytesPerS;
+  const exSteps = Math.ceil((g - 1) / 2);
+  // ring: 2(g−1) steps, 2(g−1)/g·tile bytes; exchange: exSteps steps, exSteps·tile bytes.
+  return ((2 * (g - 1) - exSteps) * step * beta) / (exSteps - (2 * (g - 1)) / g);
+}
+
+describe('fasterAllReduce', () => {
+  const t = loadTarget('hecaton-32x32-standard');
+  const grid = { rows: 32, cols: 32 };
+  it('takes the exchange below the crossover and the ring above it', () => {
+    const x = crossover(t, 32);
+    // 2α = 20 ns, β = 64 GB/s: 46 steps saved against 14.06 tiles more, about 4.2 kB.
+    expect(x).toBeGreaterThan(4000);
+    expect(x).toBeLessThan(4400);
+    expect(fasterAllReduce('hecaton', ['c'], x * 0.99, grid, t)).toBe('exchange');
+    expect(fasterAllReduce('hecaton', ['c'], x * 1.01, grid, t)).toBe('ring');
+    expect(fasterAllReduce('hecaton', ['r'], 64, grid, t)).toBe('exchange');
+  });
+  it('moves the crossover with α', () => {
+    const slow = withAlpha(t, 100e-9);
+    expect(crossover(slow, 32)).toBeCloseTo(10 * crossover(t, 32), 6);
+    expect(fasterAllReduce('hecaton', ['c'], crossover(t, 32) * 2, grid, slow)).toBe('exchange');
+  });
+  it('keeps the ring when links have no latency (it moves fewer bytes)', () => {
+    expect(fasterAllReduce('hecaton', ['c'], 64, grid, withAlpha(t, 0))).toBe('ring');
+    // Two dies: one step of the whole tile either way round against two half-tiles: a tie.
+    expect(fasterAllReduce('hecaton', ['c'], 64, { rows: 2, cols: 2 }, withAlpha(loadTarget('hecaton-2x2-standard'), 0))).toBe('ring');
+  });
+  it('costs the exchange as ⌈(g−1)/2⌉ steps of a whole tile', () => {
+    expect(collectiveCost('all_reduce', 'exchange', 100, 32, grid)).toEqual({ sentBytes: 3100, linkBytes: 1600, steps: 16 });
+    expect(collectiveCost('all_reduce', 'exchange', 100, 5, grid)).toEqual({ sentBytes: 400, linkBytes: 200, steps: 2 });
+    expect(() => collectiveCost('all_gather', 'exchange', 100, 5, grid)).toThrow(/exchange/);
+  });
+});
+
+describe('row statistics in compiled programs', () => {
+  function normCollectives(hw: string | Target): CollectiveInstr[] {
+    const c = compile('models/tiny-llama.gy', { hw, strategy: 'hecaton' });
+    const out: CollectiveInstr[] = [];
+    forEachInstr(programsOf(c.module)!.programFor({ i: 0, j: 0 }).instructions, (ins) => {
+      if (ins.kind === 'collective' && (ins.partOf === 'rmsnorm' || ins.partOf === 'rmsnorm_grad')) out.push(ins);
+    });
+    return out;
+  }
+  it('exchanges the few bytes per row of an RMSNorm on 8×8 dies', () => {
+    const norms = normCollectives('hecaton-8x8-standard');
+    expect(norms.length).toBeGreaterThan(0);
+    for (const ins of norms) {
+      expect(ins.algo).toBe('exchange');
+      expect(ins.steps).toBe(4);
+      expect(ins.group).toHaveLength(8);
+      // One tile sent each way per step: 4 tiles on the busiest link direction, 7 sent in all.
+      expect(ins.sentBytes * 4).toBeCloseTo(ins.linkBytes * 7, 6);
+    }
+  });
+  it('keeps the ring where links have no latency', () => {
+    const norms = normCollectives(withAlpha(loadTarget('hecaton-8x8-standard'), 0));
+    expect(norms.length).toBeGreaterThan(0);
+    for (const ins of norms) expect([ins.algo, ins.steps]).toEqual(['ring', 14]);
+  });
+});
