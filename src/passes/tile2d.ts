@@ -25,7 +25,7 @@ import type { Module, Op, Value } from '../ir/module.js';
 import { opDef } from '../ir/ops.js';
 import type { Target } from '../target/target.js';
 import type { Pass, Strategy } from './pass.js';
-import { formatSharding, granuleUnits, gridFor, groupedHeads, kvSharding, matrixView, otherAxis, REPLICATED, reshard, sharding, span, transposeMapping, units, weighted, withGranules, type Axis, type Grid, type Sharding } from './sharding.js';
+import { formatSharding, granuleUnits, gridFor, groupedHeads, kvSharding, matrixView, otherAxis, REPLICATED, reshard, sameSharding, sharding, span, transposeMapping, units, weighted, withGranules, type Axis, type Grid, type Sharding } from './sharding.js';
 import { error, errorAt } from '../diagnostics/diagnostic.js';
 import { isForward, placementKey } from './units.js';
 import { activationValues } from './activations.js';
@@ -366,6 +366,13 @@ function vectorTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding 
     const s = outOf(v)!;
     return s.rows.length + s.cols.length + s.partial.length;
   };
+  // A sum of partial sums laid out alike stays partial, reduced once after it rather than once
+  // per operand: reduce(a) + reduce(b) = reduce(a + b). Gradients reaching one value through
+  // separate projections add up this way (Llama's dx through wq, wk and wv, or w_gate and w_up).
+  if (op.kind === 'add' && local.length === op.operands.length) {
+    const first = outOf(local[0]!)!;
+    if (first.partial.length > 0 && local.every((v) => sameSharding(outOf(v)!, first))) return { in: local.map(() => first), out: [first] };
+  }
   const lead = [...(local.length ? local : tiled)].sort((a, b) => split(b) - split(a))[0];
   // Replicated data (from generic data movement) is cut down to the strategy's home layout.
   const from = lead && split(lead) > 0 ? outOf(lead)! : home;

@@ -172,3 +172,28 @@ describe('grouped-query keys and values move only among the dies that share them
     for (const op of kvSteps) expect(op.notes?.['tile2d.out']).not.toBe('[-, -]');
   });
 });
+
+describe('gradients through separate projections are summed before one reduction', () => {
+  // Llama's x feeds wq, wk and wv (and w_gate and w_up): dx is the sum of one partial product
+  // per projection. Adding the partials and reducing once moves a third (a half) of the bytes.
+  for (const strategy of ['hecaton', 'megatron', 'torus', 'optimus'] as const) {
+    it(`tiny-llama, ${strategy}`, () => {
+      const m = compile('models/tiny-llama.gy', { hw: 'hecaton-4x4-standard', strategy }).module;
+      const sums = m.ops().filter((op) => op.kind === 'add' && op.operands.every((v) => v.def?.kind === 'linear_grad' || v.def?.kind === 'add'));
+      // Per layer: one add for the FFN's two projections, two for attention's three.
+      expect(sums.length).toBeGreaterThanOrEqual(6);
+      for (const add of sums) {
+        const out = String(add.notes?.['tile2d.out']);
+        expect(out, add.results[0]!.name).toMatch(/~/);
+        expect(add.notes?.['tile2d.in']).toBe(`${out}; ${out}`);
+        // No operand is reduced on its way in: the reductions wait for the sum.
+        for (const v of add.operands) expect(COLLECTIVES.has(v.def!.kind), v.name).toBe(false);
+      }
+      // The sum that is not added into another is what gets reduced, once.
+      for (const add of sums.filter((op) => m.users(op.results[0]!).every((u) => u.kind !== 'add'))) {
+        const reductions = m.users(add.results[0]!).filter((u) => u.kind === 'reduce_scatter' || u.kind === 'all_reduce');
+        expect(reductions, add.results[0]!.name).toHaveLength(1);
+      }
+    });
+  }
+});
