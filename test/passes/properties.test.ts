@@ -144,6 +144,33 @@ describe('minibatch', () => {
   });
 });
 
+describe('minibatch streams a Linear in chunks only where that makes one sample fit', () => {
+  // tiny-gpt with a vocabulary of 8192: its projection's logits dominate the footprint.
+  const plan = (log2act: number, strategy: Strategy) => {
+    const m = loadModel('models/tiny-gpt.gy', { batch: 4, seq: 8, set: { vocab: 8192 } });
+    deriveTraining(m, { mode: 'train', optimizer: 'sgd' });
+    const p = planMinibatch(m, withBuffers(loadTarget('hecaton-2x2-standard'), 2 ** 22, 2 ** log2act), strategy);
+    return { p, chunked: m.ops().filter((op) => op.notes?.['fuse.chunks'] !== undefined).map((op) => op.kind) };
+  };
+  it('chunks the projection and its gradient when that fits 8 KiB, and nothing in 4 KiB, which overflows anyway', () => {
+    const fits = plan(13, 'hecaton');
+    expect([fits.p.fits, fits.chunked.sort()]).toEqual([true, ['linear', 'linear_grad']]);
+    const over = plan(12, 'hecaton');
+    expect([over.p.fits, over.chunked]).toEqual([false, []]);
+    // The overflow is reported at the unstreamed peak: the logits themselves.
+    expect(over.p.perSampleBytes).toBeGreaterThan(fits.p.perSampleBytes * 10);
+  });
+  it('never chunks a plan that overflows', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 8, max: 20 }), fc.constantFrom(...STRATEGIES), (log2act, strategy) => {
+        const { p, chunked } = plan(log2act, strategy as Strategy);
+        if (!p.fits) expect(chunked).toEqual([]);
+      }),
+      { numRuns: 30 },
+    );
+  });
+});
+
 describe('every strategy compiles the paper workloads', () => {
   const cases: [string, string][] = [
     ['bert-large', 'hecaton-4x4-standard'],
