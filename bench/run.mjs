@@ -32,6 +32,10 @@ const CASES = [
   // Unpadded, the head's two tile widths make 64 classes of dies to simulate (about 10 s).
   { name: 'gpt3-175b@4096', model: 'models/gpt3-175b.gy', hw: 'hecaton-64x64-standard', opts: { set: { vocab: 50304 } } },
   { name: 'llama3-405b@4096', model: 'models/llama3-405b.gy', hw: 'hecaton-64x64-standard' },
+  // The worst case for the executor's classes: megatron's flat ring over 1024 dies with an
+  // unpadded vocabulary (each die's share of the LM head differs from its ring neighbours'),
+  // so every die is a class of its own and each collective meets 1024 distinct members.
+  { name: 'megatron-uneven@1024', model: 'models/gpt3-6.7b.gy', hw: 'hecaton-32x32-standard', strategy: 'megatron', opts: { set: { layers: 1, vocab: 50257 } } },
 ];
 
 /** The weak-scaling series: per-die work fixed while the package grows 256-fold. */
@@ -48,7 +52,7 @@ async function runCase(name) {
   const { simulate } = await load('src/backend/timing/simulate.js');
   const { programsOf } = await load('src/passes/schedule/index.js');
   const t0 = performance.now();
-  const { report, compilation } = simulate(join(root, c.model), { hw: c.hw, strategy: 'hecaton', ...(c.opts ?? {}) });
+  const { report, compilation } = simulate(join(root, c.model), { hw: c.hw, strategy: c.strategy ?? 'hecaton', ...(c.opts ?? {}) });
   const wall = (performance.now() - t0) / 1000;
   const set = programsOf(compilation.module);
   return {

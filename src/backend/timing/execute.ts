@@ -536,8 +536,10 @@ function programError(message: string): GygesError {
 // The executor keeps a state per simulated die: every die, or in class mode each class's
 // representative, numbered by class; `die` in what follows is the state's index. In class
 // mode meetings are kept per serial (a die's count of collectives served before this one):
-// which representatives have started it and when, and which wait for whose start; a serial's
-// record goes once every representative has started it and every one has been solved.
+// which representatives have started it and when, and per member list how many of the
+// states it needs have yet to start and which of its representatives wait for them (one count
+// per list, so a ring of N distinct members costs N per meeting, not N²); a serial's record
+// goes once every representative has started it and every one has been solved.
 
 /** One instance of a node on a die. */
 export class Inst {
@@ -603,11 +605,18 @@ export interface SerialMeeting {
   /** Per representative: whether it has started, and when. */
   readonly started: Uint8Array;
   readonly starts: Float64Array;
-  /** Per representative waiting to be solved: its instance, and how many starts it awaits. */
+  /** Per representative waiting to be solved: its instance. */
   readonly insts: (Inst | null)[];
-  readonly missing: Int32Array;
-  /** Per representative not yet started: the representatives waiting for its start. */
-  readonly waiters: (number[] | null)[];
+  /** Per representative started: its place in the order of starts (0, 1, …). */
+  readonly arrival: Int32Array;
+  /**
+   * Per member list a started representative is on: how many of the states it needs have not
+   * started, and the representatives on it waiting for them (in the order they started). One
+   * count per list, not per member, so a flat ring of N distinct dies costs N, not N², per meeting.
+   */
+  readonly lists: Map<number, { remaining: number; readonly waiting: number[] }>;
+  /** Per representative not yet started: the member lists counting on its start. */
+  readonly watchers: (number[] | null)[];
   count: number;
   unsolved: number;
   /**
@@ -1119,45 +1128,61 @@ class Executor {
     }
     m.started[die] = 1;
     m.starts[die] = now;
-    m.count++;
+    m.arrival[die] = m.count++;
+    // The lists this start completes: their waiting members are solved after this die, in the
+    // order they started.
+    const ready: number[] = [];
+    const watching = m.watchers[die];
+    if (watching !== null && watching !== undefined) {
+      m.watchers[die] = null;
+      for (const list of watching) {
+        const rec = m.lists.get(list)!;
+        if (--rec.remaining === 0) {
+          ready.push(...rec.waiting);
+          rec.waiting.length = 0;
+        }
+      }
+    }
     const s = this.state[die]!;
     if (c.steps === 0) {
       s.nopStart = now;
       s.nopLatency = 0;
       this.queue.schedule(now, s.onNop);
     } else {
-      const need = this.needsOf(s.groupOf[inst.node.coll]!);
-      let missing = 0;
-      for (let i = 0; i < need.length; i++) {
-        const v = need[i]!;
-        if (m.started[v] !== 0) continue;
-        missing++;
-        const w = m.waiters[v];
-        if (w === null) m.waiters[v] = [die];
-        else w!.push(die);
+      const list = s.groupOf[inst.node.coll]!;
+      let rec = m.lists.get(list);
+      if (rec === undefined) {
+        const need = this.needsOf(list);
+        let remaining = 0;
+        for (let i = 0; i < need.length; i++) {
+          const v = need[i]!;
+          if (m.started[v] !== 0) continue;
+          remaining++;
+          const w = m.watchers[v];
+          if (w === null || w === undefined) m.watchers[v] = [list];
+          else w.push(list);
+        }
+        rec = { remaining, waiting: [] };
+        m.lists.set(list, rec);
       }
       m.insts[die] = inst;
-      if (missing === 0) this.solveByClass(m, die);
+      if (rec.remaining === 0) this.solveByClass(m, die);
       else {
-        m.missing[die] = missing;
+        rec.waiting.push(die);
         m.unsolved++;
       }
     }
-    const waiting = m.waiters[die];
-    if (waiting !== null && waiting !== undefined) {
-      m.waiters[die] = null;
-      for (const w of waiting) {
-        if (--m.missing[w]! === 0) {
-          m.unsolved--;
-          this.solveByClass(m, w);
-        }
-      }
+    if (ready.length > 1) ready.sort((a, b) => m.arrival[a]! - m.arrival[b]!);
+    for (const w of ready) {
+      m.unsolved--;
+      this.solveByClass(m, w);
     }
     if (m.count === this.state.length && m.unsolved === 0) {
       this.serials.delete(serial);
       m.started.fill(0);
       m.count = 0;
       m.solved.clear();
+      m.lists.clear();
       this.spareSerials.push(m);
     }
   }
@@ -1170,7 +1195,7 @@ class Executor {
 
   private newSerial(): SerialMeeting {
     const n = this.state.length;
-    return { node: -1, started: new Uint8Array(n), starts: new Float64Array(n), insts: new Array<Inst | null>(n).fill(null), missing: new Int32Array(n), waiters: new Array<number[] | null>(n).fill(null), count: 0, unsolved: 0, solved: new Map() };
+    return { node: -1, started: new Uint8Array(n), starts: new Float64Array(n), insts: new Array<Inst | null>(n).fill(null), arrival: new Int32Array(n), lists: new Map(), watchers: new Array<number[] | null>(n).fill(null), count: 0, unsolved: 0, solved: new Map() };
   }
 
   /** The states (classes) of a member list's dies, by position. */

@@ -363,9 +363,17 @@ export class SteadyState {
       const m = host.serials.get(serial)!;
       codes.push(serial - served0, m.node, m.count, m.unsolved);
       for (let i = 0; i < m.started.length; i++) {
-        codes.push(m.started[i]!, instCode(m.insts[i] ?? null), m.missing[i]!, (m.waiters[i] ?? []).join(' '));
+        codes.push(m.started[i]!, instCode(m.insts[i] ?? null));
         if (m.started[i] !== 0) times.push(m.starts[i]! - now);
       }
+      // How many starts each waiting member awaits follows from which have started. The order
+      // matters only among members one start will complete together: per member not yet
+      // started, the ones waiting for it, in the order they started.
+      m.watchers.forEach((lists, v) => {
+        if (lists === null || lists === undefined) return;
+        const waiting = lists.flatMap((list) => m.lists.get(list)!.waiting).sort((a, b) => m.arrival[a]! - m.arrival[b]!);
+        codes.push(v, waiting.join(' '));
+      });
     }
     return sig;
   }
