@@ -10,9 +10,13 @@
 //     all-reduce     reduce-scatter then all-gather:             2(g−1)·tile/g  (eq. 1)
 //   exchange over g dies (all-reduce only; small ones, such as a norm's row statistics): every
 //     die sends its whole partial both ways round the group's ring and forwards what it
-//     receives, so after ⌈(g−1)/2⌉ steps it holds all g partials and adds them itself. Per
-//     link direction ⌈(g−1)/2⌉·tile, about g²/4 times the ring's bytes in a quarter of its
-//     steps: faster while the tile is small against α·β (fasterAllReduce picks).
+//     receives, so after ⌈(g−1)/2⌉ steps it holds all g partials and adds them itself: about
+//     a quarter of the ring's steps for g²/4 times its bytes, faster while the tile is small
+//     against α·β (fasterAllReduce picks). Where the ring is a row or column folded through
+//     bypass links (0 → 2 → 4 … 5 → 3 → 1 → 0, §III-A b) its one direction already crosses
+//     every physical link both ways, so the reverse ring shares them: each link direction
+//     carries two tiles per step, 2⌈(g−1)/2⌉·tile. On a plain ring (a snake over all dies, or
+//     a line closed by a wrap-around wire) the reverse direction is free: ⌈(g−1)/2⌉·tile.
 //   torus2d over an R×C grid (Mikami et al. / Ying et al. 2018, the paper's [33], [63]): the data
 //     is halved; one half goes row-wise first, the other column-wise, at the same time, so a
 //     die's horizontal and vertical links share the work. For an all-reduce of P bytes the
@@ -39,8 +43,14 @@ export interface CollectiveCost {
   readonly steps: number;
 }
 
-/** `groupSize` is the number of dies in each group; `grid` matters for torus2d only. */
-export function collectiveCost(kind: CollectiveKind, algo: CollectiveAlgo, tile: number, groupSize: number, grid: Grid): CollectiveCost {
+/** How a group's ring lies on the links (matters for the exchange only; see the header). */
+export type RingShape = 'folded' | 'plain';
+
+/**
+ * `groupSize` is the number of dies in each group; `grid` matters for torus2d only, `ring` for
+ * the exchange only (ringShape).
+ */
+export function collectiveCost(kind: CollectiveKind, algo: CollectiveAlgo, tile: number, groupSize: number, grid: Grid, ring?: RingShape): CollectiveCost {
   const g = groupSize;
   if (g <= 1) return { sentBytes: 0, linkBytes: 0, steps: 0 };
   switch (algo) {
@@ -51,16 +61,26 @@ export function collectiveCost(kind: CollectiveKind, algo: CollectiveAlgo, tile:
     case 'recursive_doubling':
       return doublingCost(kind, tile, g);
     case 'exchange':
-      return exchangeCost(kind, tile, g);
+      if (ring === undefined) throw new InternalError('the exchange needs to know how its ring lies on the links');
+      return exchangeCost(kind, tile, g, ring);
     default:
       return assertNever(algo);
   }
 }
 
-function exchangeCost(kind: CollectiveKind, tile: number, g: number): CollectiveCost {
+function exchangeCost(kind: CollectiveKind, tile: number, g: number, ring: RingShape): CollectiveCost {
   if (kind !== 'all_reduce') throw new InternalError(`the exchange algorithm is an all-reduce; asked for a ${kind}`);
   const steps = Math.ceil((g - 1) / 2);
-  return { sentBytes: (g - 1) * tile, linkBytes: steps * tile, steps };
+  return { sentBytes: (g - 1) * tile, linkBytes: (ring === 'folded' ? 2 : 1) * steps * tile, steps };
+}
+
+/**
+ * A row or column ring of more than two dies is folded through the routers' bypass links;
+ * without them it is closed by a wire spanning the side, and a group over every die is a
+ * snake through neighbours (engines.ts): both plain.
+ */
+export function ringShape(axes: readonly Axis[], grid: Grid, t: Target): RingShape {
+  return axes.length === 1 && span(axes, grid) > 2 && t.die.router.bypass ? 'folded' : 'plain';
 }
 
 function ringCost(kind: CollectiveKind, tile: number, g: number): CollectiveCost {
@@ -136,7 +156,7 @@ export function fasterAllReduce(strategy: Strategy, axes: readonly Axis[], tile:
   const own = algorithmFor(strategy, 'all_reduce', axes);
   const g = span(axes, grid);
   const time = (algo: CollectiveAlgo): number => {
-    const c = collectiveCost('all_reduce', algo, tile, g, grid);
+    const c = collectiveCost('all_reduce', algo, tile, g, grid, ringShape(axes, grid, t));
     return c.linkBytes / t.package.link.bandwidthBytesPerS + linkLatency(algo, 'all_reduce', axes.join(''), c.steps, g, t);
   };
   return time('exchange') < time(own) ? 'exchange' : own;

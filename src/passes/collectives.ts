@@ -16,7 +16,7 @@ import { bytes } from '../util/format.js';
 import { DTYPES, numel, tensor, type TensorType } from '../ir/types.js';
 import type { Pass, Strategy } from './pass.js';
 import type { Target } from '../target/target.js';
-import { algorithmFor, collectiveCost, fasterAllReduce, headReduceCost, type CollectiveKind } from './collective-cost.js';
+import { algorithmFor, collectiveCost, fasterAllReduce, headReduceCost, ringShape, type CollectiveKind } from './collective-cost.js';
 import { activationValues } from './activations.js';
 import { resolvePartial, weightSpec } from './tile2d.js';
 import { placementKey } from './units.js';
@@ -696,7 +696,7 @@ export function noteRowStatistics(m: Module, grid: Grid, strategy: Strategy, tar
     const rows = specMaxBlock(numel(t) / t.shape[t.shape.length - 1]!, x, 'rows', grid);
     const tile = rows * sums * DTYPES[t.dtype].bytes;
     const algo = fasterAllReduce(strategy, x.cols, tile * share, grid, target);
-    const cost = collectiveCost('all_reduce', algo, tile, span(x.cols, grid), grid);
+    const cost = collectiveCost('all_reduce', algo, tile, span(x.cols, grid), grid, ringShape(x.cols, grid, target));
     op.notes = { ...op.notes, 'norm.sums': sums, 'norm.algo': algo, 'norm.sent_bytes': cost.sentBytes, 'norm.link_bytes': cost.linkBytes, 'norm.steps': cost.steps };
     totals.count++;
     if (algo === 'exchange') totals.exchanged++;

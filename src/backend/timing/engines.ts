@@ -11,8 +11,8 @@
 //   ring over all dies ('rc', Megatron's flat ring): a Hamiltonian ring through neighbours
 //        (§V-c: it needs an even number of dies), α per step.
 //   exchange (small all-reduces, collective-cost.ts): the same ring as 'ring', used both ways at
-//        once (links carry each direction apart, target: "per direction"), so its steps cost
-//        what a ring step costs.
+//        once, so its steps cost what a ring step costs (on a folded row or column the two
+//        directions share links; collective-cost.ts counts that in the step's bytes).
 //   torus2d (the Torus-ring baseline, [33], [63]): rings along rows and columns of the
 //        conventional 2-D torus, closed by wrap-around wires spanning the side: a phase along
 //        rows of C dies pays C·α per step, along columns R·α. All-reduce runs 2(C−1) row steps
