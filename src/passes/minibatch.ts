@@ -32,6 +32,8 @@ export interface MinibatchPlan {
   readonly peakOp: Op | undefined;
   readonly peakBytes: number;
   readonly fits: boolean;
+  /** Linears that would have streamed their outputs in chunks had that made one sample fit. */
+  readonly unstreamed: number;
 }
 
 /**
@@ -134,18 +136,20 @@ export function planMinibatch(m: Module, target: Target, strategy: Strategy, for
   const capacity = bufferCapacity(target).activation;
   const proposed = oversizeChunks(sizes, batch, capacity, grid, plan);
   let { peak, peakOp } = peakOf(sizes, (op) => proposed.get(op) ?? chunksOf(op));
+  let unstreamed = 0;
   if (peak / batch > capacity) {
     // Even streamed, one sample overflows: chunks would add collective rounds without making
     // it fit. The strategy runs as the paper's starred baselines do, as if its buffer were
     // large enough (Fig. 8: "require SRAM capacity exceeding the hardware settings").
     ({ peak, peakOp } = peakOf(sizes, chunksOf));
+    unstreamed = [...proposed].filter(([op, c]) => c > chunksOf(op)).length;
   } else {
     for (const [op, c] of proposed) op.notes = { ...op.notes, 'fuse.chunks': c };
   }
   const perSample = peak / batch;
   const fitting = Math.floor(capacity / Math.max(perSample, 1));
   const size = Math.max(1, Math.min(batch, forced > 0 ? forced : fitting));
-  return { batch, size, count: Math.ceil(batch / size), perSampleBytes: perSample, peakOp, peakBytes: perSample * size, fits: fitting >= size };
+  return { batch, size, count: Math.ceil(batch / size), perSampleBytes: perSample, peakOp, peakBytes: perSample * size, fits: fitting >= size, unstreamed };
 }
 
 export const minibatch: Pass = {
@@ -176,7 +180,7 @@ export const minibatch: Pass = {
         ? `${forced > 0 ? 'chosen ' : ''}mini-batch ${p.size} of batch ${p.batch} (${p.count} mini-batches): ${bytes(p.perSampleBytes)} per sample per die at the peak${where}, buffer ${cap}`
         : forced > 0
           ? `chosen mini-batch ${p.size} needs ${bytes(p.peakBytes)} per die${where}, more than the ${cap} activation buffer: it overflows SRAM`
-          : `one sample needs ${bytes(p.perSampleBytes)} per die${where}, more than the ${cap} activation buffer: runs with mini-batch 1 and overflows SRAM`,
+          : `one sample needs ${bytes(p.perSampleBytes)} per die${where}, more than the ${cap} activation buffer: runs with mini-batch 1 and overflows SRAM${p.unstreamed > 0 ? ` (${p.unstreamed} Linears left unstreamed: column chunks would not make it fit)` : ''}`,
     );
   },
 };

@@ -157,6 +157,9 @@ describe('minibatch streams a Linear in chunks only where that makes one sample 
     expect([fits.p.fits, fits.chunked.sort()]).toEqual([true, ['linear', 'linear_grad']]);
     const over = plan(12, 'hecaton');
     expect([over.p.fits, over.chunked]).toEqual([false, []]);
+    // In 4 KiB more than the projection would have streamed: the report counts them.
+    expect(over.p.unstreamed).toBeGreaterThanOrEqual(2);
+    expect(fits.p.unstreamed).toBe(0);
     // The overflow is reported at the unstreamed peak: the logits themselves.
     expect(over.p.perSampleBytes).toBeGreaterThan(fits.p.perSampleBytes * 10);
   });
