@@ -1131,14 +1131,14 @@ class Executor {
     m.arrival[die] = m.count++;
     // The lists this start completes: their waiting members are solved after this die, in the
     // order they started.
-    const ready: number[] = [];
+    let ready: number[] | null = null;
     const watching = m.watchers[die];
     if (watching !== null && watching !== undefined) {
       m.watchers[die] = null;
       for (const list of watching) {
         const rec = m.lists.get(list)!;
         if (--rec.remaining === 0) {
-          ready.push(...rec.waiting);
+          ready = ready === null ? rec.waiting.slice() : ready.concat(rec.waiting);
           rec.waiting.length = 0;
         }
       }
@@ -1172,10 +1172,12 @@ class Executor {
         m.unsolved++;
       }
     }
-    if (ready.length > 1) ready.sort((a, b) => m.arrival[a]! - m.arrival[b]!);
-    for (const w of ready) {
-      m.unsolved--;
-      this.solveByClass(m, w);
+    if (ready !== null) {
+      if (ready.length > 1) ready.sort((a, b) => m.arrival[a]! - m.arrival[b]!);
+      for (const w of ready) {
+        m.unsolved--;
+        this.solveByClass(m, w);
+      }
     }
     if (m.count === this.state.length && m.unsolved === 0) {
       this.serials.delete(serial);
