@@ -264,7 +264,7 @@ function buildProgram(io: CliIO): Command {
     // Defaults: α = 10 ns (paper §VI-E, Fig. 10); 64 GB/s, a UCIe 1.1 standard-package x16 link at 32 GT/s.
     .option('--alpha-ns <A>', 'latency of each link, ns', nonNegative, 10)
     .option('--bandwidth-GBps <G>', 'bandwidth of each link and direction, 10^9 B/s', nonNegative, 64)
-    .option('--algorithm <A>', "all-reduce only: 'exchange' (every buffer sent both ways round the ring, then summed) instead of the topology's ring or 2-D algorithm")
+    .option('--algorithm <A>', "all-reduce only: 'exchange' (every buffer sent both ways round the ring, on a torus round its row's and then its column's, and summed) instead of the topology's ring or 2-D algorithm")
     .option('--json', 'print one JSON object')
     .action((kind: string, flags: { topology: string; bytes: number; alphaNs: number; bandwidthGBps: number; algorithm?: string; json?: boolean }) => {
       const kinds = { 'all-gather': 'all_gather', 'reduce-scatter': 'reduce_scatter', 'all-reduce': 'all_reduce', 'all-to-all': 'all_to_all' } as const;
