@@ -58,6 +58,17 @@ describe('gyges simulate', () => {
     expect(Math.abs(fast.latency_s - every.latency_s)).toBeLessThan(1e-9 * every.latency_s);
   });
 
+  it('notes on stderr when most dies must be simulated one by one, and not otherwise', async () => {
+    // megatron's flat ring with a vocabulary of 1001 over 128 dies: no two dies alike.
+    const slow = await run('simulate', 'models/tiny-gpt.gy', '--hw', 'hecaton-8x16-standard', '--strategy', 'megatron', '--set', 'vocab=1001', '--set', 'h=128', '--json');
+    expect(slow.code).toBe(0);
+    expect(JSON.parse(slow.out).dies_simulated).toBe(128);
+    expect(slow.err).toMatch(/^note: simulating 128 of 128 dies one by one.*padding it/m);
+    const padded = await run('simulate', 'models/tiny-gpt.gy', '--hw', 'hecaton-8x16-standard', '--strategy', 'megatron', '--set', 'vocab=1024', '--set', 'h=128', '--json');
+    expect(JSON.parse(padded.out).dies_simulated).toBeLessThan(64);
+    expect(padded.err).toBe('');
+  });
+
   it('prints a readable table without --json', async () => {
     const r = await run('simulate', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--strategy', 'megatron');
     expect(r.code).toBe(0);

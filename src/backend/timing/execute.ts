@@ -120,6 +120,8 @@ export interface ExecuteOptions {
    * every other loop, whose skipped iterations leave no spans (a timeline of one loop).
    */
   readonly whole?: readonly number[];
+  /** Told, before the run, how many dies will be simulated (one per class) of how many. */
+  readonly onClasses?: (simulated: number, dies: number) => void;
 }
 
 export type TimeSplit = { compute: number; nop: number; dram: number; idle: number };
@@ -202,6 +204,7 @@ export function executePrograms(source: ProgramSource, target: Target, options: 
     dies = source.dies.map((_, d) => numbersOf(d));
     if (options.symmetry !== false) classes = dieClasses(dies, target);
   }
+  options.onClasses?.(classes === null ? source.dies.length : classes.reps.length, source.dies.length);
   const steady = options.steady !== false && (options.trace === undefined || options.whole !== undefined);
   const run = new Executor(shape, dies, classes, source.dies, target, options.trace ?? null, steady ? new Set(options.whole ?? []) : null);
   run.run();
