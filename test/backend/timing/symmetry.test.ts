@@ -72,6 +72,14 @@ describe('die classes: simulating one die per class equals simulating every die'
     expect(fast.sram_peak_bytes).toEqual(plain.sram_peak_bytes);
   });
 
+  it('a flat ring of 128 dies, each its own class (megatron, vocabulary 1001): still exact', () => {
+    // Every member of every all-die collective is a class of its own: the meetings count the
+    // starts their member lists await (execute.ts) across 128 distinct representatives.
+    const r = run('models/tiny-gpt.gy', { hw: 'hecaton-8x16-standard', strategy: 'megatron', set: { vocab: 1001, h: 128 } }, {});
+    expect(r.classes.classes).toBe(128);
+    expectSame(r.classes, r.plain);
+  });
+
   it('tiny-llama on 2x4 with uneven DRAM pools: several classes, still exact', () => {
     // Three channels for eight dies: pools of 3, 3 and 2 dies (engines.ts), so dies differ by
     // the company they keep on their channel, and the partition must split them.
