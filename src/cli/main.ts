@@ -264,14 +264,16 @@ function buildProgram(io: CliIO): Command {
     // Defaults: α = 10 ns (paper §VI-E, Fig. 10); 64 GB/s, a UCIe 1.1 standard-package x16 link at 32 GT/s.
     .option('--alpha-ns <A>', 'latency of each link, ns', nonNegative, 10)
     .option('--bandwidth-GBps <G>', 'bandwidth of each link and direction, 10^9 B/s', nonNegative, 64)
-    .option('--algorithm <A>', "all-reduce only: 'exchange' (every buffer sent both ways round the ring, on a torus round its row's and then its column's, and summed) instead of the topology's ring or 2-D algorithm")
+    .option('--algorithm <A>', "instead of the topology's ring or 2-D algorithm: 'exchange' (all-reduce: every buffer sent both ways round the ring, on a torus round its row's and then its column's, and summed) or 'bidirectional' (ring:N: the ring algorithm both ways at once)")
     .option('--json', 'print one JSON object')
     .action((kind: string, flags: { topology: string; bytes: number; alphaNs: number; bandwidthGBps: number; algorithm?: string; json?: boolean }) => {
       const kinds = { 'all-gather': 'all_gather', 'reduce-scatter': 'reduce_scatter', 'all-reduce': 'all_reduce', 'all-to-all': 'all_to_all' } as const;
       const k = kinds[kind as keyof typeof kinds];
       if (!k) throw error('GY9001', `unknown collective '${kind}': expected ${Object.keys(kinds).join(', ')}`);
-      if (flags.algorithm !== undefined && flags.algorithm !== 'exchange') throw error('GY9001', `unknown algorithm '${flags.algorithm}': expected exchange (or no --algorithm)`);
-      const algorithm = flags.algorithm === 'exchange' ? { algorithm: 'exchange' as const } : {};
+      const algorithms = ['exchange', 'bidirectional'] as const;
+      const chosen = algorithms.find((a) => a === flags.algorithm);
+      if (flags.algorithm !== undefined && chosen === undefined) throw error('GY9001', `unknown algorithm '${flags.algorithm}': expected ${algorithms.join(' or ')} (or no --algorithm)`);
+      const algorithm = chosen === undefined ? {} : { algorithm: chosen };
       const r = simulateCollective({ kind: k, topology: parseTopology(flags.topology), bytes: flags.bytes, alphaS: flags.alphaNs * 1e-9, bandwidthBytesPerS: flags.bandwidthGBps * 1e9, ...algorithm });
       io.out(flags.json ? json(r) : formatCollective(r));
     });

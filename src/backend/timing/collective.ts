@@ -21,6 +21,12 @@
 //     neighbours and forwards what arrives, ⌈(n−1)/2⌉ steps one way and ⌊(n−1)/2⌋ the other,
 //     then adds the n buffers itself. On a torus it exchanges along its row, then the row's
 //     sum along its column.
+//   bidirectional ring (`algorithm: 'bidirectional'`, ring topology): the ring algorithm run
+//     both ways at once, each die's block reached from both sides. All-gather: the shard
+//     forwarded ⌈(n−1)/2⌉ steps one way and ⌊(n−1)/2⌋ the other; reduce-scatter: a block of
+//     bytes/n per step each way, the partial sums of a block converging on its die from both
+//     sides in as many steps; all-reduce: the two in turn. Half the ring's steps; each link
+//     direction carries half the ring's bytes.
 //   all-to-all (either topology): each die splits its buffer into one chunk per die and sends
 //     every other die its chunk at once along the shortest route (dimension-ordered on the
 //     torus: along the row first, then the column; ties go the positive way), so messages
@@ -46,15 +52,18 @@ export interface CollectiveSimInput {
   readonly alphaS: number;
   /** Bandwidth of every link, bytes per second. */
   readonly bandwidthBytesPerS: number;
-  /** All-reduce only: 'exchange' instead of the topology's own algorithm (see the header). */
-  readonly algorithm?: 'exchange';
+  /**
+   * Instead of the topology's own algorithm (see the header): 'exchange' (all-reduce only) or
+   * 'bidirectional' (ring topology only; not all-to-all).
+   */
+  readonly algorithm?: 'exchange' | 'bidirectional';
 }
 
 export interface CollectiveSimResult {
   readonly kind: SimCollectiveKind;
   /** `ring:N` or `torus:RxC`, as on the command line. */
   readonly topology: string;
-  readonly algorithm: 'ring' | 'torus2d' | 'exchange' | 'direct';
+  readonly algorithm: 'ring' | 'torus2d' | 'exchange' | 'bidirectional' | 'direct';
   readonly dies: number;
   readonly bytes: number;
   readonly alpha_s: number;
@@ -128,6 +137,9 @@ function checkInput(input: CollectiveSimInput): void {
   checkNumber('link bandwidth', input.bandwidthBytesPerS, true);
   if (input.algorithm === 'exchange' && input.kind !== 'all_reduce') {
     throw error('GY8001', `the exchange algorithm is an all-reduce; ${input.kind.replace('_', '-')} has no exchange`);
+  }
+  if (input.algorithm === 'bidirectional' && (input.topology.kind !== 'ring' || input.kind === 'all_to_all')) {
+    throw error('GY8001', `the bidirectional ring runs all-gathers, reduce-scatters and all-reduces on ring:N; not ${input.kind.replace(/_/g, '-')} on ${formatTopology(input.topology)}`);
   }
 }
 
@@ -239,7 +251,7 @@ interface Phase {
 
 /** Every die runs every program; programs run concurrently and independently. */
 interface Programs {
-  readonly algorithm: 'ring' | 'torus2d' | 'exchange';
+  readonly algorithm: 'ring' | 'torus2d' | 'exchange' | 'bidirectional';
   readonly programs: readonly (readonly Phase[])[];
 }
 
@@ -247,6 +259,7 @@ function programsFor(input: CollectiveSimInput): Programs {
   const { topology: t, bytes } = input;
   const kind = input.kind as Exclude<SimCollectiveKind, 'all_to_all'>;
   if (input.algorithm === 'exchange') return { algorithm: 'exchange', programs: exchangePrograms(t, bytes) };
+  if (input.algorithm === 'bidirectional' && t.kind === 'ring') return { algorithm: 'bidirectional', programs: bidirectionalPrograms(kind, bytes, t.n) };
   switch (t.kind) {
     case 'ring':
       return { algorithm: 'ring', programs: [ringPhases(kind, bytes, { next: 'ring', g: t.n })] };
@@ -266,18 +279,14 @@ function programsFor(input: CollectiveSimInput): Programs {
  * both programs have finished the row's.
  */
 function exchangePrograms(t: SimTopology, bytes: number): Phase[][] {
-  const both = (g: number, fwd: Phase['next'], back: Phase['next']): [Phase, Phase] => [
-    { next: fwd, steps: Math.ceil((g - 1) / 2), chunkBytes: bytes },
-    { next: back, steps: Math.floor((g - 1) / 2), chunkBytes: bytes },
-  ];
   switch (t.kind) {
     case 'ring': {
-      const [f, b] = both(t.n, 'ring', 'ringBack');
+      const [f, b] = bothWays(t.n, bytes, 'ring', 'ringBack');
       return [[f], [b]];
     }
     case 'torus': {
-      const [rf, rb] = both(t.cols, 'row', 'rowBack');
-      const [cf, cb] = both(t.rows, 'col', 'colBack').map((ph) => ({ ...ph, sync: true }));
+      const [rf, rb] = bothWays(t.cols, bytes, 'row', 'rowBack');
+      const [cf, cb] = bothWays(t.rows, bytes, 'col', 'colBack', true);
       return [
         [rf, cf],
         [rb, cb],
@@ -285,6 +294,43 @@ function exchangePrograms(t: SimTopology, bytes: number): Phase[][] {
     }
     default:
       return assertNever(t);
+  }
+}
+
+/** One phase each way round a ring of g dies: ⌈(g−1)/2⌉ steps forward, ⌊(g−1)/2⌋ back. */
+function bothWays(g: number, chunkBytes: number, fwd: Phase['next'], back: Phase['next'], sync = false): [Phase, Phase] {
+  return [
+    { next: fwd, steps: Math.ceil((g - 1) / 2), chunkBytes, sync },
+    { next: back, steps: Math.floor((g - 1) / 2), chunkBytes, sync },
+  ];
+}
+
+/**
+ * The ring algorithm both ways round a ring of n: a forward and a backward program, each
+ * phase ⌈(n−1)/2⌉ steps forward and ⌊(n−1)/2⌋ backward; an all-reduce's gathering phase waits
+ * for both directions' reduce-scatter.
+ */
+function bidirectionalPrograms(kind: Exclude<SimCollectiveKind, 'all_to_all'>, bytes: number, n: number): Phase[][] {
+  const ways = (chunkBytes: number, sync = false) => bothWays(n, chunkBytes, 'ring', 'ringBack', sync);
+  switch (kind) {
+    case 'all_gather': {
+      const [f, b] = ways(bytes);
+      return [[f], [b]];
+    }
+    case 'reduce_scatter': {
+      const [f, b] = ways(bytes / n);
+      return [[f], [b]];
+    }
+    case 'all_reduce': {
+      const [rf, rb] = ways(bytes / n);
+      const [gf, gb] = ways(bytes / n, true);
+      return [
+        [rf, gf],
+        [rb, gb],
+      ];
+    }
+    default:
+      return assertNever(kind);
   }
 }
 

@@ -172,6 +172,41 @@ describe('the exchange all-reduce matches its closed form', () => {
   });
 });
 
+// The bidirectional ring runs the ring algorithm both ways at once: ⌈(n−1)/2⌉ steps per phase
+// instead of n−1, each moving what a ring step moves, on each direction of the links.
+describe('the bidirectional ring matches its closed forms', () => {
+  const half = (n: number) => Math.ceil((n - 1) / 2);
+  const closed: Record<'all_reduce' | 'all_gather' | 'reduce_scatter', (n: number, s: number, a: number) => { time: number; link: number }> = {
+    all_gather: (n, s, a) => ({ time: half(n) * (a + s / BETA), link: half(n) * s }),
+    reduce_scatter: (n, s, a) => ({ time: half(n) * (a + s / (n * BETA)), link: (half(n) * s) / n }),
+    all_reduce: (n, s, a) => ({ time: 2 * half(n) * (a + s / (n * BETA)), link: (2 * half(n) * s) / n }),
+  };
+  for (const kind of ['all_reduce', 'all_gather', 'reduce_scatter'] as const) {
+    for (const n of [4, 7, 16, 32]) {
+      for (const s of [MiB, 256 * MiB]) {
+        for (const alpha of [10e-9, 500e-9]) {
+          it(`${kind} ring:${n} ${s / MiB} MiB α=${alpha * 1e9} ns`, () => {
+            const r = simulateCollective({ kind, topology: { kind: 'ring', n }, bytes: s, alphaS: alpha, bandwidthBytesPerS: BETA, algorithm: 'bidirectional' });
+            const want = closed[kind](n, s, alpha);
+            expect(r.algorithm).toBe('bidirectional');
+            expect(relErr(r.time_s, want.time)).toBeLessThan(0.01);
+            expect(relErr(r.link_bytes_max, want.link)).toBeLessThan(1e-12);
+            // Every die sends what it sends on the one-way ring, split over both directions.
+            expect(relErr(r.bytes_per_die_sent, sim(kind, { kind: 'ring', n }, s, alpha).bytes_per_die_sent)).toBeLessThan(1e-12);
+          });
+        }
+      }
+    }
+  }
+  it('runs on rings only, and not all-to-all', () => {
+    const bad = [
+      () => simulateCollective({ kind: 'all_gather', topology: { kind: 'torus', rows: 4, cols: 4 }, bytes: 64, alphaS: 0, bandwidthBytesPerS: BETA, algorithm: 'bidirectional' }),
+      () => simulateCollective({ kind: 'all_to_all', topology: { kind: 'ring', n: 4 }, bytes: 64, alphaS: 0, bandwidthBytesPerS: BETA, algorithm: 'bidirectional' }),
+    ];
+    for (const f of bad) expect(f).toThrow(/GY8001.*bidirectional/);
+  });
+});
+
 describe('edge cases and errors', () => {
   it('costs nothing on one die', () => {
     for (const kind of ['all_reduce', 'all_gather', 'reduce_scatter', 'all_to_all'] as const) {
