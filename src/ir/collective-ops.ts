@@ -7,7 +7,7 @@
 import type { AttrSpec } from './attrs.js';
 import type { OpDef } from './ops.js';
 
-export const COLLECTIVE_ALGOS = ['ring', 'exchange', 'torus2d', 'recursive_doubling'] as const;
+export const COLLECTIVE_ALGOS = ['ring', 'bidirectional', 'exchange', 'torus2d', 'recursive_doubling'] as const;
 export type CollectiveAlgo = (typeof COLLECTIVE_ALGOS)[number];
 
 const group: AttrSpec = {
@@ -19,7 +19,7 @@ const algo: AttrSpec = {
   kind: 'string',
   oneOf: COLLECTIVE_ALGOS,
   default: 'ring',
-  doc: 'ring (the row/column bypass ring, or a snake ring over all dies), exchange (all-reduce: every partial sent both ways round that ring), torus2d, recursive_doubling',
+  doc: 'ring (the row/column bypass ring, or a snake ring over all dies), bidirectional (the ring algorithm both ways round that ring), exchange (all-reduce: every partial sent both ways round that ring), torus2d, recursive_doubling',
 };
 const dim: AttrSpec = { kind: 'string', oneOf: ['rows', 'cols'], doc: 'the dimension of the 2-D view that is split or joined' };
 const block: AttrSpec = {

@@ -17,6 +17,13 @@
 //     every physical link both ways, so the reverse ring shares them: each link direction
 //     carries two tiles per step, 2⌈(g−1)/2⌉·tile. On a plain ring (a snake over all dies, or
 //     a line closed by a wrap-around wire) the reverse direction is free: ⌈(g−1)/2⌉·tile.
+//   bidirectional over g dies (the collectives Table III does not count: an attention core's
+//     own steps, the gathers spreading a 1-D baseline's DRAM read): the ring algorithm both
+//     ways at once, ⌈(g−1)/2⌉ steps a phase instead of g−1, each direction moving what a ring
+//     step moves. On a folded row the two directions share every link, so the busiest link
+//     carries the ring's bytes in half its steps; on a plain ring each direction has its own,
+//     so it carries half. (Table III's layout collectives stay one-way: its link latency
+//     counts g−1 steps a phase.)
 //   torus2d over an R×C grid (Mikami et al. / Ying et al. 2018, the paper's [33], [63]): the data
 //     is halved; one half goes row-wise first, the other column-wise, at the same time, so a
 //     die's horizontal and vertical links share the work. For an all-reduce of P bytes the
@@ -48,7 +55,7 @@ export type RingShape = 'folded' | 'plain';
 
 /**
  * `groupSize` is the number of dies in each group; `grid` matters for torus2d only, `ring` for
- * the exchange only (ringShape).
+ * the exchange and the bidirectional ring only (ringShape).
  */
 export function collectiveCost(kind: CollectiveKind, algo: CollectiveAlgo, tile: number, groupSize: number, grid: Grid, ring?: RingShape): CollectiveCost {
   const g = groupSize;
@@ -63,6 +70,9 @@ export function collectiveCost(kind: CollectiveKind, algo: CollectiveAlgo, tile:
     case 'exchange':
       if (ring === undefined) throw new InternalError('the exchange needs to know how its ring lies on the links');
       return exchangeCost(kind, tile, g, ring);
+    case 'bidirectional':
+      if (ring === undefined) throw new InternalError('the bidirectional ring needs to know how its ring lies on the links');
+      return bidirectionalCost(kind, tile, g, ring);
     default:
       return assertNever(algo);
   }
@@ -74,13 +84,35 @@ function exchangeCost(kind: CollectiveKind, tile: number, g: number, ring: RingS
   return { sentBytes: (g - 1) * tile, linkBytes: (ring === 'folded' ? 2 : 1) * steps * tile, steps };
 }
 
+function bidirectionalCost(kind: CollectiveKind, tile: number, g: number, ring: RingShape): CollectiveCost {
+  const one = ringCost(kind, tile, g);
+  const phases = kind === 'all_reduce' ? 2 : 1;
+  const steps = phases * Math.ceil((g - 1) / 2);
+  // Per phase the busiest direction forwards ⌈(g−1)/2⌉ of the ring's g−1 pieces; folded, the
+  // other direction's ⌊(g−1)/2⌋ cross the same links.
+  const linkBytes = ring === 'folded' ? one.linkBytes : (one.linkBytes * steps) / one.steps;
+  return { sentBytes: one.sentBytes, linkBytes, steps };
+}
+
 /**
  * A row or column ring of more than two dies is folded through the routers' bypass links;
  * without them it is closed by a wire spanning the side, and a group over every die is a
  * snake through neighbours (engines.ts): both plain.
  */
-export function ringShape(axes: readonly Axis[], grid: Grid, t: Target): RingShape {
-  return axes.length === 1 && span(axes, grid) > 2 && t.die.router.bypass ? 'folded' : 'plain';
+export function ringShape(axes: readonly Axis[], groupSize: number, t: Target): RingShape {
+  return axes.length === 1 && groupSize > 2 && t.die.router.bypass ? 'folded' : 'plain';
+}
+
+/**
+ * The algorithm of a collective among `groupSize` dies along `axes`: the strategy's over a
+ * whole row, column or grid, and a ring through a shorter run of dies (a 2-D torus algorithm
+ * needs the whole grid). `own`: a collective Table III does not count, which runs both ways
+ * round its ring where it would run one way.
+ */
+export function stepAlgorithm(strategy: Strategy, kind: CollectiveKind, axes: readonly Axis[], groupSize: number, grid: Grid, own: boolean): CollectiveAlgo {
+  const whole = groupSize === span(axes, grid);
+  const algo = whole || kind === 'broadcast' || strategy === 'optimus' ? algorithmFor(strategy, kind, axes) : 'ring';
+  return own && algo === 'ring' ? 'bidirectional' : algo;
 }
 
 function ringCost(kind: CollectiveKind, tile: number, g: number): CollectiveCost {
@@ -156,16 +188,19 @@ export function fasterAllReduce(strategy: Strategy, axes: readonly Axis[], tile:
   const own = algorithmFor(strategy, 'all_reduce', axes);
   const g = span(axes, grid);
   const time = (algo: CollectiveAlgo): number => {
-    const c = collectiveCost('all_reduce', algo, tile, g, grid, ringShape(axes, grid, t));
+    const c = collectiveCost('all_reduce', algo, tile, g, grid, ringShape(axes, g, t));
     return c.linkBytes / t.package.link.bandwidthBytesPerS + linkLatency(algo, 'all_reduce', axes.join(''), c.steps, g, t);
   };
   return time('exchange') < time(own) ? 'exchange' : own;
 }
 
-/** One all-reduce of a die's partial scores among the `perHead` dies sharing its head. */
-export function headReduceCost(op: Op, perHead: number, strategy: Strategy, grid: Grid): CollectiveCost {
+/**
+ * One all-reduce of a die's partial scores among the `perHead` dies sharing its head, along
+ * `axes`: a step of the core, so both ways round its ring (stepAlgorithm).
+ */
+export function headReduceCost(op: Op, perHead: number, strategy: Strategy, axes: readonly Axis[], grid: Grid, t: Target): CollectiveCost {
   const [b, s] = op.operands[0]!.type.shape as [number, number];
-  const t = op.operands[1]!.type.shape[1]!;
-  const scores = b * s * t * DTYPES[op.operands[0]!.type.dtype].bytes;
-  return collectiveCost('all_reduce', algorithmFor(strategy, 'all_reduce', ['c']), scores, perHead, grid);
+  const keys = op.operands[1]!.type.shape[1]!;
+  const scores = b * s * keys * DTYPES[op.operands[0]!.type.dtype].bytes;
+  return collectiveCost('all_reduce', stepAlgorithm(strategy, 'all_reduce', axes, perHead, grid, true), scores, perHead, grid, ringShape(axes, perHead, t));
 }

@@ -16,7 +16,7 @@ import { bytes } from '../util/format.js';
 import { DTYPES, numel, tensor, type TensorType } from '../ir/types.js';
 import type { Pass, Strategy } from './pass.js';
 import type { Target } from '../target/target.js';
-import { algorithmFor, collectiveCost, fasterAllReduce, headReduceCost, ringShape, type CollectiveKind } from './collective-cost.js';
+import { collectiveCost, fasterAllReduce, headReduceCost, ringShape, stepAlgorithm, type CollectiveKind } from './collective-cost.js';
 import { activationValues } from './activations.js';
 import { resolvePartial, weightSpec } from './tile2d.js';
 import { placementKey } from './units.js';
@@ -310,7 +310,7 @@ export interface InsertedCollectives {
   readonly reads: CollectiveTotals;
 }
 
-export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): InsertedCollectives {
+export function insertCollectives(m: Module, grid: Grid, strategy: Strategy, target: Target): InsertedCollectives {
   const none = (): CollectiveTotals => ({ count: 0, sentBytes: 0, linkBytes: 0 });
   const totals: InsertedCollectives = { layout: none(), attention: none(), reads: none() };
   const acts = activationValues(m);
@@ -337,7 +337,7 @@ export function insertCollectives(m: Module, grid: Grid, strategy: Strategy): In
       const key = `${from.id}|${formatSharding(want)}|${placementKey(op)}|${steps.map((s, i) => s.kind + s.axes.join('') + (inside[i] ? `:${inside[i]!.kind}` : s.read ? ':read' : '')).join(',')}`;
       let out = made.get(key);
       if (!out) {
-        const chain = emit(m, from, op, steps, inside, grid, strategy, totals);
+        const chain = emit(m, from, op, steps, inside, grid, strategy, target, totals);
         out = chain[chain.length - 1]!;
         made.set(key, out);
         const firstWhole = steps.findIndex((s) => s.to.partial.length === 0);
@@ -528,7 +528,7 @@ function viaQueryRows(steps: readonly Step[], query: Sharding | undefined, strat
 }
 
 /** Emit `steps` as collective ops reading `v`; returns each step's result. */
-function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], inside: readonly (Op | undefined)[], grid: Grid, strategy: Strategy, all: InsertedCollectives): Value[] {
+function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], inside: readonly (Op | undefined)[], grid: Grid, strategy: Strategy, target: Target, all: InsertedCollectives): Value[] {
   let cur = v;
   const chain: Value[] = [];
   for (const [i, s] of steps.entries()) {
@@ -537,14 +537,18 @@ function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], inside:
     // through the run (a 2-D torus algorithm needs the whole grid).
     const run = runLength(v.type, s.from, s.to, s.axes, s.kind === 'all_reduce' || s.kind === 'reduce_scatter', grid);
     const whole = run === span(s.axes, grid);
-    const algo = whole || s.kind === 'broadcast' || strategy === 'optimus' ? algorithmFor(strategy, s.kind, s.axes) : 'ring';
+    const core = inside[i];
+    // Table III's layout collectives run one way round their rings, as it counts them; the
+    // steps of attention cores and the gathers spreading a DRAM read are ours to choose, and
+    // run both ways (collective-cost.ts, bidirectional).
+    const algo = stepAlgorithm(strategy, s.kind, s.axes, run, grid, core !== undefined || s.read === true);
     const attrs: Record<string, string | number> = s.kind === 'all_reduce' ? { axis, algo } : { axis, dim: s.dim!, algo };
     if (!whole) attrs.block = run;
     const op = m.addOp(s.kind, [cur], attrs, { names: [`${v.name}@${formatSharding(s.to)}`], loc: consumer.loc, layer: consumer.layer });
     // A gradient's key/value contributions are summed into the (wider) tiles they become;
     // a reduce-scatter sums the tiles it starts from.
     const tile = s.from.kv && s.from.partial.length && s.kind !== 'reduce_scatter' ? tileBytes(v.type, s.to, grid) : tileBytes(v.type, s.from, grid);
-    const cost = collectiveCost(s.kind, algo, tile, run, grid);
+    const cost = collectiveCost(s.kind, algo, tile, run, grid, ringShape(s.axes, run, target));
     op.notes = {
       ...pick(consumer.notes, ['train.phase', 'fuse.group', 'fuse.block']),
       'tile2d.in': formatSharding(s.from),
@@ -553,7 +557,6 @@ function emit(m: Module, v: Value, consumer: Op, steps: readonly Step[], inside:
       'collective.link_bytes': cost.linkBytes,
       'collective.steps': cost.steps,
     };
-    const core = inside[i];
     if (core) {
       op.notes['collective.part_of'] = core.kind;
       // The core's own summary of the steps it adds (the instructions carry the bytes).
@@ -589,14 +592,14 @@ function pick(notes: Op['notes'], keys: readonly string[]): Record<string, strin
  * scores and, for dq or dk, dP = dA·vᵀ: the notes (`attention.*`) are per reduction. Table III
  * leaves this traffic out, so it is noted apart from the collectives that tile2d's layouts need.
  */
-export function noteHeadSlices(m: Module, grid: Grid, strategy: Strategy): CollectiveTotals {
+export function noteHeadSlices(m: Module, grid: Grid, strategy: Strategy, target: Target): CollectiveTotals {
   const totals: CollectiveTotals = { count: 0, sentBytes: 0, linkBytes: 0 };
   for (const op of m.ops()) {
     if (op.kind !== 'attention' && op.kind !== 'attention_grad') continue;
     const heads = specsOf(op, 'tile2d.in')[0]!;
     const perHead = headDies(op, heads, grid);
     if (perHead <= 1) continue;
-    const cost = headReduceCost(op, perHead, strategy, grid);
+    const cost = headReduceCost(op, perHead, strategy, heads.cols, grid, target);
     // Heads dealt unevenly (granules) share dies in runs of different lengths: the longest is noted.
     op.notes = { ...op.notes, 'attention.head_dies': perHead, 'attention.sent_bytes': cost.sentBytes, 'attention.link_bytes': cost.linkBytes, 'attention.steps': cost.steps, ...(heads.granules ? { 'attention.heads_dealt': true } : {}) };
     const reductions = headReductions(op);
@@ -648,7 +651,7 @@ export const collectives: Pass = {
   establishes: ['collectives.count'],
   run(m, ctx) {
     const grid = gridOf(ctx.target, m);
-    const { layout: t, attention: kv, reads } = insertCollectives(m, grid, ctx.strategy);
+    const { layout: t, attention: kv, reads } = insertCollectives(m, grid, ctx.strategy, ctx.target);
     m.notes['collectives.count'] = t.count + kv.count + reads.count;
     ctx.report('collectives', `${t.count} collectives; per die and iteration ${bytes(t.linkBytes)} on the busiest link, ${bytes(t.sentBytes)} sent in all`);
     if (kv.count) {
@@ -657,7 +660,7 @@ export const collectives: Pass = {
     if (reads.count) {
       ctx.report('collectives', `${reads.count} more gather activations read once from DRAM instead of once per die: ${bytes(reads.linkBytes)} per die on the busiest link (not in Table III)`);
     }
-    const heads = noteHeadSlices(m, grid, ctx.strategy);
+    const heads = noteHeadSlices(m, grid, ctx.strategy, ctx.target);
     if (heads.count) {
       ctx.report('collectives', `${heads.count} attention cores split heads over several dies: their score all-reduces add ${bytes(heads.linkBytes)} per die on the busiest link (not in Table III)`);
     }
@@ -696,7 +699,8 @@ export function noteRowStatistics(m: Module, grid: Grid, strategy: Strategy, tar
     const rows = specMaxBlock(numel(t) / t.shape[t.shape.length - 1]!, x, 'rows', grid);
     const tile = rows * sums * DTYPES[t.dtype].bytes;
     const algo = fasterAllReduce(strategy, x.cols, tile * share, grid, target);
-    const cost = collectiveCost('all_reduce', algo, tile, span(x.cols, grid), grid, ringShape(x.cols, grid, target));
+    const g = span(x.cols, grid);
+    const cost = collectiveCost('all_reduce', algo, tile, g, grid, ringShape(x.cols, g, target));
     op.notes = { ...op.notes, 'norm.sums': sums, 'norm.algo': algo, 'norm.sent_bytes': cost.sentBytes, 'norm.link_bytes': cost.linkBytes, 'norm.steps': cost.steps };
     totals.count++;
     if (algo === 'exchange') totals.exchanged++;

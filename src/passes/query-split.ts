@@ -21,7 +21,7 @@
 import type { Module, Op } from '../ir/module.js';
 import type { Target } from '../target/target.js';
 import type { Strategy } from './pass.js';
-import { algorithmFor, collectiveCost, headReduceCost, type CollectiveCost } from './collective-cost.js';
+import { algorithmFor, collectiveCost, headReduceCost, ringShape, stepAlgorithm, type CollectiveCost } from './collective-cost.js';
 import { groupedHeads, kvSharding, otherAxis, sharding, span, tileBytes, type Axis, type Grid, type Sharding } from './sharding.js';
 
 /** An attention core's two candidate layouts (tile2d decides when they exist). */
@@ -53,7 +53,7 @@ export class QuerySplits {
 
   constructor(
     m: Module,
-    target: Target,
+    private readonly target: Target,
     private readonly strategy: Strategy,
     private readonly grid: Grid,
   ) {
@@ -120,7 +120,7 @@ export class QuerySplits {
     const heads = op.attrs.heads as number;
     const kvHeads = (op.attrs.kv_heads as number | undefined) ?? heads;
     const perHead = span(c.slices.cols, this.grid) / heads;
-    const one = headReduceCost(op, perHead, this.strategy, this.grid);
+    const one = headReduceCost(op, perHead, this.strategy, c.slices.cols, this.grid, this.target);
     const out: CollectiveCost[] = Array(this.trains ? 3 : 1).fill(one);
     const [first, second] = c.slices.cols as [Axis, Axis];
     const g = span([second], this.grid);
@@ -146,10 +146,12 @@ export class QuerySplits {
     const out: CollectiveCost[] = [];
     for (const v of op.operands.slice(1, 3)) {
       const whole = tileBytes(v.type, kv, this.grid);
-      const algo = algorithmFor(this.strategy, 'all_gather', c.over);
-      const gather = collectiveCost('all_gather', algo, whole / g, g, this.grid);
+      // The core's own steps: both ways round the ring (collectives' emit).
+      const algo = stepAlgorithm(this.strategy, 'all_gather', c.over, g, this.grid, true);
+      const ring = ringShape(c.over, g, this.target);
+      const gather = collectiveCost('all_gather', algo, whole / g, g, this.grid, ring);
       out.push(gather);
-      if (this.trains) out.push(gather, collectiveCost('reduce_scatter', algo, whole, g, this.grid));
+      if (this.trains) out.push(gather, collectiveCost('reduce_scatter', algo, whole, g, this.grid, ring));
     }
     return out;
   }

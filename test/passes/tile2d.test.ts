@@ -24,7 +24,7 @@ describe('tile2d report on attention heads', () => {
     expect(tileLines('hecaton-2x2-standard')).toEqual([]);
     // 4 heads on 16 dies would be quarter heads: the core splits its queries (query-split.ts).
     expect(tileLines('hecaton-4x4-standard')).toEqual([
-      "2 attention cores (4 heads, as 'layer.0.a') split their heads over rows of dies and their queries over columns of dies: gathering their keys and values moves 9.00 KiB per sample on a die's busiest link, where slicing each head over 4 dies would move 18.00 KiB",
+      "2 attention cores (4 heads, as 'layer.0.a') split their heads over rows of dies and their queries over columns of dies: gathering their keys and values moves 9.00 KiB per sample on a die's busiest link, where slicing each head over 4 dies would move 12.00 KiB",
     ]);
   });
 });

@@ -10,8 +10,8 @@
 //        lasts as long as its slowest link.
 //   ring over all dies ('rc', Megatron's flat ring): a Hamiltonian ring through neighbours
 //        (§V-c: it needs an even number of dies), α per step.
-//   exchange (small all-reduces, collective-cost.ts): the same ring as 'ring', used both ways at
-//        once, so its steps cost what a ring step costs (on a folded row or column the two
+//   bidirectional and exchange (collective-cost.ts): the same ring as 'ring', used both ways
+//        at once, so their steps cost what a ring step costs (on a folded row or column the two
 //        directions share links; collective-cost.ts counts that in the step's bytes).
 //   torus2d (the Torus-ring baseline, [33], [63]): rings along rows and columns of the
 //        conventional 2-D torus, closed by wrap-around wires spanning the side: a phase along
@@ -81,6 +81,7 @@ export function linkLatency(algo: string, op: string, axis: string, steps: numbe
   const a = link.alphaS;
   switch (algo) {
     case 'ring':
+    case 'bidirectional':
     case 'exchange': {
       if (axis.length === 2 || g <= 2) return steps * a;
       return steps * (t.die.router.bypass ? link.bypassLatencyFactor * a : g * a);
@@ -95,7 +96,7 @@ export function linkLatency(algo: string, op: string, axis: string, steps: numbe
       return sets * g * (g - 1) * a;
     }
     default:
-      throw error('GY7003', `no link-latency model for collective algorithm '${algo}' (ring, exchange, torus2d, recursive_doubling)`);
+      throw error('GY7003', `no link-latency model for collective algorithm '${algo}' (ring, bidirectional, exchange, torus2d, recursive_doubling)`);
   }
 }
 

@@ -4,7 +4,7 @@
 
 import type { Op } from '../../ir/module.js';
 import { formatSharding, specMaxBlock, tileOf, type Die, type Sharding } from '../sharding.js';
-import { headReduceCost } from '../collective-cost.js';
+import { headReduceCost, stepAlgorithm } from '../collective-cost.js';
 import { elemBytes, even, len, runMembers } from './geometry.js';
 import { originOf, type Buf, type CollectiveSize, type GemmFields, type Origin, type Static, type VectorFields } from './skeleton.js';
 import type { ChunkPlan, Operands, Place } from './emit.js';
@@ -135,7 +135,7 @@ export class AttentionEmitter extends ValueEmitter {
       const run = runOf(die);
       let z = sizes.get(run);
       if (z === undefined) {
-        const c = headReduceCost(op, run, this.b.strategy, a.grid);
+        const c = headReduceCost(op, run, this.b.strategy, qs.cols, a.grid, this.b.target);
         z = { sentBytes: c.sentBytes * scale, linkBytes: c.linkBytes * scale, steps: c.steps };
         sizes.set(run, z);
       }
@@ -144,7 +144,7 @@ export class AttentionEmitter extends ValueEmitter {
     const fixed: Static = {
       kind: 'collective',
       op: 'all_reduce',
-      algo: 'ring',
+      algo: stepAlgorithm(this.b.strategy, 'all_reduce', qs.cols, most, a.grid, true),
       axis: qs.cols.join(''),
       sentBytes: (notes['attention.sent_bytes'] as number) * scale,
       linkBytes: (notes['attention.link_bytes'] as number) * scale,

@@ -13,8 +13,7 @@ import { dieTileElems, elemBytes, even, len, runMembers, tileElems } from './geo
 import { originOf, type Buf, type CollectiveSize, type GemmFields, type GroupFields, type Origin, type Static, type VectorFields } from './skeleton.js';
 import { isShapeOnly, isView, unique, type ChunkPlan, type Operands, type Part, type Place } from './emit.js';
 import { AttentionEmitter } from './emit-attention.js';
-import { algorithmFor } from '../collective-cost.js';
-import { collectiveCost, type CollectiveKind } from '../collective-cost.js';
+import { algorithmFor, collectiveCost, ringShape, type CollectiveKind } from '../collective-cost.js';
 import type { CollectiveAlgo } from '../../ir/collective-ops.js';
 
 /** Emits one op's instructions (see ValueEmitter for the stage's state). */
@@ -78,7 +77,8 @@ export class OpEmitter extends AttentionEmitter {
       let z = sizes.get(group);
       if (z === undefined) {
         const tile = Math.max(...group.map(([i, j]) => dieTileElems(op.operands[0]!.type, from, a.grid, { i, j }))) * elemBytes(op.operands[0]!.type);
-        const c = collectiveCost(op.kind as CollectiveKind, op.attrs.algo as CollectiveAlgo, tile, run ?? span(axes, a.grid), a.grid);
+        const g = run ?? span(axes, a.grid);
+        const c = collectiveCost(op.kind as CollectiveKind, op.attrs.algo as CollectiveAlgo, tile, g, a.grid, ringShape(axes, g, this.b.target));
         z = { sentBytes: c.sentBytes * scale, linkBytes: c.linkBytes * scale, steps: c.steps };
         sizes.set(group, z);
       }

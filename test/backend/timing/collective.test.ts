@@ -191,6 +191,10 @@ describe('the bidirectional ring matches its closed forms', () => {
             expect(r.algorithm).toBe('bidirectional');
             expect(relErr(r.time_s, want.time)).toBeLessThan(0.01);
             expect(relErr(r.link_bytes_max, want.link)).toBeLessThan(1e-12);
+            // The compiler's closed form for a ring whose directions are links of their own.
+            const cost = collectiveCost(kind, 'bidirectional', s, n, { rows: 1, cols: n }, 'plain');
+            expect(cost.steps).toBe(r.steps);
+            expect(relErr(cost.linkBytes, r.link_bytes_max)).toBeLessThan(1e-12);
             // Every die sends what it sends on the one-way ring, split over both directions.
             expect(relErr(r.bytes_per_die_sent, sim(kind, { kind: 'ring', n }, s, alpha).bytes_per_die_sent)).toBeLessThan(1e-12);
           });
