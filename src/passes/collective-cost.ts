@@ -180,13 +180,14 @@ export function algorithmFor(strategy: Strategy, kind: CollectiveKind, axes: rea
 
 /**
  * The algorithm that finishes one all-reduce of `tile` bytes per die among the dies of `axes`
- * soonest on target `t`: the strategy's own, or the exchange round the same ring, timed as
+ * soonest on target `t`, for a collective Table III does not count: the strategy's own (both
+ * ways round its ring, stepAlgorithm), or the exchange round the same ring, timed as
  * busiest-link bytes / β plus the steps' link latency (the timing backend's model,
  * engines.ts). Ties keep the strategy's algorithm.
  */
 export function fasterAllReduce(strategy: Strategy, axes: readonly Axis[], tile: number, grid: Grid, t: Target): CollectiveAlgo {
-  const own = algorithmFor(strategy, 'all_reduce', axes);
   const g = span(axes, grid);
+  const own = stepAlgorithm(strategy, 'all_reduce', axes, g, grid, true);
   const time = (algo: CollectiveAlgo): number => {
     const c = collectiveCost('all_reduce', algo, tile, g, grid, ringShape(axes, g, t));
     return c.linkBytes / t.package.link.bandwidthBytesPerS + linkLatency(algo, 'all_reduce', axes.join(''), c.steps, g, t);
