@@ -131,10 +131,15 @@ function groupedSteps(from: Sharding, to: Sharding, strategy: Strategy, geo: Geo
     cur = next;
   };
   const gather = strategy === 'optimus' ? 'broadcast' : 'all_gather';
-  const scattered = cur.kv && cur.partial.length ? scatteredSum(cur, to, geo) : undefined;
-  if (scattered) {
+  // Summed straight into the wanted key/value tiles, or (a plain layout wanted: the gradient
+  // of a fused projection's value piece) into the key/value tiles that hold the wanted ones,
+  // which are then sliced locally.
+  const sumInto = !cur.kv || cur.partial.length === 0 ? [] : to.kv ? [to] : headTilesHolding(to, cur.kv.kvHeads, geo);
+  for (const into of sumInto) {
+    const scattered = scatteredSum(cur, into, geo);
+    if (!scattered) continue;
     if (scattered.first) push('all_reduce', [scattered.first], scattered.mid);
-    push('reduce_scatter', scattered.onto, to, 'rows');
+    push('reduce_scatter', scattered.onto, into, 'rows');
     return steps;
   }
   if (cur.kv && cur.partial.length) {
@@ -178,6 +183,14 @@ function groupedSteps(from: Sharding, to: Sharding, strategy: Strategy, geo: Geo
   cur = home;
   if (!tilesWithin(t, to, cur, grid)) push(gather, home.cols, to, 'cols');
   return steps;
+}
+
+/** Key/value layouts (whole heads dealt over a prefix of `to`'s column axes) holding every tile of plain `to`. */
+function headTilesHolding(to: Sharding, kvHeads: number, geo: Geometry): Sharding[] {
+  const plain = sharding(to.rows, to.cols);
+  return to.cols
+    .map((_, n) => groupedHeads(to.rows, to.cols.slice(0, n + 1), kvHeads, geo.grid))
+    .filter((g): g is Sharding => g !== undefined && tilesWithin(geo.t, plain, g, geo.grid));
 }
 
 /**

@@ -213,7 +213,7 @@ function tileOp(op: Op, strategy: Strategy, orient: ReadonlyMap<Op, Orientation>
   // arranged (by permuting its weight's columns) so each die's block holds its share of
   // every piece, as Megatron arranges Q, K and V per head.
   if ((op.kind === 'split' || op.kind === 'concat') && isLastAxis(op)) {
-    const s = outOf(op.operands[0]!) ?? home;
+    const s = narrowestPiece(outOf(op.operands[0]!) ?? home, op.kind === 'split' ? op.results : op.operands, grid);
     return { in: op.operands.map(() => s), out: op.results.map(() => s) };
   }
   if (op.kind === 'reduce' && reducesRowsOnly(op)) return rowReduceTiling(op, strategy, outOf, home);
@@ -629,6 +629,19 @@ function reducesRowsOnly(op: Op): boolean {
 function rowReduceTiling(op: Op, strategy: Strategy, outOf: (v: Value) => Sharding | undefined, home: Sharding): OpTiling {
   const s = resolvePartial(outOf(op.operands[0]!) ?? home, strategy);
   return { in: [s], out: [reshard(s, [], s.cols, s.rows)] };
+}
+
+/**
+ * `s`, with its inner column axes dropped until every piece of a last-axis split or concat
+ * keeps at least one column per die: a fused projection's narrow key piece (16 columns)
+ * cannot follow its query piece over 16 dies.
+ */
+function narrowestPiece(s: Sharding, pieces: readonly Value[], grid: Grid): Sharding {
+  if (s.kv) return s;
+  const narrowest = Math.min(...pieces.map((p) => matrixView(p.type).cols));
+  let cols = s.cols;
+  while (cols.length && units(cols, gridFor(s, grid)) > narrowest) cols = cols.slice(0, -1);
+  return cols === s.cols ? s : reshard(s, s.rows, cols, s.partial);
 }
 
 function isLastAxis(op: Op): boolean {

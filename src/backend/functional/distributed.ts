@@ -328,7 +328,11 @@ class Executor {
     // Pieces joined by a concat view, in operand order.
     const op = this.producer.get(name);
     assert(op && op.kind === 'concat', `distributed: '${name}' held by ${bufs.length} buffers is not a concat`);
-    const tiles = bufs.map((b) => this.tileOfBuffer(d, b));
+    // A piece may arrive in a layout holding more rows than the concat reads (a local slice
+    // needs no collective, so no op narrows it): the rows every piece holds are the view's.
+    const held = bufs.map((b) => this.tileOfBuffer(d, b));
+    const rows = { r0: Math.max(...held.map((t) => t.region.r0)), r1: Math.min(...held.map((t) => t.region.r1)) };
+    const tiles = held.map((t) => (t.region.r0 === rows.r0 && t.region.r1 === rows.r1 ? t : restrict(t, { ...rows, cols: t.region.cols })));
     let offset = 0;
     const cols: number[] = [];
     const sources: [number, number][] = [];
