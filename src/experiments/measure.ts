@@ -27,7 +27,7 @@ import type { Target } from '../target/target.js';
 export type Variant = Strategy | 'hecaton-no-overlap-fusion';
 
 /** The ablation's pipeline: no layer fusion, no DRAM/compute overlap (§III-B a, b). */
-export const ABLATION_PIPELINE = 'train,fuse{fusion=none},minibatch,tile2d,collectives,schedule{overlap=false}';
+export const ABLATION_PIPELINE = 'qkv,train,fuse{fusion=none},minibatch,tile2d,collectives,schedule{overlap=false}';
 
 export interface Point {
   /** A model file, e.g. models/bert-large.gy. */

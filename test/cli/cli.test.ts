@@ -73,19 +73,19 @@ describe('gyges compile', () => {
   it('--print-after-all prints the IR after every pass, in order', async () => {
     const r = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--print-after-all');
     const headers = [...r.out.matchAll(/^\/\/ ----- IR after (\w+) -----$/gm)].map((m) => m[1]);
-    expect(headers).toEqual(['input', 'train', 'fuse', 'minibatch', 'tile2d', 'collectives', 'schedule']);
+    expect(headers).toEqual(['input', 'qkv', 'train', 'fuse', 'minibatch', 'tile2d', 'collectives', 'schedule']);
   });
 
   it('--dump-dir writes one numbered file per pass, and --stop-after ends early', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'gyges-')), 'dump');
     const r = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--dump-dir', dir, '--stop-after', 'fuse');
     expect(r.code).toBe(0);
-    expect(readdirSync(dir)).toEqual(['00-input.gyir', '01-train.gyir', '02-fuse.gyir']);
-    expect(readFileSync(join(dir, '02-fuse.gyir'), 'utf8')).toMatch(/^\/\/ fuse: group 0: /);
+    expect(readdirSync(dir)).toEqual(['00-input.gyir', '01-qkv.gyir', '02-train.gyir', '03-fuse.gyir']);
+    expect(readFileSync(join(dir, '03-fuse.gyir'), 'utf8')).toMatch(/^\/\/ fuse: group 0: /);
     // A second run replaces its own dump.
     const again = await run('compile', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard', '--dump-dir', dir);
     expect(again.code).toBe(0);
-    expect(readdirSync(dir)).toHaveLength(7);
+    expect(readdirSync(dir)).toHaveLength(8);
   });
 
   it('--mode inference compiles the forward graph only', async () => {

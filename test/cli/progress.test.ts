@@ -33,10 +33,10 @@ describe('progress', () => {
   it('compile announces the passes that will run and ticks after each', () => {
     const p = recorder();
     compile('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard', progress: p });
-    expect(p.calls).toEqual(['add 6', 'tick train', 'tick fuse', 'tick minibatch', 'tick tile2d', 'tick collectives', 'tick schedule']);
+    expect(p.calls).toEqual(['add 7', 'tick qkv', 'tick train', 'tick fuse', 'tick minibatch', 'tick tile2d', 'tick collectives', 'tick schedule']);
     const q = recorder();
     compile('models/tiny-gpt.gy', { hw: 'hecaton-2x2-standard', progress: q, hooks: { stopAfter: 'tile2d' } });
-    expect(q.calls).toEqual(['add 4', 'tick train', 'tick fuse', 'tick minibatch', 'tick tile2d']);
+    expect(q.calls).toEqual(['add 5', 'tick qkv', 'tick train', 'tick fuse', 'tick minibatch', 'tick tile2d']);
   });
 
   it('compare ticks once per strategy, a strategy that cannot run included', () => {
@@ -58,7 +58,7 @@ describe('progress', () => {
       },
     };
     expect(await main(['simulate', 'models/tiny-gpt.gy', '--hw', 'hecaton-2x2-standard'], io)).toBe(0);
-    expect(bars.simulate).toEqual(['start 1', 'add 6', 'tick train', 'tick fuse', 'tick minibatch', 'tick tile2d', 'tick collectives', 'tick schedule', 'tick simulate', 'stop']);
+    expect(bars.simulate).toEqual(['start 1', 'add 7', 'tick qkv', 'tick train', 'tick fuse', 'tick minibatch', 'tick tile2d', 'tick collectives', 'tick schedule', 'tick simulate', 'stop']);
     expect(await main(['compare', 'models/missing.gy', '--hw', 'hecaton-2x2-standard'], io)).toBe(1);
     expect(bars.compare).toEqual(['start 4', 'stop']);
   });

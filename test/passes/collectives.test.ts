@@ -176,9 +176,10 @@ describe('grouped-query keys and values move only among the dies that share them
 describe('gradients through separate projections are summed before one reduction', () => {
   // Llama's x feeds wq, wk and wv (and w_gate and w_up): dx is the sum of one partial product
   // per projection. Adding the partials and reducing once moves a third (a half) of the bytes.
+  // (Without the qkv pass, which would make wq, wk and wv one projection.)
   for (const strategy of ['hecaton', 'megatron', 'torus', 'optimus'] as const) {
     it(`tiny-llama, ${strategy}`, () => {
-      const m = compile('models/tiny-llama.gy', { hw: 'hecaton-4x4-standard', strategy }).module;
+      const m = compile('models/tiny-llama.gy', { hw: 'hecaton-4x4-standard', strategy, pipeline: 'train,fuse,minibatch,tile2d,collectives' }).module;
       const sums = m.ops().filter((op) => op.kind === 'add' && op.operands.every((v) => v.def?.kind === 'linear_grad' || v.def?.kind === 'add'));
       // Per layer: one add for the FFN's two projections, two for attention's three.
       expect(sums.length).toBeGreaterThanOrEqual(6);
