@@ -1,16 +1,16 @@
 // qkv: the projections that make one attention core's queries, keys and values from the same
 // input become one Linear whose output is split, as the paper's analysis takes them (one
 // W_QKV and one reduce-scatter T_RS_QKV, eq. (4)) and as Megatron-LM lays them out (its
-// `linear_qkv`). A model written with separate wq, wk and wv (Llama's reference code, most ONNX
-// exports of BERT) then moves the same bytes in one collective instead of three, forward and
+// `linear_qkv`). A model written with separate wq, wk and wv (as Llama's reference code is)
+// then moves the same bytes in one collective instead of three, forward and
 // backward: on Llama2-70B over 32×32 dies, two reduce-scatters over 32 dies fewer forward and
 // two all-gathers fewer backward per mini-batch, each 31 ring steps of link latency.
 //
 // The weights stay the model's parameters: the fused Linear reads a `concat` of them, a weight
 // view that tile2d runs beside DRAM, and the train pass's rule for concat splits the fused
 // weight gradient back into one gradient per parameter. Biases, when every projection has
-// one, are concatenated alike. Projections reach the core directly or through ops that keep
-// their shape (a rotary embedding on q and k); the split's pieces take the Linears' places.
+// one, are concatenated alike. Projections reach the core directly or through rotary
+// embeddings (on q and k); the split's pieces take the Linears' places.
 // Runs on the forward graph, before train.
 
 import type { Module, Op, Value } from '../ir/module.js';
