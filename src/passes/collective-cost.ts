@@ -32,7 +32,7 @@
 //   recursive_doubling over g dies (Optimus's SUMMA broadcasts and reductions, the paper's
 //     [60]): see doublingCost.
 
-import { linkLatency } from '../backend/timing/engines.js';
+import { linkLatency } from '../target/link-latency.js';
 import { InternalError, assertNever } from '../diagnostics/diagnostic.js';
 import type { CollectiveAlgo } from '../ir/collective-ops.js';
 import type { Op } from '../ir/module.js';
