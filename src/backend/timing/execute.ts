@@ -30,7 +30,7 @@
 // iteration path) on every die. A collective of S
 // steps moves `link_bytes / S` per step from each die to its successor in the group's ring
 // order (ring algorithms exactly; the others as a ring of the same steps, link bytes and total
-// latency, engines.ts). Once every member has started, the ring is solved exactly: die p's
+// latency, src/target/link-latency.ts). Once every member has started, the ring is solved exactly: die p's
 // step-s send waits for its step-(s−1) message from p−1 and for its own previous send to leave
 // the link (first come, first served), so with τ = step bytes / β and a = step latency
 //   send(p, s) = s·τ + max_{0≤k≤s} (start(p−k) + k·a)
