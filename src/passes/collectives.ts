@@ -339,9 +339,7 @@ export function insertCollectives(m: Module, grid: Grid, strategy: Strategy, tar
     op.operands.forEach((v, k) => {
       const want = wants[k];
       if (!want) return;
-      const route = stepsFor(v, op, k, want, strategy, grid, samples, acts, whole.get(v));
-      const from = route.from;
-      const steps = viaQueryRows(route.steps, coreQuery(v, op, k, wants[0], strategy), strategy, { t: v.type, grid });
+      const { from, steps } = routeTo(v, op, k, wants, strategy, grid, samples, acts, whole.get(v));
       if (steps.length === 0) {
         if (from !== v) m.setOperand(op, k, from);
         return;
@@ -397,9 +395,7 @@ function hoistReductions(m: Module, grid: Grid, samples: number, strategy: Strat
         const wants = specsOf(user, 'tile2d.in');
         user.operands.forEach((v, k) => {
           if (v !== piece || !agree) return;
-          const want = wants[k];
-          const found = want ? stepsFor(v, user, k, want, strategy, grid, samples, acts, undefined) : undefined;
-          const route = found && { from: found.from, steps: viaQueryRows(found.steps, coreQuery(v, user, k, wants[0], strategy), strategy, { t: v.type, grid }) };
+          const route = wants[k] ? routeTo(v, user, k, wants, strategy, grid, samples, acts, undefined) : undefined;
           const step = route?.from === v ? route.steps[0] : undefined;
           const reduces = step && step.to.partial.length === 0 && (step.kind === 'reduce_scatter' || step.kind === 'all_reduce');
           if (!reduces || attentionSteps(v, user, k, wants[0], route!.steps, strategy)[0]) agree = false;
@@ -423,6 +419,12 @@ interface Route {
   /** The value the collectives start from: the operand, or its reduced copy. */
   readonly from: Value;
   readonly steps: Step[];
+}
+
+/** The collectives bringing operand `k` of `op` to the spec it wants (stepsFor), split as a core's query rows are (viaQueryRows). */
+function routeTo(v: Value, op: Op, k: number, wants: readonly (Sharding | undefined)[], strategy: Strategy, grid: Grid, samples: number, acts: ReadonlySet<Value>, reduced: { value: Value; spec: Sharding } | undefined): Route {
+  const route = stepsFor(v, op, k, wants[k]!, strategy, grid, samples, acts, reduced);
+  return { from: route.from, steps: viaQueryRows(route.steps, coreQuery(v, op, k, wants[0], strategy), strategy, { t: v.type, grid }) };
 }
 
 function stepsFor(v: Value, op: Op, k: number, want: Sharding, strategy: Strategy, grid: Grid, samples: number, acts: ReadonlySet<Value>, reduced: { value: Value; spec: Sharding } | undefined): Route {
