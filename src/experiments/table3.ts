@@ -8,34 +8,11 @@
 import { compile } from '../compile.js';
 import { blockTraffic } from '../backend/program.js';
 import { programsOf } from '../passes/schedule/index.js';
-import { STRATEGIES, type Strategy } from '../passes/pass.js';
+import { STRATEGIES } from '../passes/pass.js';
 import { bundled } from '../util/paths.js';
 import type { Experiment, Row, Task } from './experiment.js';
+import { BLOCKS, coefficients } from './formulas.js';
 import { preset } from './workloads.js';
-
-const BLOCKS = ['fwd/attention', 'fwd/ffn', 'bwd/attention', 'bwd/ffn'] as const;
-type Block = (typeof BLOCKS)[number];
-
-/** Table III's transmission column as multiples of γ and ξ on n dies. */
-function coefficients(strategy: Strategy, block: Block, n: number): { gamma: number; xi: number } {
-  const r = Math.sqrt(n);
-  const bwd = block.startsWith('bwd');
-  switch (strategy) {
-    case 'megatron':
-      return { gamma: ((bwd ? 3 : 2) * (n - 1)) / n, xi: 0 };
-    case 'torus':
-      return { gamma: bwd ? (3 * (n - 1)) / (2 * n) : (n - 1) / n, xi: 0 };
-    case 'optimus': {
-      const k = Math.log2(n) / (2 * r);
-      const [a, c] = { 'fwd/attention': [2, 4], 'fwd/ffn': [5, 8], 'bwd/attention': [4, 8], 'bwd/ffn': [10, 16] }[block];
-      return { gamma: a! * k, xi: c! * k };
-    }
-    case 'hecaton': {
-      const a = { 'fwd/attention': 6, 'fwd/ffn': 10, 'bwd/attention': 8, 'bwd/ffn': 15 }[block];
-      return { gamma: (a * (r - 1)) / n, xi: 0 };
-    }
-  }
-}
 
 const CASES = [
   { model: 'bert-large', side: 4, b: 16, s: 512, h: 1024 },

@@ -67,6 +67,44 @@ describe('table3', () => {
   });
 });
 
+describe('fig7: weak scaling', () => {
+  const rows = runTasks(findExperiment('fig7'));
+  const of = (s: string) => rows.filter((r) => r.strategy === s);
+
+  it('every baseline’s NoP share grows at every step', () => {
+    for (const s of ['megatron', 'torus', 'optimus']) {
+      const shares = of(s).map((r) => num(r, 'nop_share'));
+      expect(shares).toHaveLength(4);
+      for (let i = 1; i < shares.length; i++) expect(shares[i], `${s} step ${i}`).toBeGreaterThan(shares[i - 1]!);
+    }
+  });
+
+  it('sets Table III’s share beside the measured one, worked out here by hand for BERT-Large', () => {
+    const bert = of('hecaton')[0]!;
+    // γ = b·s·h·4 B / β; hecaton moves (6 + 10 + 8 + 15)·(√N − 1)/N·γ per layer (Table III).
+    const nop = ((39 * 3) / 16) * ((16 * 512 * 1024 * 4) / 64e9);
+    // 3 × (12·b·s·h² + 2·b·s²·h) MACs on 16 dies of 4096 MACs at 800 MHz.
+    const compute = (3 * (12 * 16 * 512 * 1024 ** 2 + 2 * 16 * 512 ** 2 * 1024)) / (16 * 4096 * 800e6);
+    expect(num(bert, 'formula_nop_share')).toBeCloseTo(nop / (nop + compute), 12);
+    // Eq. (7)'s 39/√N and eq. (6)'s Linears only.
+    const nop7 = (39 / 4) * ((16 * 512 * 1024 * 4) / 64e9);
+    const compute7 = (3 * 12 * 16 * 512 * 1024 ** 2) / (16 * 4096 * 800e6);
+    expect(num(bert, 'eq7_nop_share')).toBeCloseTo(nop7 / (nop7 + compute7), 12);
+  });
+
+  it('hecaton: §V-B’s approximations keep the share flat; exact steps spread it, and the simulator follows', () => {
+    const h = of('hecaton');
+    for (const r of h) expect(num(r, 'eq7_nop_share')).toBeCloseTo(num(h[0]!, 'eq7_nop_share'), 12);
+    const formula = h.map((r) => num(r, 'formula_nop_share'));
+    for (let i = 1; i < formula.length; i++) expect(formula[i]).toBeGreaterThan(formula[i - 1]!);
+    expect(formula.at(-1)! - formula[0]!).toBeGreaterThan(0.05);
+    // The attention cores' key/value collectives (not in Table III) and the GEMM utilisation
+    // keep the simulated on-package share within 4 points of the closed form.
+    for (const r of h) expect(Math.abs(num(r, 'on_package_nop_share') - num(r, 'formula_nop_share')), String(r.model)).toBeLessThan(0.04);
+    for (const r of of('megatron')) expect(r.eq7_nop_share).toBeNull();
+  });
+});
+
 describe('fig9: strong scaling', () => {
   const rows = runTasks(findExperiment('fig9'));
   const edp = (s: string) => rows.filter((r) => r.strategy === s).map((r) => [num(r, 'dies'), num(r, 'edp')] as const);
