@@ -27,8 +27,9 @@ function scopeOf(buf: Buf): SNode | null {
 /**
  * The instruction ids during which a buffer is reserved: from its first to its last access,
  * each access widened to the whole loop it sits in below the buffer's scope (a weight read
- * before a loop lives through all its iterations). A DRAM read's target in a loop is reserved
- * for the whole body, so the read of the next iteration can run ahead.
+ * before a loop lives through all its iterations). A resident buffer (a DRAM read's target, or
+ * a value written back, in a loop) is reserved for the whole body, so the next iteration's read
+ * can run ahead, or its first ops need not wait for this one's write.
  */
 function lifetime(buf: Buf): [number, number] {
   const scope = scopeOf(buf);
@@ -220,11 +221,15 @@ function outerLoop(n: SNode | null): SNode | null {
 
 /**
  * Activations live inside mini-batch loops. A loop's DRAM reads stay reserved for the whole
- * body (the next mini-batch's read can start as soon as this one's last reader is done)
- * unless that overflows the activation buffer on its own; then each read holds its buffer
- * only from the read to the last use. The buffers are then placed together: loops do not
- * overlap in time, but a buffer that outlives its loop (a batch-1 value viewed as a
- * whole-batch one and written after the loop) shares the loop's time with its buffers.
+ * body (the next mini-batch's read can start as soon as this one's last reader is done), and
+ * so do the values it writes back to DRAM: the next mini-batch's first ops then compute while
+ * this one's results drain to DRAM, instead of waiting to reuse their addresses (Fig. 5: a
+ * mini-batch's DRAM traffic overlaps the next one's on-package execution). When that overflows
+ * the activation buffer, the written-back values give up their reservation first, then the
+ * reads: each buffer then holds its addresses only from its first access to its last. The
+ * buffers are then placed together: loops do not overlap in time, but a buffer that outlives
+ * its loop (a batch-1 value viewed as a whole-batch one and written after the loop) shares the
+ * loop's time with its buffers.
  */
 function allocateActivations(bufs: readonly Buf[], capacity: number): number {
   const byLoop = new Map<SNode | null, Buf[]>();
@@ -234,13 +239,17 @@ function allocateActivations(bufs: readonly Buf[], capacity: number): number {
     if (group) group.push(b);
     else byLoop.set(l, [b]);
   }
-  for (const group of byLoop.values()) {
-    for (const b of group) b.live = lifetime(b);
-    if (group.some((b) => b.resident) && allocate(group) > capacity) {
+  for (const [loop, group] of byLoop) {
+    const reads = group.filter((b) => b.resident);
+    const drained = loop === null ? [] : group.filter((b) => !b.resident && b.accessors.some((x) => x.fixed.kind === 'dram.write' && x.reads.includes(b)));
+    const tiers = [[...reads, ...drained], ...(drained.length > 0 && reads.length > 0 ? [reads] : []), []];
+    for (const tier of tiers) {
+      const keep = new Set(tier);
       for (const b of group) {
-        b.resident = false;
+        b.resident = keep.has(b);
         b.live = lifetime(b);
       }
+      if (keep.size === 0 || allocate(group) <= capacity) break;
     }
   }
   return allocate(bufs);

@@ -22,7 +22,8 @@
 // Buffers are allocated with lifetimes (largest first, lowest free offset); every hazard of
 // the resulting reuse becomes a dependency, and a DRAM read in a loop depends only on its
 // buffer being free (`carried`), which is how the program lets DRAM traffic overlap
-// computation (§III-B a).
+// computation (§III-B a); a value written back keeps its addresses for the whole body when
+// the buffer allows, so the next mini-batch does not wait for the write to drain.
 //
 // Files: analysis.ts (where each op runs, what goes to DRAM), geometry.ts (per-die tiles),
 // skeleton.ts (instructions and dependencies), emit*.ts (one stage at a time), allocate.ts,

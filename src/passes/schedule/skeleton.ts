@@ -106,7 +106,7 @@ export interface Buf {
   readonly bytes: number;
   readonly tensor: string;
   readonly view: BufferView | null;
-  /** A DRAM read's target inside a loop: reserved for the whole body, so the next read overlaps. */
+  /** Reserved for the whole loop body: a DRAM read's target (the next read overlaps), or a value written back (allocate.ts). */
   resident: boolean;
   readonly accessors: SNode[];
   writers: SNode[];
