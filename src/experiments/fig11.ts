@@ -1,9 +1,12 @@
 // fig11 — layout (§VI-F, Fig. 11): 16 dies in every R×C layout (1×16 … 16×1), hecaton,
 // BERT-Large (the workload paired with 16 dies), standard package. Latency, energy and the
-// peak activation-buffer use of one training iteration, normalised to the square 4×4 layout.
-// SRAM is the peak over the whole compiled model (the buffers are allocated for it), the
-// others one layer's.
+// activation buffer one training iteration needs, normalised to the square 4×4 layout. SRAM
+// is over the whole compiled model (the buffers are allocated for it), the others one layer's.
+// The need (`activation_need_bytes`, what `sram_norm` compares) is the buffer the schedule
+// runs in with nothing held for overlap; the allocated peak (`sram_activation_bytes`) also
+// holds what the allocator reserves where there is room, and so sits at the capacity.
 
+import { activationNeed } from '../passes/schedule/index.js';
 import { normalise, type Experiment, type Row, type Task } from './experiment.js';
 import { measure } from './measure.js';
 import { preset, WORKLOADS } from './workloads.js';
@@ -35,6 +38,7 @@ export const fig11: Experiment = {
             energy_j: m.energy_j,
             nop_s: m.breakdown_s.nop,
             sram_activation_bytes: m.sram_peak_bytes.activation,
+            activation_need_bytes: activationNeed(m.compiled.module, m.compiled.target, m.compiled.strategy, m.minibatch.size),
             sram_weight_bytes: m.sram_peak_bytes.weight,
             sram_ok: m.sram_ok,
           },
@@ -45,7 +49,7 @@ export const fig11: Experiment = {
   finish(rows) {
     const isBase = (r: Row) => r.rows === r.cols;
     const n = (f: string) => normalise(rows, f, () => '', isBase);
-    const [l, e, s] = [n('latency_s'), n('energy_j'), n('sram_activation_bytes')];
+    const [l, e, s] = [n('latency_s'), n('energy_j'), n('activation_need_bytes')];
     return rows.map((r, i) => ({ ...r, latency_norm: l[i]!, energy_norm: e[i]!, sram_norm: s[i]! }));
   },
   chart: (rows) => ({

@@ -1,7 +1,8 @@
 // fig7 — weak scaling (§VI-C, Fig. 7): each workload on its own die count (h doubles while the
 // dies quadruple), standard package, every strategy; the NoP share of one layer's latency.
 // Hecaton's share should stay nearly flat, the baselines' grow. `on_package_nop_share` leaves
-// exposed DRAM time out (NoP over compute + NoP). Beside the measured shares stand the shares
+// exposed DRAM time out (NoP over compute + NoP); `nop_busy_s` is the NoP engines' whole busy
+// time, exposed or hidden behind compute. Beside the measured shares stand the shares
 // the closed forms predict (formulas.ts): `formula_nop_share`, Table III's transmission over it
 // plus compute at the PE arrays' peak, at the workload's b, s, h and N (the classic block);
 // and for hecaton `eq7_nop_share`, the same under §V-B's approximations, which is flat by
@@ -41,7 +42,9 @@ export const fig7: Experiment = {
               formula_nop_share: formulaNopShare(strategy, dims, macsPerS),
               eq7_nop_share: strategy === 'hecaton' ? eq7NopShare(dims, macsPerS) : null,
               latency_s: m.latency_s,
+              compute_s: b.compute,
               nop_s: b.nop,
+              nop_busy_s: m.nop_busy_s,
               dram_s: b.dram,
               sram_ok: m.sram_ok,
             },

@@ -11,7 +11,7 @@
 // a multiple of the tensor-parallel size, so the head splits evenly; this only touches the
 // head, which is not counted, but it keeps every die alike, which the simulator exploits.
 
-import { compile } from '../compile.js';
+import { compile, type Compilation } from '../compile.js';
 import { error } from '../diagnostics/diagnostic.js';
 import { loadModel } from '../frontend/load.js';
 import { counted, EnergyAccount, type CountedInstrs, type EnergyParts } from '../backend/timing/energy.js';
@@ -56,6 +56,8 @@ export interface Measurement {
   readonly minibatch: { readonly size: number; readonly count: number };
   /** The whole one-layer model as simulated (embedding and head included). */
   readonly report: SimulationReport;
+  /** The compiled model the point ran. */
+  readonly compiled: Compilation;
 }
 
 /** The layer measured (the only one compiled). */
@@ -91,6 +93,7 @@ export function measure(p: Point): Measurement {
     sram_ok: report.sram_ok,
     minibatch: { size: report.minibatch.size, count: report.minibatch.count },
     report,
+    compiled: c,
   };
 }
 

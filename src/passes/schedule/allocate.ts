@@ -231,7 +231,7 @@ function outerLoop(n: SNode | null): SNode | null {
  * its loop (a batch-1 value viewed as a whole-batch one and written after the loop) shares the
  * loop's time with its buffers.
  */
-function allocateActivations(bufs: readonly Buf[], capacity: number): number {
+function allocateActivations(bufs: readonly Buf[], capacity: number, reserve: boolean): number {
   const byLoop = new Map<SNode | null, Buf[]>();
   for (const b of bufs) {
     const l = outerLoop(scopeOf(b));
@@ -242,7 +242,7 @@ function allocateActivations(bufs: readonly Buf[], capacity: number): number {
   for (const [loop, group] of byLoop) {
     const reads = group.filter((b) => b.resident);
     const drained = loop === null ? [] : group.filter((b) => !b.resident && b.accessors.some((x) => x.fixed.kind === 'dram.write' && x.reads.includes(b)));
-    const tiers = [[...reads, ...drained], ...(drained.length > 0 && reads.length > 0 ? [reads] : []), []];
+    const tiers = reserve ? [[...reads, ...drained], ...(drained.length > 0 && reads.length > 0 ? [reads] : []), []] : [[]];
     for (const tier of tiers) {
       const keep = new Set(tier);
       for (const b of group) {
@@ -255,8 +255,11 @@ function allocateActivations(bufs: readonly Buf[], capacity: number): number {
   return allocate(bufs);
 }
 
-/** Number the skeleton, allocate both buffer kinds, add reuse dependencies; returns the peaks. */
-export function finish(top: readonly SNode[], buffers: readonly Buf[], target: Target): { activation: number; weight: number } {
+/**
+ * Number the skeleton, allocate both buffer kinds, add reuse dependencies; returns the peaks.
+ * Without `reserve`, no loop buffer is reserved beyond its accesses (the least the order needs).
+ */
+export function finish(top: readonly SNode[], buffers: readonly Buf[], target: Target, reserve = true): { activation: number; weight: number } {
   numberNodes(top, 0);
   const weights = buffers.filter((b) => b.kind === 'weight');
   for (const b of weights) b.live = lifetime(b);
@@ -264,6 +267,7 @@ export function finish(top: readonly SNode[], buffers: readonly Buf[], target: T
     activation: allocateActivations(
       buffers.filter((b) => b.kind === 'activation'),
       bufferCapacity(target).activation,
+      reserve,
     ),
     weight: allocate(weights),
   };

@@ -12,8 +12,11 @@ import { isShapeOnly, LOOP_ORIGIN, type Builder, type ChunkPlan, type Part, type
 import { OpEmitter } from './emit-ops.js';
 import { bufferCapacity } from '../../target/target.js';
 
-/** An entry of a loop body: an op (or half of a Linear's backward), or a chunk loop. */
-type Item = { readonly op: Op; readonly part?: Part } | ChunkPlan;
+/**
+ * An entry of a loop body: an op (or half of a Linear's backward), or a chunk loop. A gather
+ * placed early on purpose (`early`) stays where it is.
+ */
+type Item = { readonly op: Op; readonly part?: Part; readonly early?: boolean } | ChunkPlan;
 
 /**
  * Move each all-gather (and broadcast) down to just before the first item that reads it: its
@@ -24,7 +27,7 @@ function sinkGathers(items: readonly Item[]): Item[] {
   const out = [...items];
   for (let i = out.length - 1; i >= 0; i--) {
     const it = out[i]!;
-    if ('lead' in it || it.part || (it.op.kind !== 'all_gather' && it.op.kind !== 'broadcast')) continue;
+    if ('lead' in it || it.part || it.early || (it.op.kind !== 'all_gather' && it.op.kind !== 'broadcast')) continue;
     const r = it.op.results[0]!;
     let j = i + 1;
     while (j < out.length && !reads(out[j]!, r)) j++;
@@ -71,6 +74,8 @@ function collectiveProducers(m: Module, v: Value, user: Op, free: (u: Op) => boo
 
 /** Emits one stage: its prologue, its mini-batch loop and its epilogue. */
 export class StageEmitter extends OpEmitter {
+  /** The Linear backwards this stage gathers early, with the bytes of x, dx and dy each holds then. */
+  readonly early: { readonly op: Op; readonly bytes: number }[] = [];
   private readonly streamWeights: boolean;
   private readonly here: ReadonlySet<Op>;
   private chunkSeq = 0;
@@ -78,6 +83,8 @@ export class StageEmitter extends OpEmitter {
   constructor(
     b: Builder,
     private readonly plan: StagePlan,
+    /** Whether a Linear backward keeps Algorithm 1's order; the others gather x early (groupBody). */
+    private readonly keepsOrder: (op: Op) => boolean = () => true,
   ) {
     super(b);
     this.here = new Set([...plan.prologue, ...plan.body, ...plan.epilogue]);
@@ -129,7 +136,10 @@ export class StageEmitter extends OpEmitter {
   /**
    * The body in order. A Linear's backward follows Algorithm 1: dx = dy·wᵀ and its
    * reduce-scatter (steps 2-5) before x is gathered for dw (steps 6-7), so x and dx are never
-   * resident together. A streamed Linear runs as a chunk loop with what streams beside it.
+   * resident together. A Linear that need not keep that order gathers x before reducing dx
+   * instead: the gather runs on the NoP while dx is computed, and dx's reduce-scatter while dw
+   * is, at the price of x, dy and dx resident together (buildPrograms keeps Algorithm 1's order
+   * where that overflows). A streamed Linear runs as a chunk loop with what streams beside it.
    */
   private groupBody(): Item[] {
     const ops = this.plan.body;
@@ -161,6 +171,13 @@ export class StageEmitter extends OpEmitter {
       const p = plans.get(op);
       const chains = splits.get(op);
       if (p) out.push(p[0], ...p[1].map((o) => ({ op: o })));
+      else if (chains && !this.keepsOrder(op)) {
+        const { x, dx, dy } = this.backwardBytes(op);
+        this.early.push({ op, bytes: x + dx + dy });
+        // In program order after dx's GEMM, which the NoP engine does not wait for: the gather
+        // follows dy's (on the critical path) and runs while dx is computed.
+        out.push({ op, part: 'dx' }, ...chains[1]!.map((o) => ({ op: o, early: true })), ...chains[0]!.map((o) => ({ op: o })), { op, part: 'dw' });
+      }
       else if (chains) out.push({ op, part: 'dx' }, ...chains.flat().map((o) => ({ op: o })), { op, part: 'dw' });
       else if (!taken.has(op)) out.push({ op });
     }
@@ -173,13 +190,20 @@ export class StageEmitter extends OpEmitter {
    */
   private singlePass(op: Op, chunks: number): boolean {
     if (this.streamWeights) return true;
+    const { x, dx, dy } = this.backwardBytes(op);
+    return x + dx + dy / chunks < dy + Math.max(x, dx);
+  }
+
+  /** A Linear backward's tiles of x, dx (when it makes one) and dy on a die. */
+  private backwardBytes(op: Op): { x: number; dx: number; dy: number } {
     const { specs, grid } = this.b.a;
     const size = (v: Value, s: Sharding | undefined) => tileElems(v.type, s, grid) * elemBytes(v.type);
-    const x = size(op.operands[0]!, specs.in(op)[0]);
-    const dx = (op.attrs.wrt as readonly number[])[0] === 0 ? size(op.results[0]!, specs.out(op)[0]) : 0;
     const last = op.operands.length - 1;
-    const dy = size(op.operands[last]!, specs.in(op)[last]);
-    return x + dx + dy / chunks < dy + Math.max(x, dx);
+    return {
+      x: size(op.operands[0]!, specs.in(op)[0]),
+      dx: (op.attrs.wrt as readonly number[])[0] === 0 ? size(op.results[0]!, specs.out(op)[0]) : 0,
+      dy: size(op.operands[last]!, specs.in(op)[last]),
+    };
   }
 
   /**

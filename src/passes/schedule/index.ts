@@ -29,7 +29,7 @@
 // skeleton.ts (instructions and dependencies), emit*.ts (one stage at a time), allocate.ts,
 // programs.ts (the program set), and this one: the pass.
 
-import type { Module } from '../../ir/module.js';
+import type { Module, Op } from '../../ir/module.js';
 import { bufferCapacity, type Target } from '../../target/target.js';
 import { bytes } from '../../util/format.js';
 import { error, errorAt } from '../../diagnostics/diagnostic.js';
@@ -39,6 +39,7 @@ import { analyse } from './analysis.js';
 import { Builder } from './emit.js';
 import { serializeDram, StageEmitter } from './emit-stage.js';
 import { finish } from './allocate.js';
+import type { SNode } from './skeleton.js';
 import { Programs, type ProgramSet } from './programs.js';
 
 export type { ProgramSet } from './programs.js';
@@ -109,14 +110,81 @@ function fitMinibatch(m: Module, target: Target, strategy: Strategy, overlap: bo
 /**
  * `overlap: false` is the ablation of §III-B a: DRAM traffic and on-package work no longer
  * overlap (serializeDram), in every loop and between stages.
+ *
+ * A Linear's backward gathers x for dw before it reduces dx (StageEmitter's `keepsOrder`), so
+ * the gather runs beside dx's GEMM and dx's reduction beside dw's, where the activation buffer
+ * holds x, dy and dx together. In a stage whose loop then overflows but fits with every
+ * Linear in Algorithm 1's order (dx reduced before x is gathered), the Linears holding the
+ * most bytes take that order one by one until it fits. A stage that overflows either way (a
+ * starred baseline, run as if its buffer were large enough) keeps the overlap.
  */
 export function buildPrograms(m: Module, target: Target, strategy: Strategy, overlap = true, minibatch?: number): ProgramSet {
+  const capacity = bufferCapacity(target).activation;
+  const build = (late: ReadonlySet<Op>) => emitPrograms(m, target, strategy, overlap, minibatch, late, capacity);
+  let now = build(new Set());
+  if (now.over.size === 0) return now.set;
+  // Which overflowing stages Algorithm 1's order would fit (only its overflows are kept: a
+  // package's programs are large).
+  const first = now.over;
+  const ordered = build(new Set([...first.values()].flat().map((e) => e.op))).over;
+  const fixable = new Set([...first].filter(([i, early]) => early.length > 0 && !ordered.has(i)).map(([i]) => i));
+  if (fixable.size === 0) return now.set;
+  const late = new Set<Op>();
+  for (;;) {
+    const still = [...now.over].filter(([i]) => fixable.has(i));
+    if (still.length === 0) return now.set;
+    const before = late.size;
+    for (const [, early] of still) if (early.length > 0) late.add(early.reduce((a, b) => (b.bytes > a.bytes ? b : a)).op);
+    if (late.size === before) return now.set;
+    now = build(late);
+  }
+}
+
+/**
+ * The activation buffer the schedule needs per die with nothing held for overlap: every
+ * Linear backward in Algorithm 1's order, and every buffer held from its first access to its
+ * last (no DRAM read or written-back value reserved for the whole mini-batch). The programs'
+ * own peak also counts what the allocator reserves, where it fits, so that DRAM and NoP
+ * traffic can run beside compute; it sits at the capacity whenever there is room.
+ */
+export function activationNeed(m: Module, target: Target, strategy: Strategy, minibatch?: number): number {
   const a = analyse(m, target, minibatch);
   const b = new Builder(a, target, strategy);
   for (const stage of a.stages) b.top.push(...new StageEmitter(b, stage).run());
+  return finish(b.top, b.buffers, target, false).activation;
+}
+
+/**
+ * The programs with the Linear backwards in `late` in Algorithm 1's order; and each stage whose
+ * loop overflows `capacity`, with the Linears it gathers early.
+ */
+function emitPrograms(
+  m: Module,
+  target: Target,
+  strategy: Strategy,
+  overlap: boolean,
+  minibatch: number | undefined,
+  late: ReadonlySet<Op>,
+  capacity: number,
+): { set: ProgramSet; over: Map<number, StageEmitter['early']> } {
+  const a = analyse(m, target, minibatch);
+  const b = new Builder(a, target, strategy);
+  const loops: [SNode, number, StageEmitter['early']][] = [];
+  a.stages.forEach((stage, i) => {
+    const emitter = new StageEmitter(b, stage, (op) => late.has(op));
+    const nodes = emitter.run();
+    for (const n of nodes) if (n.fixed.kind === 'loop') loops.push([n, i, emitter.early]);
+    b.top.push(...nodes);
+  });
   if (!overlap) serializeDram(b.top, null);
   const peak = finish(b.top, b.buffers, target);
-  return new Programs(m.name, target, strategy, a, b.top, b.buffers, peak, [...b.layouts.values()]);
+  const over = new Map<number, StageEmitter['early']>();
+  if (peak.activation > capacity) {
+    for (const [loop, stage, early] of loops) {
+      if (b.buffers.some((x) => x.kind === 'activation' && x.live[0] <= loop.end && x.live[1] >= loop.id && x.offset + x.bytes > capacity)) over.set(stage, early);
+    }
+  }
+  return { set: new Programs(m.name, target, strategy, a, b.top, b.buffers, peak, [...b.layouts.values()]), over };
 }
 
 export const schedule: Pass = {
