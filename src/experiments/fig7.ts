@@ -8,12 +8,11 @@
 // and for hecaton `eq7_nop_share`, the same under §V-B's approximations, which is flat by
 // construction. The gap between the two is what the approximations leave out.
 
-import { STRATEGIES } from '../passes/pass.js';
-import { loadTarget } from '../target/load.js';
-import { dieMacsPerS } from '../target/target.js';
-import { eq7NopShare, formulaNopShare } from './formulas.js';
 import { InternalError } from '../diagnostics/diagnostic.js';
+import { STRATEGIES } from '../passes/pass.js';
+import { dieMacsPerS } from '../target/target.js';
 import type { Experiment, Row, Task } from './experiment.js';
+import { eq7NopShare, formulaNopShare } from './formulas.js';
 import { measure } from './measure.js';
 import { preset, WORKLOADS } from './workloads.js';
 
@@ -25,12 +24,11 @@ export const fig7: Experiment = {
       STRATEGIES.map((strategy) => ({
         label: `${w.name} ${strategy}`,
         run(): Row[] {
-          const hw = preset(w.side, w.side, 'standard');
-          const m = measure({ model: w.file, hw, variant: strategy });
+          const m = measure({ model: w.file, hw: preset(w.side, w.side, 'standard'), variant: strategy });
           const b = m.breakdown_s;
           const dims = m.report.blocks.find((x) => x.dims !== null)?.dims;
           if (!dims) throw new InternalError(`fig7: ${w.name} reports no block dimensions`);
-          const target = loadTarget(hw);
+          const { target } = m.compiled;
           const macsPerS = dieMacsPerS(target.dieTypes[target.layout[0]!]!);
           return [
             {
