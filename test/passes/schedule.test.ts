@@ -334,6 +334,18 @@ describe('schedule: a Linear backward’s gather of x beside dx’s GEMM', () =>
     expect(activationNeed(c.module, c.target, c.strategy)).toBeLessThan(p.header.sram.activationPeak);
   });
 
+  it('says how many Linear backwards gather early and how many keep Algorithm 1’s order', () => {
+    const c = compile('models/bert-large.gy', { hw: 'hecaton-4x4-standard', set: { layers: 1 } });
+    const lines = c.passes.find((p) => p.pass === 'schedule')!.reports;
+    const line = lines.find((l) => l.includes('Linear backwards'));
+    const o = orders(programsOf(c.module)!.programFor({ i: 0, j: 0 }));
+    expect(line).toMatch(/^\d+ of \d+ Linear backwards gather x while dx is computed and reduce dx while dw is; \d+ keep Algorithm 1's order/);
+    const [early, all, kept] = line!.match(/\d+/g)!.map(Number);
+    expect(all).toBe(early! + kept!);
+    expect(o.filter((e) => !e).length).toBeLessThanOrEqual(kept!);
+    expect(kept).toBeGreaterThan(0);
+  });
+
   it('falls back to Algorithm 1’s order when the buffer is only as large as that order needs, with the same work', () => {
     const base = loadTarget('hecaton-2x2-standard');
     const c = compile('models/tiny-gpt.gy', { hw: base });

@@ -76,6 +76,8 @@ function collectiveProducers(m: Module, v: Value, user: Op, free: (u: Op) => boo
 export class StageEmitter extends OpEmitter {
   /** The Linear backwards this stage gathers early, with the bytes of x, dx and dy each holds then. */
   readonly early: { readonly op: Op; readonly bytes: number }[] = [];
+  /** How many Linear backwards it keeps in Algorithm 1's order. */
+  ordered = 0;
   private readonly streamWeights: boolean;
   private readonly here: ReadonlySet<Op>;
   private chunkSeq = 0;
@@ -178,7 +180,10 @@ export class StageEmitter extends OpEmitter {
         // follows dy's (on the critical path) and runs while dx is computed.
         out.push({ op, part: 'dx' }, ...chains[1]!.map((o) => ({ op: o, early: true })), ...chains[0]!.map((o) => ({ op: o })), { op, part: 'dw' });
       }
-      else if (chains) out.push({ op, part: 'dx' }, ...chains.flat().map((o) => ({ op: o })), { op, part: 'dw' });
+      else if (chains) {
+        this.ordered++;
+        out.push({ op, part: 'dx' }, ...chains.flat().map((o) => ({ op: o })), { op, part: 'dw' });
+      }
       else if (!taken.has(op)) out.push({ op });
     }
     return sinkGathers(out);

@@ -46,6 +46,9 @@ export type { ProgramSet } from './programs.js';
 
 const PROGRAMS = new WeakMap<Module, ProgramSet>();
 
+/** Per program set, its Linear backwards that gather x beside dx's GEMM and those kept in Algorithm 1's order. */
+const ORDERS = new WeakMap<ProgramSet, { early: number; ordered: number }>();
+
 /** The programs the schedule pass made for `m` (the pass context has no output slot). */
 export function programsOf(m: Module): ProgramSet | undefined {
   return PROGRAMS.get(m);
@@ -170,10 +173,13 @@ function emitPrograms(
   const a = analyse(m, target, minibatch);
   const b = new Builder(a, target, strategy);
   const loops: [SNode, number, StageEmitter['early']][] = [];
+  const orders = { early: 0, ordered: 0 };
   a.stages.forEach((stage, i) => {
     const emitter = new StageEmitter(b, stage, (op) => late.has(op));
     const nodes = emitter.run();
     for (const n of nodes) if (n.fixed.kind === 'loop') loops.push([n, i, emitter.early]);
+    orders.early += emitter.early.length;
+    orders.ordered += emitter.ordered;
     b.top.push(...nodes);
   });
   if (!overlap) serializeDram(b.top, null);
@@ -184,7 +190,9 @@ function emitPrograms(
       if (b.buffers.some((x) => x.kind === 'activation' && x.live[0] <= loop.end && x.live[1] >= loop.id && x.offset + x.bytes > capacity)) over.set(stage, early);
     }
   }
-  return { set: new Programs(m.name, target, strategy, a, b.top, b.buffers, peak, [...b.layouts.values()]), over };
+  const set = new Programs(m.name, target, strategy, a, b.top, b.buffers, peak, [...b.layouts.values()]);
+  ORDERS.set(set, orders);
+  return { set, over };
 }
 
 export const schedule: Pass = {
@@ -214,6 +222,14 @@ export const schedule: Pass = {
       `${set.grid.rows * set.grid.cols} programs of ${set.instructionsPerDie} instructions; peak SRAM per die: activation ${bytes(activation)} of ${bytes(cap.activation)}, ` +
         `weight ${bytes(weight)} of ${bytes(cap.weight)}${ok ? '' : ' (overflows)'}`,
     );
+    const o = ORDERS.get(set);
+    if (o && o.early + o.ordered > 0) {
+      ctx.report(
+        'schedule',
+        `${o.early} of ${o.early + o.ordered} Linear backwards gather x while dx is computed and reduce dx while dw is` +
+          (o.ordered > 0 ? `; ${o.ordered} keep Algorithm 1's order (reduce dx, then gather x), where holding x, dy and dx at once would overflow` : ''),
+      );
+    }
     const t = set.totalsFor({ i: 0, j: 0 });
     ctx.report('schedule', `die [0, 0] per iteration: DRAM ${bytes(t.dramReadBytes)} read and ${bytes(t.dramWriteBytes)} written, ${bytes(t.sentBytes)} sent, ${t.macs.toExponential(3)} MACs`);
   },
