@@ -374,12 +374,13 @@ describe('schedule: properties over random small models, grids and buffers', () 
           rows: fc.integer({ min: 1, max: 3 }),
           cols: fc.integer({ min: 1, max: 3 }),
           weightKiB: fc.constantFrom(8, 32, 4096),
+          activationKiB: fc.constantFrom(24, 64, 4096),
           size: fc.integer({ min: 1, max: 5 }),
           strategy: fc.constantFrom(...STRATEGIES),
           training: fc.boolean(),
         }),
         (p) => {
-          const t = withBuffers(loadTarget(`hecaton-${p.rows}x${p.cols}-standard`), p.weightKiB * 1024, 4 * 2 ** 20);
+          const t = withBuffers(loadTarget(`hecaton-${p.rows}x${p.cols}-standard`), p.weightKiB * 1024, p.activationKiB * 1024);
           const m = loadModel('models/tiny-gpt.gy', { batch: p.batch, set: { h: p.h, heads: p.heads, layers: p.layers } });
           let c: ReturnType<typeof compile>;
           try {
