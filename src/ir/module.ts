@@ -228,6 +228,14 @@ export class Module {
     return v;
   }
 
+  /** Give `v` the name `base` (or `base.i` if another value has it), freeing its old name. */
+  rename(v: Value, base: string): void {
+    if (v.name === base) return;
+    this.names.delete(v.name);
+    this.nextSuffix.clear();
+    v.name = this.uniqueName(base);
+  }
+
   /** `base` if unused, else the first free of `base.1`, `base.2`, ... */
   private uniqueName(base: string): string {
     let name = base;

@@ -90,6 +90,8 @@ function fuse(m: Module, core: Op, linears: readonly Op[]): void {
     m.replaceAllUses(l.results[0]!, split.results[i]!);
     m.removeOp(l);
   });
+  // The pieces take the names the projections' results had, free now (layer.1.q, not layer.1.q.1).
+  linears.forEach((l, i) => m.rename(split.results[i]!, l.results[0]!.name));
 }
 
 /** Whether `v` reaches operand `i` of `core` (through the single-use chain projectionBehind walked). */

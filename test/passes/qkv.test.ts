@@ -4,6 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/compile.js';
+import { loadModel } from '../../src/frontend/load.js';
 import { parseDsl } from '../../src/frontend/dsl/index.js';
 import { fuseProjections } from '../../src/passes/qkv.js';
 import { verify } from '../../src/backend/functional/verify.js';
@@ -19,6 +20,8 @@ const kinds = (m: Module) => m.ops().map((op) => op.kind);
 
 describe('qkv', () => {
   it("fuses tiny-llama's wq, wk and wv into one Linear per layer, through the rotary embeddings", () => {
+    const before = loadModel('models/tiny-llama.gy', {});
+    const projected = (w: string) => before.ops().find((op) => op.kind === 'linear' && op.operands[1]!.name === w)!.results[0]!.name;
     const c = compile('models/tiny-llama.gy', { hw: 'hecaton-2x2-standard', pipeline: 'qkv' });
     const layers = c.module.ops().filter((op) => op.kind === 'attention').length;
     expect(c.module.notes['qkv.fused']).toBe(layers);
@@ -38,6 +41,8 @@ describe('qkv', () => {
       expect(w.name).toMatch(/^layer\.\d+\.wq_wk_wv$/);
       expect(w.def!.operands.map((p) => p.kind)).toEqual(['param', 'param', 'param']);
       expect(split.attrs.sizes).toEqual(w.def!.operands.map((p) => p.type.shape[1]));
+      // The pieces keep the names the projections' results had.
+      expect(split.results.map((r) => r.name)).toEqual(w.def!.operands.map((p) => projected(p.name)));
     }
     // SwiGLU's gate and up read one input too, but feed no core: left separate.
     expect(c.module.params.filter((p) => /w_gate|w_up/.test(p.name)).every((p) => c.module.users(p).every((u) => u.kind === 'linear'))).toBe(true);
