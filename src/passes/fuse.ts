@@ -20,8 +20,9 @@ import { HeadWeights } from './tile2d.js';
 
 export interface FusionGroup {
   readonly units: readonly Unit[];
-  /** Weight-buffer bytes per die the group needs in all. */
+  /** Weight-buffer bytes per die the group needs in all, and each of its units. */
   readonly bytesPerDie: number;
+  readonly unitBytes: readonly number[];
   /** Column chunks its weights stream through the buffers in (1: resident). */
   readonly chunks: number;
 }
@@ -101,9 +102,10 @@ export function groupUnits(
   const groups: FusionGroup[] = [];
   for (let i = 0; i < n; i = best[i]!.end) {
     const members = units.slice(i, best[i]!.end);
-    const bytesPerDie = need.slice(i, best[i]!.end).reduce((a, b) => a + b, 0);
+    const unitBytes = need.slice(i, best[i]!.end);
+    const bytesPerDie = unitBytes.reduce((a, b) => a + b, 0);
     const chunks = bytesPerDie > capacity ? chunksFor(members[0]!, bytesPerDie, capacity, dies, training) : 1;
-    groups.push({ units: members, bytesPerDie, chunks });
+    groups.push({ units: members, bytesPerDie, unitBytes, chunks });
   }
   return groups;
 }
@@ -145,7 +147,7 @@ export function fuseModule(m: Module, target: Target, strategy: Strategy, report
   groups.forEach((g, i) => {
     const what = g.units.map((u) => `${u.kind === 'attention' ? 'attention block' : 'linear'} ${u.linears.map(linearName).join('+')}`);
     const next = groups[i + 1]?.units[0];
-    const more = next ? unitWeightBytesPerDie(next, dies, training, strategy, uneven) + (besides.get(next) ?? 0) : 0;
+    const more = groups[i + 1]?.unitBytes[0] ?? 0;
     const last = units.indexOf(g.units[g.units.length - 1]!);
     const why = next && fusion === 'none'
       ? '; fusion=none: every unit alone'
